@@ -1,0 +1,238 @@
+#include "plexus/core/settings.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "plexus/core/duration.hpp"
+
+namespace plexus::core {
+
+struct SettingsReader::Impl {
+    YAML::Node node;
+    std::string file;
+    std::string path;  // dotted path of this map, "" at the top
+    std::set<std::string, std::less<>> asked;
+
+    std::string key_path(std::string_view key) const {
+        return path.empty() ? std::string(key) : path + "." + std::string(key);
+    }
+    int line_of(const YAML::Node& n) const { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+
+    [[noreturn]] void fail_at(const YAML::Node& at, std::string_view key, std::string_view reason) const {
+        std::ostringstream msg;
+        msg << file << ':' << line_of(at) << ": " << key_path(key) << ": " << reason;
+        throw SettingsError(msg.str());
+    }
+
+    // The value under `key`, or an undefined node (after checking requiredness).
+    YAML::Node get(std::string_view key, Need need) {
+        asked.emplace(key);
+        YAML::Node v = node[std::string(key)];
+        if ((!v.IsDefined() || v.IsNull()) && need == Need::required) fail_at(node, key, "is required");
+        if (v.IsDefined() && v.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+        return v;
+    }
+
+    std::string scalar(const YAML::Node& v, std::string_view key, std::string_view expected) const {
+        if (!v.IsScalar()) fail_at(v, key, "expected " + std::string(expected));
+        return v.Scalar();
+    }
+
+    SettingsReader child(const YAML::Node& n, std::string child_path) const {
+        auto impl = std::make_unique<Impl>();
+        impl->node = n;
+        impl->file = file;
+        impl->path = std::move(child_path);
+        return SettingsReader(std::move(impl));
+    }
+};
+
+SettingsReader::SettingsReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SettingsReader::~SettingsReader() = default;
+SettingsReader::SettingsReader(SettingsReader&&) noexcept = default;
+SettingsReader& SettingsReader::operator=(SettingsReader&&) noexcept = default;
+
+SettingsReader SettingsReader::from_text(std::string_view text, std::string name) {
+    auto impl = std::make_unique<Impl>();
+    impl->file = std::move(name);
+    try {
+        impl->node = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+        throw SettingsError(impl->file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    if (!impl->node.IsDefined() || impl->node.IsNull()) impl->node = YAML::Node(YAML::NodeType::Map);
+    if (!impl->node.IsMap()) {
+        throw SettingsError(impl->file + ":" + std::to_string(impl->line_of(impl->node)) +
+                            ": the document must be a map of keys");
+    }
+    return SettingsReader(std::move(impl));
+}
+
+SettingsReader SettingsReader::from_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw SettingsError(path + ": cannot be read");
+    std::stringstream buf;
+    buf << in.rdbuf();
+    return from_text(buf.str(), path);
+}
+
+bool SettingsReader::field(std::string_view key, std::string& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    out = impl_->scalar(v, key, "a string");
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, bool& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    auto s = impl_->scalar(v, key, "true or false");
+    if (s == "true") out = true;
+    else if (s == "false") out = false;
+    else impl_->fail_at(v, key, "expected true or false, got '" + s + "'");
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, std::int64_t& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    auto s = impl_->scalar(v, key, "an integer");
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc{} || end != s.data() + s.size()) {
+        impl_->fail_at(v, key, "expected an integer, got '" + s + "'");
+    }
+    out = n;
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, int& out, Need need) {
+    return field(key, out, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(), need);
+}
+
+bool SettingsReader::field(std::string_view key, int& out, int lo, int hi, Need need) {
+    std::int64_t n = out;
+    if (!field(key, n, need)) return false;
+    if (n < lo || n > hi) {
+        impl_->fail_at(impl_->node[std::string(key)], key,
+                       "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+                           std::to_string(n));
+    }
+    out = static_cast<int>(n);
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, double& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    auto s = impl_->scalar(v, key, "a number");
+    try {
+        std::size_t used = 0;
+        double d = std::stod(s, &used);
+        if (used != s.size()) throw std::invalid_argument(s);
+        out = d;
+    } catch (const std::exception&) {
+        impl_->fail_at(v, key, "expected a number, got '" + s + "'");
+    }
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, std::chrono::milliseconds& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    auto s = impl_->scalar(v, key, "a duration");
+    auto d = parse_duration(s);
+    if (!d) impl_->fail_at(v, key, "expected a duration such as 250ms, 5s, 2m or 1h, got '" + s + "'");
+    out = *d;
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, std::vector<std::string>& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    if (!v.IsSequence()) impl_->fail_at(v, key, "expected a list of strings");
+    out.clear();
+    for (const auto& item : v) out.push_back(impl_->scalar(item, key, "a list of strings"));
+    return true;
+}
+
+bool SettingsReader::field(std::string_view key, std::map<std::string, std::string>& out, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    if (!v.IsMap()) impl_->fail_at(v, key, "expected a map of strings");
+    out.clear();
+    for (const auto& kv : v) {
+        out[kv.first.as<std::string>()] = impl_->scalar(kv.second, key, "a map of strings");
+    }
+    return true;
+}
+
+bool SettingsReader::section(std::string_view key, const std::function<void(SettingsReader&)>& fn,
+                             Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    if (!v.IsMap()) impl_->fail_at(v, key, "expected a map");
+    auto child = impl_->child(v, impl_->key_path(key));
+    fn(child);
+    child.done();
+    return true;
+}
+
+bool SettingsReader::each(std::string_view key, const std::function<void(SettingsReader&)>& fn, Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    if (!v.IsSequence()) impl_->fail_at(v, key, "expected a list");
+    std::size_t i = 0;
+    for (const auto& item : v) {
+        auto item_path = impl_->key_path(key) + "[" + std::to_string(i++) + "]";
+        if (!item.IsMap()) {
+            auto child = impl_->child(item, item_path);
+            child.impl_->fail_at(item, "", "expected a map");
+        }
+        auto child = impl_->child(item, item_path);
+        fn(child);
+        child.done();
+    }
+    return true;
+}
+
+bool SettingsReader::each_entry(std::string_view key,
+                                const std::function<void(const std::string&, SettingsReader&)>& fn,
+                                Need need) {
+    auto v = impl_->get(key, need);
+    if (!v.IsDefined()) return false;
+    if (!v.IsMap()) impl_->fail_at(v, key, "expected a map");
+    for (const auto& kv : v) {
+        auto name = kv.first.as<std::string>();
+        auto entry = kv.second;
+        if (entry.IsNull()) entry = YAML::Node(YAML::NodeType::Map);
+        if (!entry.IsMap()) impl_->fail_at(kv.second, std::string(key) + "." + name, "expected a map");
+        auto child = impl_->child(entry, impl_->key_path(key) + "." + name);
+        fn(name, child);
+        child.done();
+    }
+    return true;
+}
+
+bool SettingsReader::has(std::string_view key) const {
+    auto v = impl_->node[std::string(key)];
+    return v.IsDefined() && !v.IsNull();
+}
+
+void SettingsReader::fail(std::string_view key, std::string_view reason) const {
+    auto v = impl_->node[std::string(key)];
+    impl_->fail_at(v.IsDefined() ? v : impl_->node, key, reason);
+}
+
+void SettingsReader::done() {
+    for (const auto& kv : impl_->node) {
+        auto key = kv.first.as<std::string>();
+        if (!impl_->asked.contains(key)) impl_->fail_at(kv.first, key, "unknown key");
+    }
+}
+
+}  // namespace plexus::core
