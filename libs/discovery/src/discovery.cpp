@@ -1,0 +1,147 @@
+#include "plexus/discovery/discovery.hpp"
+
+#include <unordered_map>
+
+#include "plexus/core/ids.hpp"
+
+namespace plexus::discovery {
+
+std::optional<Policy> parse_policy(std::string_view text) noexcept {
+    if (text == "round_robin") return Policy::round_robin;
+    if (text == "least_request") return Policy::least_request;
+    return std::nullopt;
+}
+
+const Target* Balancer::pick(const InstanceList& list, const std::vector<std::string>& exclude) {
+    const auto& ts = list.targets;
+    if (ts.empty()) return nullptr;
+    auto excluded = [&](const Target& t) {
+        for (const auto& id : exclude) {
+            if (t.info.id == id) return true;
+        }
+        return false;
+    };
+    std::size_t eligible = 0;
+    for (const auto& t : ts) eligible += !excluded(t);
+    if (eligible == 0) return nullptr;
+
+    if (policy() == Policy::round_robin || eligible == 1) {
+        auto start = next_.fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < ts.size(); ++i) {
+            const auto& t = ts[(start + i) % ts.size()];
+            if (!excluded(t)) return &t;
+        }
+        return nullptr;
+    }
+    // least_request: power of two choices among the eligible targets.
+    auto nth_eligible = [&](std::size_t n) -> const Target* {
+        for (const auto& t : ts) {
+            if (excluded(t)) continue;
+            if (n-- == 0) return &t;
+        }
+        return nullptr;
+    };
+    auto a = core::random_u64() % eligible;
+    auto b = core::random_u64() % (eligible - 1);
+    if (b >= a) ++b;
+    const Target* ta = nth_eligible(a);
+    const Target* tb = nth_eligible(b);
+    return ta->state->in_flight.load(std::memory_order_relaxed) <= tb->state->in_flight.load(std::memory_order_relaxed)
+               ? ta
+               : tb;
+}
+
+struct Discovery::Entry {
+    std::string service;
+    std::atomic<std::shared_ptr<const InstanceList>> list;
+    Balancer balancer;
+    net::Signal loaded;
+    explicit Entry(std::string s, Policy p) : service(std::move(s)), balancer(p) {
+        list.store(std::make_shared<const InstanceList>());
+    }
+};
+
+Discovery::Discovery(RegistryClient client, net::Executor ex)
+    : client_(std::move(client)), ex_(ex), stopped_(std::make_shared<std::atomic<bool>>(false)),
+      changed_(std::make_shared<net::Signal>()) {}
+
+Discovery::~Discovery() { stop(); }
+
+void Discovery::stop() { stopped_->store(true); }
+
+std::shared_ptr<Discovery::Entry> Discovery::entry(const std::string& service) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(service);
+    if (it != entries_.end()) return it->second;
+    auto e = std::make_shared<Entry>(service, Policy::round_robin);
+    entries_.emplace(service, e);
+    net::spawn(ex_, watch_loop(e, client_, stopped_, changed_), "discovery watch");
+    return e;
+}
+
+std::shared_ptr<const InstanceList> Discovery::instances(const std::string& service) {
+    return entry(service)->list.load();
+}
+
+net::Task<std::shared_ptr<const InstanceList>> Discovery::ready(const std::string& service,
+                                                                 std::chrono::milliseconds timeout) {
+    auto e = entry(service);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        auto l = e->list.load();
+        if (l->loaded) co_return l;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) co_return l;
+        co_await e->loaded.wait(std::min(left, std::chrono::milliseconds(100)));
+    }
+}
+
+std::optional<Target> Discovery::pick(const std::string& service, const std::vector<std::string>& exclude) {
+    auto e = entry(service);
+    auto l = e->list.load();
+    const Target* t = e->balancer.pick(*l, exclude);
+    if (!t) return std::nullopt;
+    return *t;
+}
+
+void Discovery::set_policy(const std::string& service, Policy policy) {
+    auto e = entry(service);
+    e->balancer.set_policy(policy);
+}
+
+net::Task<void> Discovery::watch_loop(std::shared_ptr<Entry> e, RegistryClient client,
+                                      std::shared_ptr<std::atomic<bool>> stopped,
+                                      std::shared_ptr<net::Signal> changed) {
+    std::uint64_t index = 0;
+    auto backoff = std::chrono::milliseconds(100);
+    while (!stopped->load()) {
+        auto r = co_await client.watch(e->service, index, std::chrono::seconds(10));
+        if (stopped->load()) break;
+        if (!r) {
+            co_await net::sleep_for(backoff);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+            continue;
+        }
+        backoff = std::chrono::milliseconds(100);
+        auto old = e->list.load();
+        if (old->loaded && r->index == old->index) continue;
+        // Keep per-instance state (in-flight counts) for instances that stay.
+        std::unordered_map<std::string, std::shared_ptr<InstanceState>> states;
+        for (const auto& t : old->targets) states.emplace(t.info.id, t.state);
+        auto next = std::make_shared<InstanceList>();
+        next->index = r->index;
+        next->loaded = true;
+        for (auto& in : r->instances) {
+            if (in.draining || in.status != "passing") continue;
+            auto it = states.find(in.id);
+            auto state = it != states.end() ? it->second : std::make_shared<InstanceState>();
+            next->targets.push_back(Target{std::move(in), std::move(state)});
+        }
+        e->list.store(std::move(next));
+        e->loaded.notify_all();
+        changed->notify_all();
+        index = r->index;
+    }
+}
+
+}  // namespace plexus::discovery

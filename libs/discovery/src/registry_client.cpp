@@ -1,0 +1,141 @@
+#include "plexus/discovery/registry_client.hpp"
+
+#include <boost/json.hpp>
+
+#include "plexus/core/duration.hpp"
+
+namespace plexus::discovery {
+
+namespace json = boost::json;
+
+namespace {
+class DiscoveryCategory final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "plexus.discovery"; }
+    std::string message(int ev) const override {
+        switch (static_cast<errc>(ev)) {
+            case errc::rejected: return "registration rejected by the registry";
+            case errc::unknown_instance: return "instance unknown to the registry";
+            case errc::unavailable: return "registry unavailable";
+            case errc::bad_response: return "malformed registry response";
+        }
+        return "unknown discovery error";
+    }
+};
+
+ErrorCode status_error(int status) {
+    if (status == 404) return errc::unknown_instance;
+    if (status >= 400 && status < 500) return errc::rejected;
+    return errc::unavailable;
+}
+
+std::string path_of(const std::string& service, const std::string& id, std::string_view suffix = {}) {
+    std::string p = "/v1/services/" + service + "/instances/" + id;
+    p += suffix;
+    return p;
+}
+}  // namespace
+
+const boost::system::error_category& discovery_category() noexcept {
+    static const DiscoveryCategory category;
+    return category;
+}
+
+std::string instance_to_json(const InstanceInfo& in) {
+    json::object o;
+    o["service"] = in.service;
+    o["id"] = in.id;
+    o["address"] = in.address;
+    o["port"] = in.port;
+    json::array tags;
+    for (const auto& t : in.tags) tags.emplace_back(t);
+    o["tags"] = std::move(tags);
+    json::object md;
+    for (const auto& [k, v] : in.metadata) md[k] = v;
+    o["metadata"] = std::move(md);
+    o["ttl_ms"] = in.ttl.count();
+    o["draining"] = in.draining;
+    o["status"] = in.status;
+    return json::serialize(o);
+}
+
+Result<InstanceInfo> instance_from_json(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object()) return errc::bad_response;
+    const auto& o = v.as_object();
+    InstanceInfo in;
+    try {
+        in.service = json::value_to<std::string>(o.at("service"));
+        in.id = json::value_to<std::string>(o.at("id"));
+        in.address = json::value_to<std::string>(o.at("address"));
+        in.port = static_cast<std::uint16_t>(o.at("port").to_number<std::int64_t>());
+        if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
+        if (auto* m = o.if_contains("metadata")) {
+            in.metadata = json::value_to<std::map<std::string, std::string>>(*m);
+        }
+        if (auto* t = o.if_contains("ttl_ms")) in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
+        if (auto* d = o.if_contains("draining")) in.draining = d->as_bool();
+        if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
+    } catch (const std::exception&) {
+        return errc::bad_response;
+    }
+    return in;
+}
+
+net::Task<ErrorCode> RegistryClient::register_instance(const InstanceInfo& instance) const {
+    auto r = co_await net::fetch(registry_, "PUT", path_of(instance.service, instance.id), instance_to_json(instance),
+                                 "application/json", timeout_);
+    if (!r) co_return errc::unavailable;
+    if (r->status >= 300) co_return status_error(r->status == 404 ? 400 : r->status);
+    co_return ErrorCode{};
+}
+
+net::Task<ErrorCode> RegistryClient::heartbeat(const std::string& service, const std::string& id) const {
+    auto r = co_await net::fetch(registry_, "PUT", path_of(service, id, "/heartbeat"), {}, {}, timeout_);
+    if (!r) co_return errc::unavailable;
+    if (r->status >= 300) co_return status_error(r->status);
+    co_return ErrorCode{};
+}
+
+net::Task<ErrorCode> RegistryClient::deregister(const std::string& service, const std::string& id) const {
+    auto r = co_await net::fetch(registry_, "DELETE", path_of(service, id), {}, {}, timeout_);
+    if (!r) co_return errc::unavailable;
+    if (r->status >= 300 && r->status != 404) co_return status_error(r->status);
+    co_return ErrorCode{};
+}
+
+net::Task<ErrorCode> RegistryClient::set_draining(const std::string& service, const std::string& id) const {
+    auto r = co_await net::fetch(registry_, "PUT", path_of(service, id, "/draining"), {}, {}, timeout_);
+    if (!r) co_return errc::unavailable;
+    if (r->status >= 300) co_return status_error(r->status);
+    co_return ErrorCode{};
+}
+
+net::Task<Result<ServiceSnapshot>> RegistryClient::watch(const std::string& service, std::uint64_t index,
+                                                         std::chrono::milliseconds wait, bool all) const {
+    std::string target = "/v1/services/" + service + "?index=" + std::to_string(index);
+    if (index > 0) target += "&wait=" + core::format_duration(wait);
+    if (all) target += "&all=true";
+    auto r = co_await net::fetch(registry_, "GET", target, {}, {}, timeout_ + (index > 0 ? wait : wait.zero()));
+    if (!r) co_return errc::unavailable;
+    if (r->status != 200) co_return status_error(r->status);
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec || !v.is_object()) co_return errc::bad_response;
+    ServiceSnapshot snap;
+    try {
+        const auto& o = v.as_object();
+        snap.index = static_cast<std::uint64_t>(o.at("index").to_number<std::int64_t>());
+        for (const auto& item : o.at("instances").as_array()) {
+            auto in = instance_from_json(json::serialize(item));
+            if (!in) co_return errc::bad_response;
+            snap.instances.push_back(std::move(*in));
+        }
+    } catch (const std::exception&) {
+        co_return errc::bad_response;
+    }
+    co_return snap;
+}
+
+}  // namespace plexus::discovery

@@ -1,0 +1,116 @@
+#pragma once
+/// Plexus's own HTTP/1.1 message types, shared by the server, the client, the router and the
+/// gateway. They own their bytes; the server reuses one Request and one Response per connection
+/// (`clear()` keeps capacity), so steady-state traffic allocates nothing for them.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace plexus::net {
+
+/// ASCII case-insensitive comparison, as header names need.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+struct Header {
+    std::string name;
+    std::string value;
+};
+
+/// An ordered list of header fields with case-insensitive lookup. Not thread-safe.
+class Headers {
+public:
+    /// The first value of `name`, if present.
+    std::optional<std::string_view> get(std::string_view name) const noexcept;
+    bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
+    /// Appends a field (repeats allowed).
+    void add(std::string_view name, std::string_view value);
+    /// Replaces every field named `name` with one field.
+    void set(std::string_view name, std::string_view value);
+    /// Removes every field named `name`; returns how many were removed.
+    std::size_t remove(std::string_view name);
+    void clear() noexcept { size_ = 0; }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    const Header* begin() const noexcept { return items_.data(); }
+    const Header* end() const noexcept { return items_.data() + size_; }
+    Header* begin() noexcept { return items_.data(); }
+    Header* end() noexcept { return items_.data() + size_; }
+
+private:
+    std::vector<Header> items_;  // items_[size_..] are spare, kept for their capacity
+    std::size_t size_ = 0;
+};
+
+/// Path parameters captured by a route pattern, in pattern order.
+using PathParams = std::vector<std::pair<std::string, std::string>>;
+
+/// An HTTP request. `target` is the origin-form request target ("/a/b?x=1").
+struct Request {
+    std::string method;
+    std::string target;
+    int version_minor = 1;
+    Headers headers;
+    std::string body;
+
+    // Filled by the server.
+    std::string remote_address;  ///< peer IP address
+    bool keep_alive = true;      ///< whether the client allows reusing the connection
+    PathParams params;           ///< captured by the router
+
+    /// The path part of the target (before '?').
+    std::string_view path() const noexcept;
+    /// The raw query part of the target (after '?'), empty if none.
+    std::string_view query() const noexcept;
+    /// The percent-decoded value of query parameter `name`, if present.
+    std::optional<std::string> query_param(std::string_view name) const;
+    /// A captured path parameter; empty if the route has none by that name.
+    std::string_view param(std::string_view name) const noexcept;
+    void clear() noexcept;
+};
+
+/// An HTTP response. The server sets Content-Length, Connection and Date itself.
+struct Response {
+    int status = 200;
+    Headers headers;
+    std::string body;
+
+    void clear() noexcept;
+    /// Sets status, `Content-Type: application/json` and the body.
+    void json(int status_code, std::string json_body);
+    /// Sets status, `Content-Type: text/plain; charset=utf-8` and the body.
+    void text(int status_code, std::string text_body);
+    /// An RFC 7807 problem: `application/problem+json` with type, title, status, detail (and
+    /// `instance` when given).
+    void problem(int status_code, std::string_view title, std::string_view detail,
+                 std::string_view instance = {});
+};
+
+/// The reason phrase of a status code ("Not Found"); "Unknown" for unlisted codes.
+std::string_view reason_phrase(int status) noexcept;
+
+/// Thrown by handlers for an expected client or server error; the server turns it into an
+/// `application/problem+json` response in one place.
+class HttpError : public std::runtime_error {
+public:
+    HttpError(int status, std::string title, std::string detail)
+        : std::runtime_error(detail), status_(status), title_(std::move(title)) {}
+    int status() const noexcept { return status_; }
+    const std::string& title() const noexcept { return title_; }
+
+private:
+    int status_;
+    std::string title_;
+};
+
+/// Percent-decodes `in` ('+' stays '+'); nullopt on a malformed escape.
+std::optional<std::string> percent_decode(std::string_view in);
+
+/// Whether `method` is idempotent per RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
+bool is_idempotent(std::string_view method) noexcept;
+
+}  // namespace plexus::net

@@ -1,0 +1,76 @@
+#pragma once
+/// HTTP/1.1 server: one SO_REUSEPORT listener per io_context of a Runtime, keep-alive,
+/// strict framing, limits, slow-client timeouts and graceful drain.
+///
+/// Framing errors answer 400 and close the connection: both Content-Length and
+/// Transfer-Encoding, differing duplicate Content-Length, an invalid chunk size, a bare CR or LF
+/// in the head, an obs-fold, a malformed request line. Limits: head size (431), header count
+/// (431), body size per request (413). A client that does not finish its head within
+/// `header_timeout` or stays idle past `idle_timeout` is disconnected.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "plexus/net/http.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/net/task.hpp"
+
+namespace plexus::net {
+
+struct ServerSettings {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;  ///< 0 = the OS picks one; read it back with Server::port()
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_headers = 100;
+    std::size_t max_body_bytes = 1024 * 1024;  ///< default per-request limit → 413
+    std::chrono::milliseconds header_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{60'000};
+    std::chrono::milliseconds drain_timeout{10'000};
+};
+
+/// Produces the response for a request. Runs on the connection's io_context; the request and
+/// response live until the returned task completes. A thrown HttpError becomes a problem
+/// response with its status; any other exception becomes a 500 problem.
+using Handler = std::function<Task<void>(Request&, Response&)>;
+
+/// Called after the head is parsed and before the body is read: the body limit for this
+/// request (e.g. per route). Returning 0 means "the server default".
+using BodyLimit = std::function<std::size_t(const Request&)>;
+
+/// Counters a server keeps; read with Server::stats(). Approximate while running.
+struct ServerStats {
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t bad_requests = 0;  ///< framing/limit errors answered by the server itself
+    std::uint64_t timeouts = 0;      ///< connections closed by header/idle timeout
+};
+
+class Server {
+public:
+    Server(Runtime& runtime, ServerSettings settings, Handler handler, BodyLimit body_limit = {});
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Binds and starts accepting on every io_context. Throws std::system_error if the address
+    /// cannot be bound.
+    void start();
+    /// The bound port (after start()).
+    std::uint16_t port() const noexcept;
+    /// Graceful stop: stops accepting, closes idle connections, lets in-flight requests finish
+    /// (answered with `Connection: close`) for up to `drain_timeout`, then closes the rest.
+    /// `done` is called once every connection is gone. Thread-safe; idempotent.
+    void shutdown(std::function<void()> done = {});
+    /// Number of requests currently being handled, across all threads.
+    std::size_t in_flight() const noexcept;
+    ServerStats stats() const noexcept;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace plexus::net

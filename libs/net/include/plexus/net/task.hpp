@@ -1,0 +1,53 @@
+#pragma once
+/// The coroutine type of Plexus. Every function that does I/O returns `Task<T>`, a C++20
+/// coroutine bound to the concrete executor of one `io_context` (one per core), so no type-erased
+/// executor is copied on the request path. A Task runs on the thread of the io_context that
+/// spawned it and stays there unless it explicitly offloads work.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <type_traits>
+
+namespace plexus::net {
+
+/// The executor of one io_context.
+using Executor = boost::asio::io_context::executor_type;
+
+/// A coroutine returning T, run by an io_context.
+template <class T>
+using Task = boost::asio::awaitable<T, Executor>;
+
+/// Starts `task` on `ex` without waiting for it. An exception escaping the task is reported to
+/// the unhandled-exception hook (default: one line on stderr) naming `what`; it never vanishes.
+void spawn(Executor ex, Task<void> task, const char* what);
+
+/// Replaces the hook told about exceptions escaping spawned tasks. Call at startup only.
+void set_unhandled_exception_hook(std::function<void(const char* what, std::exception_ptr)> hook);
+
+/// Suspends the calling task for `d` (timer on its own executor). Cancelled by executor stop.
+Task<void> sleep_for(std::chrono::milliseconds d);
+
+/// Runs blocking work (SQLite, fsync, file reads) on a small process-wide pool and resumes the
+/// calling task on its own executor when it is done. Exceptions thrown by `fn` are rethrown.
+Task<void> offload_call(std::function<void()> fn);
+
+/// `offload_call` returning the function's value.
+template <class F>
+Task<std::invoke_result_t<F>> offload(F fn) {
+    using R = std::invoke_result_t<F>;
+    if constexpr (std::is_void_v<R>) {
+        co_await offload_call(std::move(fn));
+    } else {
+        std::optional<R> out;
+        co_await offload_call([&] { out.emplace(fn()); });
+        co_return std::move(*out);
+    }
+}
+
+/// The executor of the calling task.
+Task<Executor> current_executor();
+
+}  // namespace plexus::net

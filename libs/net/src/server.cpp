@@ -1,0 +1,317 @@
+#include "plexus/net/server.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <atomic>
+#include <list>
+#include <mutex>
+
+#include "asio.hpp"
+#include "sweeper.hpp"
+#include "wire.hpp"
+
+namespace plexus::net {
+
+namespace {
+constexpr std::size_t kReadChunk = 16 * 1024;
+}
+
+struct Server::Impl : std::enable_shared_from_this<Impl> {
+    struct Connection;
+
+    // One per io_context; touched only from its own thread.
+    struct Worker {
+        Executor ex;
+        std::unique_ptr<Acceptor> acceptor;
+        std::list<Connection*> connections;
+        bool stopping = false;
+        bool finished = false;
+    };
+
+    struct Connection {
+        Socket socket;
+        Deadline deadline;
+        bool idle = true;  // waiting for the first byte of a request
+        explicit Connection(Socket s) : socket(std::move(s)) {}
+    };
+
+    Runtime& runtime;
+    ServerSettings settings;
+    Handler handler;
+    BodyLimit body_limit;
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::uint16_t port = 0;
+
+    std::atomic<bool> shutting_down{false};
+    std::atomic<std::size_t> in_flight{0};
+    std::atomic<std::size_t> live_workers{0};
+    std::atomic<std::uint64_t> accepted{0}, requests{0}, bad{0}, timeouts{0};
+    std::mutex done_mutex;
+    std::function<void()> on_done;
+
+    Impl(Runtime& rt, ServerSettings s, Handler h, BodyLimit b)
+        : runtime(rt), settings(std::move(s)), handler(std::move(h)), body_limit(std::move(b)) {}
+
+    void start() {
+        auto address = asio::ip::make_address(settings.address);
+        std::uint16_t bound = settings.port;
+        for (std::size_t i = 0; i < runtime.size(); ++i) {
+            auto w = std::make_unique<Worker>(Worker{runtime.executor(i), nullptr, {}, false, false});
+            w->acceptor = std::make_unique<Acceptor>(w->ex);
+            tcp::endpoint ep(address, bound);
+            w->acceptor->open(ep.protocol());
+            w->acceptor->set_option(asio::socket_base::reuse_address(true));
+            int one = 1;
+            ::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            w->acceptor->bind(ep);
+            w->acceptor->listen(asio::socket_base::max_listen_connections);
+            bound = w->acceptor->local_endpoint().port();
+            workers.push_back(std::move(w));
+        }
+        port = bound;
+        live_workers = workers.size();
+        for (auto& w : workers) spawn(w->ex, accept_loop(shared_from_this(), w.get()), "http accept loop");
+    }
+
+    static Task<void> accept_loop(std::shared_ptr<Impl> self, Worker* w) {
+        while (true) {
+            auto [ec, socket] = co_await w->acceptor->async_accept(use_task);
+            if (ec == asio::error::operation_aborted || w->stopping) break;
+            if (ec) {
+                // EMFILE and friends: back off briefly instead of spinning.
+                co_await sleep_for(std::chrono::milliseconds(50));
+                continue;
+            }
+            self->accepted.fetch_add(1, std::memory_order_relaxed);
+            socket.set_option(tcp::no_delay(true));
+            spawn(w->ex, serve(self, w, std::move(socket)), "http connection");
+        }
+    }
+
+    static Task<void> write_all(Socket& s, std::string_view a, std::string_view b, boost::system::error_code& ec) {
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
+        auto [e, n] = co_await asio::async_write(s, bufs, use_task);
+        ec = e;
+    }
+
+    static Task<void> serve(std::shared_ptr<Impl> self, Worker* w, Socket socket) {
+        Connection conn(std::move(socket));
+        auto it = w->connections.insert(w->connections.end(), &conn);
+        DeadlineScope scope(w->ex, conn.deadline, conn.socket);
+        try {
+            co_await self->session(w, conn);
+        } catch (const std::exception&) {
+            // an I/O failure on this connection only; it is closed below
+        }
+        boost::system::error_code ignored;
+        conn.socket.shutdown(tcp::socket::shutdown_both, ignored);
+        conn.socket.close(ignored);
+        w->connections.erase(it);
+        self->maybe_finish(w);
+    }
+
+    // Sends a problem response for a request the server itself rejects, then the caller closes.
+    Task<void> reject(Connection& conn, int status, std::string_view detail) {
+        bad.fetch_add(1, std::memory_order_relaxed);
+        Response res;
+        res.problem(status, reason_phrase(status), detail);
+        std::string head;
+        wire::serialize_response_head(res, true, wire::http_date(), head);
+        boost::system::error_code ec;
+        conn.deadline.set_after(std::chrono::milliseconds(2000));
+        co_await write_all(conn.socket, head, res.body, ec);
+    }
+
+    Task<void> session(Worker* w, Connection& conn) {
+        wire::ReadBuffer buf;
+        wire::HeadScanner scanner;
+        wire::ChunkedDecoder chunked;
+        Request req;
+        Response res;
+        std::string out;
+        auto remote = conn.socket.remote_endpoint().address().to_string();
+
+        while (true) {
+            // ---- read the head
+            conn.idle = true;
+            if (w->stopping) co_return;
+            conn.deadline.set_after(settings.idle_timeout);
+            scanner.reset();
+            bool started = false;
+            while (true) {
+                // Tolerate empty lines before a request line (RFC 9112 2.2).
+                while (buf.size() >= 2 && buf.view().substr(0, 2) == "\r\n") buf.consume(2);
+                if (!buf.empty()) {
+                    if (!started) {
+                        started = true;
+                        conn.idle = false;
+                        conn.deadline.set_after(settings.header_timeout);
+                    }
+                    auto st = scanner.scan(buf.view(), settings.max_header_bytes);
+                    if (st == wire::HeadScanner::Status::complete) break;
+                    if (st == wire::HeadScanner::Status::bad_line_ending) {
+                        co_await reject(conn, 400, "header lines must end with CRLF");
+                        co_return;
+                    }
+                    if (st == wire::HeadScanner::Status::too_large) {
+                        co_await reject(conn, 431, "request head exceeds the size limit");
+                        co_return;
+                    }
+                }
+                auto [ec, n] = co_await conn.socket.async_read_some(asio::buffer(buf.prepare(kReadChunk), kReadChunk),
+                                                                    use_task);
+                if (ec) {
+                    if (conn.deadline.expired) timeouts.fetch_add(1, std::memory_order_relaxed);
+                    co_return;
+                }
+                buf.commit(n);
+            }
+            conn.idle = false;
+
+            // ---- parse it
+            req.clear();
+            res.clear();
+            wire::Framing framing;
+            auto err = wire::parse_request_head(buf.view().substr(0, scanner.head_size()), settings.max_headers,
+                                                req, framing);
+            buf.consume(scanner.head_size());
+            if (err) {
+                co_await reject(conn, err.status, err.detail);
+                co_return;
+            }
+            req.remote_address = remote;
+
+            // ---- read the body
+            std::size_t limit = settings.max_body_bytes;
+            if (body_limit) {
+                if (auto l = body_limit(req)) limit = l;
+            }
+            if (framing.kind == wire::Framing::sized && framing.length > limit) {
+                co_await reject(conn, 413, "request body exceeds the limit of " + std::to_string(limit) + " bytes");
+                co_return;
+            }
+            if (framing.kind != wire::Framing::none) {
+                if (auto expect = req.headers.get("expect"); expect && iequals(*expect, "100-continue")) {
+                    boost::system::error_code ec;
+                    co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {}, ec);
+                    if (ec) co_return;
+                }
+            }
+            if (framing.kind == wire::Framing::sized) {
+                req.body.reserve(framing.length);
+                while (req.body.size() < framing.length) {
+                    if (buf.empty()) {
+                        auto [ec, n] = co_await conn.socket.async_read_some(
+                            asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
+                        if (ec) co_return;
+                        buf.commit(n);
+                    }
+                    auto take = std::min<std::size_t>(framing.length - req.body.size(), buf.size());
+                    req.body.append(buf.view().substr(0, take));
+                    buf.consume(take);
+                }
+            } else if (framing.kind == wire::Framing::chunked) {
+                chunked.reset();
+                while (true) {
+                    std::size_t used = 0;
+                    auto st = chunked.feed(buf.view(), req.body, limit, used);
+                    buf.consume(used);
+                    if (st == wire::ChunkedDecoder::Status::done) break;
+                    if (st == wire::ChunkedDecoder::Status::bad_chunk) {
+                        co_await reject(conn, 400, "invalid chunked encoding");
+                        co_return;
+                    }
+                    if (st == wire::ChunkedDecoder::Status::too_large) {
+                        co_await reject(conn, 413,
+                                        "request body exceeds the limit of " + std::to_string(limit) + " bytes");
+                        co_return;
+                    }
+                    auto [ec, n] = co_await conn.socket.async_read_some(
+                        asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
+                    if (ec) co_return;
+                    buf.commit(n);
+                }
+            }
+
+            // ---- handle
+            conn.deadline.clear();
+            requests.fetch_add(1, std::memory_order_relaxed);
+            in_flight.fetch_add(1, std::memory_order_relaxed);
+            try {
+                co_await handler(req, res);
+            } catch (const HttpError& e) {
+                res.clear();
+                res.problem(e.status(), e.title(), e.what(), req.path());
+            } catch (const std::exception& e) {
+                res.clear();
+                res.problem(500, "Internal Server Error", "the request could not be handled", req.path());
+            }
+            in_flight.fetch_sub(1, std::memory_order_relaxed);
+
+            // ---- respond
+            bool close = !req.keep_alive || w->stopping;
+            out.clear();
+            wire::serialize_response_head(res, close, wire::http_date(), out);
+            if (req.version_minor == 0 && !close) {
+                // HTTP/1.0 keep-alive must be confirmed explicitly.
+                out.insert(out.size() - 2, "Connection: keep-alive\r\n");
+            }
+            conn.deadline.set_after(settings.idle_timeout);
+            boost::system::error_code ec;
+            co_await write_all(conn.socket, out, req.method == "HEAD" ? std::string_view{} : res.body, ec);
+            if (ec || close) co_return;
+        }
+    }
+
+    void maybe_finish(Worker* w) {
+        if (!w->stopping || !w->connections.empty() || w->finished) return;
+        w->finished = true;
+        {
+            if (live_workers.fetch_sub(1) == 1) {
+                std::function<void()> done;
+                {
+                    std::lock_guard lock(done_mutex);
+                    done = std::move(on_done);
+                }
+                if (done) done();
+            }
+        }
+    }
+
+    void shutdown(std::function<void()> done) {
+        if (shutting_down.exchange(true)) return;
+        {
+            std::lock_guard lock(done_mutex);
+            on_done = std::move(done);
+        }
+        for (auto& wp : workers) {
+            Worker* w = wp.get();
+            asio::dispatch(w->ex, [self = shared_from_this(), w] {
+                w->stopping = true;
+                boost::system::error_code ignored;
+                if (w->acceptor) w->acceptor->close(ignored);
+                for (auto* c : w->connections) {
+                    if (c->idle) c->socket.close(ignored);
+                    else c->deadline.set_after(self->settings.drain_timeout);
+                }
+                // A connection waiting only on its idle deadline is closed now; busy ones finish.
+                self->maybe_finish(w);
+            });
+        }
+    }
+};
+
+Server::Server(Runtime& runtime, ServerSettings settings, Handler handler, BodyLimit body_limit)
+    : impl_(std::make_shared<Impl>(runtime, std::move(settings), std::move(handler), std::move(body_limit))) {}
+
+Server::~Server() = default;
+
+void Server::start() { impl_->start(); }
+std::uint16_t Server::port() const noexcept { return impl_->port; }
+void Server::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
+std::size_t Server::in_flight() const noexcept { return impl_->in_flight.load(); }
+
+ServerStats Server::stats() const noexcept {
+    return {impl_->accepted.load(), impl_->requests.load(), impl_->bad.load(), impl_->timeouts.load()};
+}
+
+}  // namespace plexus::net

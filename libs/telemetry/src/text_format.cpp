@@ -1,0 +1,230 @@
+#include "text_format.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace plexus::telemetry::detail {
+namespace {
+
+constexpr std::string_view kReplacementUtf8 = "\xEF\xBF\xBD";
+
+// Length of the well-formed UTF-8 sequence starting at text[i], or 0 if it is ill-formed
+// (Unicode Table 3-7).
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) noexcept {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char b0 = byte(i);
+    if (b0 < 0x80) return 1;
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        len = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        len = 3;
+        if (b0 == 0xE0) lo = 0xA0;
+        if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        len = 4;
+        if (b0 == 0xF0) lo = 0x90;
+        if (b0 == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (i + len > text.size()) return 0;
+    const unsigned char b1 = byte(i + 1);
+    if (b1 < lo || b1 > hi) return 0;
+    for (std::size_t k = 2; k < len; ++k) {
+        const unsigned char b = byte(i + k);
+        if (b < 0x80 || b > 0xBF) return 0;
+    }
+    return len;
+}
+
+// Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil inverse).
+void civil_from_days(std::int64_t z, int& year, unsigned& month, unsigned& day) noexcept {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    day = doy - (153 * mp + 2) / 5 + 1;
+    month = mp < 10 ? mp + 3 : mp - 9;
+    year = static_cast<int>(static_cast<std::int64_t>(yoe) + era * 400 + (month <= 2 ? 1 : 0));
+}
+
+void append_digits(std::string& out, unsigned value, int width) {
+    char buf[8];
+    for (int i = width - 1; i >= 0; --i) {
+        buf[i] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    }
+    out.append(buf, static_cast<std::size_t>(width));
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) noexcept {
+    for (std::size_t i = 0; i < text.size();) {
+        if (static_cast<unsigned char>(text[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t len = utf8_sequence_length(text, i);
+        if (len == 0) return false;
+        i += len;
+    }
+    return true;
+}
+
+void append_utf8_repaired(std::string& out, std::string_view text) {
+    std::size_t run = 0;  // start of the pending well-formed run
+    for (std::size_t i = 0; i < text.size();) {
+        if (static_cast<unsigned char>(text[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t len = utf8_sequence_length(text, i);
+        if (len != 0) {
+            i += len;
+            continue;
+        }
+        out.append(text.substr(run, i - run));
+        out.append(kReplacementUtf8);
+        run = ++i;
+    }
+    out.append(text.substr(run));
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t run = 0;
+    const auto flush = [&](std::size_t end) { out.append(text.data() + run, end - run); };
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            ++i;
+            continue;
+        }
+        if (c >= 0x80) {
+            const std::size_t len = utf8_sequence_length(text, i);
+            if (len != 0) {
+                i += len;
+                continue;
+            }
+            flush(i);
+            out.append("\\ufffd");
+            run = ++i;
+            continue;
+        }
+        flush(i);
+        switch (c) {
+            case '"':
+                out.append("\\\"");
+                break;
+            case '\\':
+                out.append("\\\\");
+                break;
+            case '\b':
+                out.append("\\b");
+                break;
+            case '\f':
+                out.append("\\f");
+                break;
+            case '\n':
+                out.append("\\n");
+                break;
+            case '\r':
+                out.append("\\r");
+                break;
+            case '\t':
+                out.append("\\t");
+                break;
+            default: {
+                const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+                out.append(esc, sizeof esc);
+            }
+        }
+        run = ++i;
+    }
+    flush(text.size());
+    out.push_back('"');
+}
+
+void append_json_double(std::string& out, double value) {
+    if (!std::isfinite(value)) {
+        out.append("null");
+        return;
+    }
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, r.ptr);
+}
+
+void append_int(std::string& out, std::int64_t value) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, r.ptr);
+}
+
+void append_uint(std::string& out, std::uint64_t value) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, r.ptr);
+}
+
+void append_prometheus_double(std::string& out, double value) {
+    if (std::isnan(value)) {
+        out.append("NaN");
+        return;
+    }
+    if (std::isinf(value)) {
+        out.append(value > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    // Go's shortest 'g' uses %e when the decimal exponent is < -4 or >= 6 (it fixes the
+    // precision at 6 for this decision), and the shortest fixed form otherwise.
+    char buf[48];
+    const auto sci = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+    const char* e = static_cast<const char*>(std::memchr(buf, 'e', static_cast<std::size_t>(sci.ptr - buf)));
+    int exponent = 0;
+    std::from_chars(e + (e[1] == '+' ? 2 : 1), sci.ptr, exponent);
+    if (exponent < -4 || exponent >= 6) {
+        out.append(buf, sci.ptr);
+        return;
+    }
+    const auto fixed = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::fixed);
+    out.append(buf, fixed.ptr);
+}
+
+void append_rfc3339_millis(std::string& out, core::SystemTime time) {
+    using namespace std::chrono;
+    const auto ms = floor<milliseconds>(time.time_since_epoch()).count();
+    std::int64_t days = ms / 86'400'000;
+    std::int64_t in_day = ms % 86'400'000;
+    if (in_day < 0) {
+        in_day += 86'400'000;
+        --days;
+    }
+    int year = 0;
+    unsigned month = 0, day = 0;
+    civil_from_days(days, year, month, day);
+    const auto ms_of_day = static_cast<unsigned>(in_day);
+    append_digits(out, static_cast<unsigned>(year < 0 ? 0 : year), 4);
+    out.push_back('-');
+    append_digits(out, month, 2);
+    out.push_back('-');
+    append_digits(out, day, 2);
+    out.push_back('T');
+    append_digits(out, ms_of_day / 3'600'000, 2);
+    out.push_back(':');
+    append_digits(out, ms_of_day / 60'000 % 60, 2);
+    out.push_back(':');
+    append_digits(out, ms_of_day / 1000 % 60, 2);
+    out.push_back('.');
+    append_digits(out, ms_of_day % 1000, 3);
+    out.push_back('Z');
+}
+
+}  // namespace plexus::telemetry::detail

@@ -1,0 +1,58 @@
+#pragma once
+/// The registry daemon: the catalog behind an HTTP API.
+///
+///   PUT    /v1/services/{service}/instances/{id}            register (JSON body, see below)
+///   PUT    /v1/services/{service}/instances/{id}/heartbeat  renew TTL (404: register again)
+///   PUT    /v1/services/{service}/instances/{id}/draining   stop sending new traffic
+///   DELETE /v1/services/{service}/instances/{id}            deregister
+///   GET    /v1/services                                     list services
+///   GET    /v1/services/{service}[?all=true][&index=N&wait=30s]
+///          instances (healthy only unless all=true); with index, a blocking watch that answers
+///          as soon as the service's index exceeds N, or when `wait` ends. Every answer carries
+///          the current index in its body and in `X-Plexus-Index`.
+///   GET    /health/live, /health/ready, /metrics
+///
+/// Registration body: {"address":"127.0.0.1","port":8080,"tags":[],"metadata":{},"ttl_ms":5000}
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "plexus/core/clock.hpp"
+#include "plexus/net/router.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/registry/catalog.hpp"
+
+namespace plexus::telemetry {
+class Registry;
+}
+
+namespace plexus::registry {
+
+struct Settings {
+    std::string listen = "127.0.0.1:8500";
+    std::string data_dir;  ///< empty: nothing persisted
+    std::chrono::milliseconds reap_interval{250};
+    std::chrono::milliseconds max_wait{60'000};
+    CatalogLimits limits;
+    std::size_t threads = 1;
+};
+
+/// The HTTP API over a catalog; add its routes to a Router.
+class Api {
+public:
+    Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait);
+    ~Api();
+    void add_routes(net::Router& router);
+    /// Wakes blocking watches; call after catalog changes (wired by the constructor).
+    void notify();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Runs the registry daemon until SIGTERM/SIGINT; returns the process exit code.
+int run(const Settings& settings);
+
+}  // namespace plexus::registry

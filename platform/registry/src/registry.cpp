@@ -1,0 +1,250 @@
+#include "plexus/registry/registry.hpp"
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "plexus/core/duration.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/server.hpp"
+#include "plexus/net/signal.hpp"
+#include "plexus/store/database.hpp"
+#include "plexus/telemetry/log.hpp"
+#include "plexus/telemetry/metrics.hpp"
+
+namespace plexus::registry {
+
+namespace json = boost::json;
+using net::HttpError;
+using net::Request;
+using net::Response;
+using net::Task;
+
+struct Api::Impl {
+    Catalog& catalog;
+    std::chrono::milliseconds max_wait;
+    net::Signal changed;
+    telemetry::CounterFamily& registrations;
+    telemetry::CounterFamily& expirations;
+    telemetry::GaugeFamily& watchers;
+
+    Impl(Catalog& c, telemetry::Registry& m, std::chrono::milliseconds w)
+        : catalog(c), max_wait(w),
+          registrations(m.counter("plexus_registry_operations_total", "Registry operations by kind", {"op"})),
+          expirations(m.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
+          watchers(m.gauge("plexus_registry_watchers", "Blocking watches currently waiting")) {}
+
+    static void reply_index(Response& res, std::uint64_t index, json::object body) {
+        body["index"] = index;
+        res.json(200, json::serialize(body));
+        res.headers.set("X-Plexus-Index", std::to_string(index));
+    }
+
+    Task<void> put_instance(Request& req, Response& res) {
+        boost::system::error_code ec;
+        auto v = json::parse(req.body, ec);
+        if (ec || !v.is_object()) throw HttpError(400, "Bad Request", "body must be a JSON object");
+        auto& o = v.as_object();
+        discovery::InstanceInfo in;
+        in.service = std::string(req.param("service"));
+        in.id = std::string(req.param("id"));
+        try {
+            if (auto* a = o.if_contains("address")) in.address = json::value_to<std::string>(*a);
+            auto* p = o.if_contains("port");
+            if (!p) throw HttpError(400, "Bad Request", "port is required");
+            auto port = p->to_number<std::int64_t>();
+            if (port < 1 || port > 65535) throw HttpError(400, "Bad Request", "port must be between 1 and 65535");
+            in.port = static_cast<std::uint16_t>(port);
+            if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
+            if (auto* m = o.if_contains("metadata")) {
+                in.metadata = json::value_to<std::map<std::string, std::string>>(*m);
+            }
+            if (auto* t = o.if_contains("ttl_ms")) in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
+            if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
+        } catch (const HttpError&) {
+            throw;
+        } catch (const std::exception&) {
+            throw HttpError(400, "Bad Request",
+                            "address must be a string, port and ttl_ms integers, tags a list of strings and "
+                            "metadata a map of strings");
+        }
+        if (auto why = catalog.validate(in); !why.empty()) throw HttpError(400, "Bad Request", why);
+        std::string problem;
+        auto idx = co_await net::offload([&] { return catalog.register_instance(in, &problem); });
+        if (!idx) throw HttpError(500, "Internal Server Error", problem);
+        registrations.labels({"register"}).inc();
+        telemetry::info("instance registered", {{"service", in.service}, {"instance", in.id},
+                                                {"address", in.address}, {"port", in.port}});
+        reply_index(res, *idx, {});
+    }
+
+    Task<void> heartbeat(Request& req, Response& res) {
+        auto r = catalog.heartbeat(std::string(req.param("service")), std::string(req.param("id")));
+        if (!r) throw HttpError(404, "Not Found", "unknown instance; register again");
+        registrations.labels({"heartbeat"}).inc();
+        res.status = 204;
+        co_return;
+    }
+
+    Task<void> draining(Request& req, Response& res) {
+        std::string service(req.param("service")), id(req.param("id"));
+        auto r = co_await net::offload([&] { return catalog.set_draining(service, id); });
+        if (!r) throw HttpError(404, "Not Found", "unknown instance");
+        registrations.labels({"draining"}).inc();
+        telemetry::info("instance draining", {{"service", service}, {"instance", id}});
+        reply_index(res, *r, {});
+    }
+
+    Task<void> deregister(Request& req, Response& res) {
+        std::string service(req.param("service")), id(req.param("id"));
+        auto r = co_await net::offload([&] { return catalog.deregister(service, id); });
+        if (!r) throw HttpError(404, "Not Found", "unknown instance");
+        registrations.labels({"deregister"}).inc();
+        telemetry::info("instance deregistered", {{"service", service}, {"instance", id}});
+        reply_index(res, *r, {});
+    }
+
+    Task<void> list_services(Request& req, Response& res) {
+        json::array arr;
+        for (const auto& s : catalog.services()) {
+            arr.push_back(json::object{{"name", s.name}, {"instances", s.instances}, {"healthy", s.healthy},
+                                       {"index", s.index}});
+        }
+        reply_index(res, catalog.index(), {{"services", std::move(arr)}});
+        co_return;
+    }
+
+    Task<void> get_service(Request& req, Response& res) {
+        std::string service(req.param("service"));
+        bool all = req.query_param("all").value_or("false") == "true";
+        std::uint64_t index = 0;
+        if (auto i = req.query_param("index")) {
+            try {
+                index = std::stoull(*i);
+            } catch (const std::exception&) {
+                throw HttpError(400, "Bad Request", "index must be a non-negative integer");
+            }
+        }
+        auto wait = std::chrono::milliseconds(30'000);
+        if (auto w = req.query_param("wait")) {
+            auto d = core::parse_duration(*w);
+            if (!d) throw HttpError(400, "Bad Request", "wait must be a duration such as 500ms or 30s");
+            wait = std::min(*d, max_wait);
+        }
+        if (index > 0) {
+            auto deadline = std::chrono::steady_clock::now() + wait;
+            watchers.labels().inc();
+            while (catalog.service_index(service) <= index) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                                  std::chrono::steady_clock::now());
+                if (left.count() <= 0) break;
+                co_await changed.wait(left);
+            }
+            watchers.labels().dec();
+        }
+        auto snap = catalog.snapshot(service, all);
+        json::array arr;
+        for (const auto& in : snap.instances) arr.push_back(json::parse(discovery::instance_to_json(in)));
+        reply_index(res, snap.index, {{"service", service}, {"instances", std::move(arr)}});
+    }
+};
+
+Api::Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait)
+    : impl_(std::make_unique<Impl>(catalog, metrics, max_wait)) {
+    catalog.on_change([impl = impl_.get()](const std::string&) { impl->changed.notify_all(); });
+}
+
+Api::~Api() = default;
+
+void Api::notify() { impl_->changed.notify_all(); }
+
+void Api::add_routes(net::Router& router) {
+    auto* i = impl_.get();
+    const std::string instance = "/v1/services/{service}/instances/{id}";
+    router.add("PUT", instance, [i](Request& q, Response& r) { return i->put_instance(q, r); }, 64 * 1024);
+    router.add("PUT", instance + "/heartbeat", [i](Request& q, Response& r) { return i->heartbeat(q, r); });
+    router.add("PUT", instance + "/draining", [i](Request& q, Response& r) { return i->draining(q, r); });
+    router.add("DELETE", instance, [i](Request& q, Response& r) { return i->deregister(q, r); });
+    router.add("GET", "/v1/services", [i](Request& q, Response& r) { return i->list_services(q, r); });
+    router.add("GET", "/v1/services/{service}", [i](Request& q, Response& r) { return i->get_service(q, r); });
+}
+
+namespace {
+Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval, std::shared_ptr<std::atomic<bool>> stop,
+                     telemetry::CounterFamily& expired) {
+    while (!stop->load()) {
+        co_await net::sleep_for(interval);
+        auto n = co_await net::offload([&] { return catalog.reap(); });
+        if (n) {
+            expired.labels().inc(n);
+            telemetry::info("instances expired", {{"count", static_cast<std::int64_t>(n)}});
+        }
+    }
+}
+}  // namespace
+
+int run(const Settings& settings) {
+    auto listen = net::parse_endpoint(settings.listen);
+    if (!listen) {
+        telemetry::error("invalid listen address", {{"listen", settings.listen}});
+        return 2;
+    }
+    std::unique_ptr<store::Database> db;
+    if (!settings.data_dir.empty()) {
+        std::filesystem::create_directories(settings.data_dir);
+        auto opened = store::Database::open(settings.data_dir + "/registry.db");
+        if (!opened) {
+            telemetry::error("cannot open the registry database",
+                             {{"path", settings.data_dir + "/registry.db"}, {"error", opened.error().message()}});
+            return 1;
+        }
+        db = std::make_unique<store::Database>(std::move(*opened));
+    }
+    Catalog catalog(core::Clock::real(), settings.limits, std::move(db));
+    auto& metrics = telemetry::default_registry();
+    Api api(catalog, metrics, settings.max_wait);
+
+    net::Runtime runtime(settings.threads);
+    net::Router router;
+    api.add_routes(router);
+    router.add("GET", "/health/live", [](Request&, Response& r) -> Task<void> {
+        r.json(200, R"({"status":"pass"})");
+        co_return;
+    });
+    router.add("GET", "/health/ready", [](Request&, Response& r) -> Task<void> {
+        r.json(200, R"({"status":"pass"})");
+        co_return;
+    });
+    router.add("GET", "/metrics", [&metrics](Request&, Response& r) -> Task<void> {
+        r.status = 200;
+        r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.body = metrics.render();
+        co_return;
+    });
+
+    net::ServerSettings ss;
+    ss.address = listen->host;
+    ss.port = listen->port;
+    net::Server server(runtime, ss, router.handler(), router.body_limit_fn());
+    try {
+        server.start();
+    } catch (const std::exception& e) {
+        telemetry::error("cannot listen", {{"listen", settings.listen}, {"error", e.what()}});
+        return 1;
+    }
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    net::spawn(runtime.executor(0),
+               reap_loop(catalog, settings.reap_interval, stop,
+                         metrics.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
+               "registry reaper");
+    runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
+        telemetry::info("shutting down", {{"signal", sig}});
+        stop->store(true);
+        server.shutdown([&runtime] { runtime.stop(); });
+    });
+    telemetry::info("registry listening", {{"address", listen->host}, {"port", server.port()},
+                                           {"instances", static_cast<std::int64_t>(catalog.services().size())}});
+    runtime.run();
+    return 0;
+}
+
+}  // namespace plexus::registry
