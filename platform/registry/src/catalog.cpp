@@ -51,7 +51,8 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
         in.ttl = std::chrono::milliseconds(row.get<std::int64_t>(6));
         in.draining = row.get<bool>(7);
         auto expires = now + in.ttl;
-        services_[in.service][in.id] = Entry{std::move(in), expires};
+        auto service = in.service, id = in.id;
+        services_[service][id] = Entry{std::move(in), expires};
     }
     if (auto idx = db_->query_one("SELECT value FROM meta WHERE key = 'index'")) {
         index_ = static_cast<std::uint64_t>(idx->get<std::int64_t>(0)) + 1;
@@ -136,7 +137,8 @@ Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std
             return r.error();
         }
         auto expires = clock_.now() + in.ttl;
-        services_[service][in.id] = Entry{std::move(in), expires};
+        auto id = in.id;
+        services_[service][id] = Entry{std::move(in), expires};
         idx = bump(service);
         persist_index();
     }

@@ -72,7 +72,7 @@ struct Api::Impl {
         auto idx = co_await net::offload([&] { return catalog.register_instance(in, &problem); });
         if (!idx) throw HttpError(500, "Internal Server Error", problem);
         registrations.labels({"register"}).inc();
-        telemetry::info("instance registered", {{"service", in.service}, {"instance", in.id},
+        telemetry::info("instance registered", {{"for_service", in.service}, {"instance_id", in.id},
                                                 {"address", in.address}, {"port", in.port}});
         reply_index(res, *idx, {});
     }
@@ -90,7 +90,7 @@ struct Api::Impl {
         auto r = co_await net::offload([&] { return catalog.set_draining(service, id); });
         if (!r) throw HttpError(404, "Not Found", "unknown instance");
         registrations.labels({"draining"}).inc();
-        telemetry::info("instance draining", {{"service", service}, {"instance", id}});
+        telemetry::info("instance draining", {{"for_service", service}, {"instance_id", id}});
         reply_index(res, *r, {});
     }
 
@@ -99,7 +99,7 @@ struct Api::Impl {
         auto r = co_await net::offload([&] { return catalog.deregister(service, id); });
         if (!r) throw HttpError(404, "Not Found", "unknown instance");
         registrations.labels({"deregister"}).inc();
-        telemetry::info("instance deregistered", {{"service", service}, {"instance", id}});
+        telemetry::info("instance deregistered", {{"for_service", service}, {"instance_id", id}});
         reply_index(res, *r, {});
     }
 

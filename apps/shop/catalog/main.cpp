@@ -1,0 +1,128 @@
+// catalog: products, in its own SQLite database. A product's availability comes from the
+// inventory service, called through discovery.
+//
+//   GET  /products          list
+//   GET  /products/{id}     one product with {"availability": {...}} from inventory
+//   POST /products          {"name": "...", "description": "...", "price_cents": 1299}
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <mutex>
+#include <plexus/service.hpp>
+#include <plexus/store/database.hpp>
+
+namespace json = boost::json;
+
+namespace {
+
+struct Products {
+    std::mutex mutex;  // one connection, used from the blocking pool
+    std::optional<plexus::store::Database> db;
+
+    void open(const std::string& dir) {
+        auto opened = plexus::store::Database::open(dir + "/catalog.db");
+        if (!opened) throw std::runtime_error("cannot open catalog.db: " + opened.error().message());
+        db.emplace(std::move(*opened));
+        auto migrated = db->migrate({
+            "CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+            "description TEXT NOT NULL, price_cents INTEGER NOT NULL CHECK (price_cents >= 0))",
+            "INSERT INTO products (name, description, price_cents) VALUES "
+            "('Espresso beans', 'Dark roast, 1 kg', 2490), "
+            "('Pour-over kettle', 'Gooseneck, 1 l', 5900), "
+            "('Paper filters', 'Size 02, 100 pieces', 690), "
+            "('Hand grinder', 'Conical burrs', 8900), "
+            "('Ceramic mug', '350 ml', 1490)",
+        });
+        if (!migrated) throw std::runtime_error("cannot migrate catalog.db: " + migrated.error().message());
+    }
+};
+
+json::object product_json(const plexus::store::Row& r) {
+    return {{"id", r.get<std::int64_t>(0)},
+            {"name", r.get<std::string>(1)},
+            {"description", r.get<std::string>(2)},
+            {"price_cents", r.get<std::int64_t>(3)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    plexus::Service svc{"catalog"};
+    Products products;
+    auto inventory = svc.client("inventory");
+    svc.on_start([&] { products.open(svc.data_dir()); });
+
+    svc.get("/products", [&](plexus::Request&) -> plexus::Task<plexus::Response> {
+        auto rows = co_await plexus::net::offload([&] {
+            std::lock_guard lock(products.mutex);
+            return products.db->query("SELECT id, name, description, price_cents FROM products ORDER BY id");
+        });
+        if (!rows) throw std::runtime_error(rows.error().message());
+        json::array items;
+        for (const auto& r : *rows) items.push_back(product_json(r));
+        co_return plexus::json_response(200, json::serialize(json::object{{"items", items}}));
+    });
+
+    svc.get("/products/{id}", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
+        std::string id_text(req.param("id"));
+        std::int64_t id = 0;
+        auto [p, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+        if (ec != std::errc{} || p != id_text.data() + id_text.size() || id <= 0) {
+            throw plexus::HttpError(400, "Bad Request", "product id must be a positive integer");
+        }
+        auto rows = co_await plexus::net::offload([&] {
+            std::lock_guard lock(products.mutex);
+            return products.db->query("SELECT id, name, description, price_cents FROM products WHERE id = ?", id);
+        });
+        if (!rows) throw std::runtime_error(rows.error().message());
+        if (rows->empty()) throw plexus::HttpError(404, "Not Found", "no product " + id_text);
+        auto product = product_json(rows->front());
+
+        auto stock = co_await inventory.get(req, "/stock/" + id_text);
+        if (stock.status != 200) {
+            throw plexus::HttpError(502, "Bad Gateway", "inventory answered " + std::to_string(stock.status));
+        }
+        boost::system::error_code jec;
+        auto sv = json::parse(stock.body, jec);
+        const json::value* q = (!jec && sv.is_object()) ? sv.as_object().if_contains("quantity") : nullptr;
+        if (!q || !q->is_int64()) throw plexus::HttpError(502, "Bad Gateway", "inventory sent an invalid answer");
+        product["availability"] = {{"in_stock", q->as_int64() > 0}, {"quantity", q->as_int64()}};
+        product["served_by"] = svc.instance_id();
+        co_return plexus::json_response(200, json::serialize(product));
+    });
+
+    svc.post("/products", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
+        boost::system::error_code ec;
+        auto body = json::parse(req.body, ec);
+        if (ec || !body.is_object()) throw plexus::HttpError(400, "Bad Request", "body must be a JSON object");
+        const auto& o = body.as_object();
+        auto* name = o.if_contains("name");
+        auto* description = o.if_contains("description");
+        auto* price = o.if_contains("price_cents");
+        if (!name || !name->is_string() || name->as_string().empty() || name->as_string().size() > 200) {
+            throw plexus::HttpError(400, "Bad Request", "name must be a non-empty string of at most 200 characters");
+        }
+        if (description && !description->is_string()) {
+            throw plexus::HttpError(400, "Bad Request", "description must be a string");
+        }
+        if (!price || !price->is_int64() || price->as_int64() < 0) {
+            throw plexus::HttpError(400, "Bad Request", "price_cents must be a non-negative integer");
+        }
+        std::string n(name->as_string());
+        std::string d = description ? std::string(description->as_string()) : "";
+        auto cents = price->as_int64();
+        auto created = co_await plexus::net::offload([&] {
+            std::lock_guard lock(products.mutex);
+            return products.db->query(
+                "INSERT INTO products (name, description, price_cents) VALUES (?, ?, ?) "
+                "RETURNING id, name, description, price_cents",
+                n, d, cents);
+        });
+        if (!created) throw std::runtime_error(created.error().message());
+        auto res = plexus::json_response(201, json::serialize(product_json(created->front())));
+        res.headers.set("Location", "/products/" + std::to_string(created->front().get<std::int64_t>(0)));
+        co_return res;
+    });
+
+    return svc.run(argc, argv);
+}

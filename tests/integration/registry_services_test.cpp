@@ -1,0 +1,162 @@
+// The registry and the shop services as real processes on loopback.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+
+#include "support/http.hpp"
+#include "support/process.hpp"
+
+using namespace plexus::test;
+namespace json = boost::json;
+
+namespace {
+
+class RegistryWithServices : public ::testing::Test {
+protected:
+    void SetUp() override { start_registry(); }
+
+    void start_registry() {
+        if (registry_port == 0) registry_port = free_port();
+        registry = Process({PLEXUS_BIN, "registry", "--listen", "127.0.0.1:" + std::to_string(registry_port),
+                            "--data-dir", dir.path() + "/registry"},
+                           {}, dir.path() + "/registry.log");
+        ASSERT_TRUE(eventually([&] { return http_get(registry_port, "/health/ready").status == 200; }))
+            << registry.log();
+    }
+
+    Process start_service(const std::string& binary, const std::string& name, const std::string& id,
+                          std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv{binary, "--instance-id", id, "--heartbeat", "200ms", "--ttl", "1s"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return Process(argv,
+                       {{"PLEXUS_REGISTRY", "http://127.0.0.1:" + std::to_string(registry_port)},
+                        {"PLEXUS_DATA_DIR", dir.path() + "/" + name},
+                        {"PLEXUS_THREADS", "1"}},
+                       dir.path() + "/" + id + ".log");
+    }
+
+    json::object service(const std::string& name, const std::string& query = {}) {
+        auto r = http_get(registry_port, "/v1/services/" + name + query);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return json::parse(r.body).as_object();
+    }
+
+    std::size_t healthy(const std::string& name) { return service(name)["instances"].as_array().size(); }
+
+    int instance_port(const std::string& name, const std::string& id) {
+        auto snapshot = service(name);
+        for (const auto& in : snapshot["instances"].as_array()) {
+            if (in.at("id").as_string() == id) return static_cast<int>(in.at("port").as_int64());
+        }
+        return 0;
+    }
+
+    TempDir dir;
+    int registry_port = 0;
+    Process registry;
+};
+
+}  // namespace
+
+TEST_F(RegistryWithServices, ServicesRegisterAndCatalogCallsInventoryThroughDiscovery) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    auto catalog = start_service(SHOP_CATALOG_BIN, "catalog", "catalog-0");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1 && healthy("catalog") == 1; }));
+
+    int port = instance_port("catalog", "catalog-0");
+    ASSERT_GT(port, 0);
+    auto r = http("GET", port, "/products/1", {}, {{"X-Request-Id", "req-test-1"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto product = json::parse(r.body).as_object();
+    EXPECT_EQ(product["name"].as_string(), "Espresso beans");
+    EXPECT_EQ(product["availability"].at("quantity").as_int64(), 25);
+    EXPECT_EQ(r.headers["x-request-id"], "req-test-1");
+    // The correlation id travelled to inventory.
+    EXPECT_TRUE(eventually([&] { return inventory.log().find("req-test-1") != std::string::npos; }));
+
+    EXPECT_EQ(http_get(port, "/products/abc").status, 400);
+    EXPECT_EQ(http_get(port, "/products/999").status, 404);
+    EXPECT_EQ(http_get(port, "/health/ready").status, 200);
+    auto metrics = http_get(port, "/metrics");
+    EXPECT_NE(metrics.body.find("plexus_http_requests_total"), std::string::npos);
+}
+
+TEST_F(RegistryWithServices, BlockingWatchAnswersWhenTheServiceChanges) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1; }));
+    auto index = service("inventory")["index"].as_int64();
+
+    // Nothing changes: the watch holds until its wait ends and returns the same index.
+    auto start = std::chrono::steady_clock::now();
+    auto idle = http_get(registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=300ms");
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
+    EXPECT_EQ(json::parse(idle.body).at("index").as_int64(), index);
+    EXPECT_EQ(idle.headers["x-plexus-index"], std::to_string(index));
+
+    // A graceful stop deregisters: the waiting watch answers long before its 15 s wait.
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        inventory.signal(SIGTERM);
+    });
+    start = std::chrono::steady_clock::now();
+    auto changed = http("GET", registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=15s",
+                        {}, {}, std::chrono::seconds(20));
+    auto waited = std::chrono::steady_clock::now() - start;
+    stopper.join();
+    ASSERT_EQ(changed.status, 200);
+    EXPECT_LT(waited, std::chrono::seconds(5));
+    auto body = json::parse(changed.body).as_object();
+    EXPECT_GT(body["index"].as_int64(), index);
+    EXPECT_TRUE(body["instances"].as_array().empty());
+    EXPECT_EQ(inventory.wait(), 0);
+}
+
+TEST_F(RegistryWithServices, KilledInstanceIsDroppedWithinItsTtl) {
+    auto a = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-a");
+    auto b = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-b");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 2; }))
+        << json::serialize(service("inventory", "?all=true")) << a.log() << b.log();
+    a.kill();
+    auto killed = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1; }, std::chrono::seconds(5)));
+    // TTL is 1 s; the reaper runs every 250 ms.
+    EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::milliseconds(2500));
+    EXPECT_EQ(service("inventory")["instances"].as_array()[0].at("id").as_string(), "inventory-b");
+}
+
+TEST_F(RegistryWithServices, RestartKeepsTheCatalog) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1; }));
+    registry.signal(SIGTERM);
+    ASSERT_EQ(registry.wait(), 0);
+    start_registry();
+    // Restored from SQLite right away; the instance keeps heartbeating and stays.
+    EXPECT_EQ(healthy("inventory"), 1u);
+    EXPECT_TRUE(eventually([&] { return inventory.log().find("registry forgot") == std::string::npos; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // longer than the TTL on purpose
+    EXPECT_EQ(healthy("inventory"), 1u);
+}
+
+TEST_F(RegistryWithServices, BadRegistrationsGetProblemDetails) {
+    auto put = [&](const std::string& path, const std::string& body) {
+        return http("PUT", registry_port, path, body, {{"Content-Type", "application/json"}});
+    };
+    auto r = put("/v1/services/shop/instances/i1", R"({"address":"127.0.0.1"})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+    EXPECT_NE(r.body.find("port is required"), std::string::npos);
+    EXPECT_EQ(put("/v1/services/shop/instances/i1", R"({"address":"127.0.0.1","port":70000})").status, 400);
+    EXPECT_EQ(put("/v1/services/shop/instances/i1", R"({"port":80})").status, 400);  // no address
+    EXPECT_EQ(put("/v1/services/shop/instances/i1", "not json").status, 400);
+    std::string big = R"({"address":"127.0.0.1","port":80,"metadata":{"k":")" + std::string(5000, 'x') + "\"}}";
+    r = put("/v1/services/shop/instances/i1", big);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("metadata"), std::string::npos);
+    EXPECT_EQ(put("/v1/services/shop/instances/i1/heartbeat", "").status, 404);
+    EXPECT_EQ(http_get(registry_port, "/v1/services/shop?index=abc").status, 400);
+    EXPECT_EQ(http_get(registry_port, "/v1/services/shop?index=1&wait=forever").status, 400);
+    // Over the registration body limit (64 KiB).
+    EXPECT_EQ(put("/v1/services/shop/instances/i1", std::string(70000, ' ')).status, 413);
+}
