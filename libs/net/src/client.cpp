@@ -301,8 +301,10 @@ Task<ErrorCode> send(const Endpoint& endpoint, const Request& request, Response&
             co_return ec;
         }
         conn.reset();
-        // A pooled connection the peer had already closed: try once more on a fresh one.
-        if (reused && !received_any && ec == errc::connection_closed &&
+        // A pooled connection the peer had already closed: try once more on a fresh one. A
+        // non-idempotent request may have been processed before the peer closed, so it is not
+        // repeated.
+        if (reused && !received_any && ec == errc::connection_closed && is_idempotent(request.method) &&
             std::chrono::steady_clock::now() < deadline) {
             ++pool.stats.retried;
             continue;

@@ -1,7 +1,10 @@
 #include "plexus/net/http.hpp"
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+
+#include "wire.hpp"
 
 namespace plexus::net {
 
@@ -183,6 +186,7 @@ std::string_view reason_phrase(int status) noexcept {
         case 502: return "Bad Gateway";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
         default: return "Unknown";
     }
 }
@@ -209,6 +213,8 @@ std::optional<std::string> percent_decode(std::string_view in) {
     }
     return out;
 }
+
+bool is_hop_by_hop(std::string_view name) noexcept { return wire::is_hop_by_hop(name); }
 
 bool is_idempotent(std::string_view method) noexcept {
     return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||

@@ -19,7 +19,7 @@ PathPattern::PathPattern(std::string_view pattern) : text_(pattern) {
         if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
             auto name = seg.substr(1, seg.size() - 2);
             auto kind = Segment::param;
-            if (name.size() > 3 && name.substr(name.size() - 3) == "...") {
+            if (name.size() >= 3 && name.substr(name.size() - 3) == "...") {
                 name.remove_suffix(3);
                 kind = Segment::rest;
             }
@@ -102,7 +102,8 @@ const Router::Route* Router::find(const Request& req, PathParams* params, std::s
     for (const auto& r : routes_) {
         if (!r.pattern.match(path, nullptr)) continue;
         if (r.method == "*" || r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
-            if (params) r.pattern.match(path, params);
+            // The pre-check skips decoding; a parameter with a malformed escape does not match.
+            if (params && !r.pattern.match(path, params)) continue;
             return &r;
         }
         if (allow) {

@@ -1,6 +1,7 @@
 #include "plexus/net/server.hpp"
 
 #include <boost/asio/dispatch.hpp>
+#include <array>
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -13,6 +14,7 @@ namespace plexus::net {
 
 namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::chrono::milliseconds kRejectLinger{2000};
 }
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
@@ -21,7 +23,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     // One per io_context; touched only from its own thread.
     struct Worker {
         Executor ex;
-        std::unique_ptr<Acceptor> acceptor;
+        Acceptor* acceptor = nullptr;  // owned by the accept loop; null once it has ended
         std::list<Connection*> connections;
         bool stopping = false;
         bool finished = false;
@@ -54,27 +56,37 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     void start() {
         auto address = asio::ip::make_address(settings.address);
         std::uint16_t bound = settings.port;
+        std::vector<std::unique_ptr<Acceptor>> acceptors;
         for (std::size_t i = 0; i < runtime.size(); ++i) {
-            auto w = std::make_unique<Worker>(Worker{runtime.executor(i), nullptr, {}, false, false});
-            w->acceptor = std::make_unique<Acceptor>(w->ex);
+            auto acceptor = std::make_unique<Acceptor>(runtime.executor(i));
             tcp::endpoint ep(address, bound);
-            w->acceptor->open(ep.protocol());
-            w->acceptor->set_option(asio::socket_base::reuse_address(true));
+            acceptor->open(ep.protocol());
+            acceptor->set_option(asio::socket_base::reuse_address(true));
             int one = 1;
-            ::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-            w->acceptor->bind(ep);
-            w->acceptor->listen(asio::socket_base::max_listen_connections);
-            bound = w->acceptor->local_endpoint().port();
-            workers.push_back(std::move(w));
+            ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            acceptor->bind(ep);
+            acceptor->listen(asio::socket_base::max_listen_connections);
+            bound = acceptor->local_endpoint().port();
+            acceptors.push_back(std::move(acceptor));
         }
         port = bound;
+        for (std::size_t i = 0; i < acceptors.size(); ++i) {
+            workers.push_back(
+                std::make_unique<Worker>(Worker{runtime.executor(i), acceptors[i].get(), {}, false, false}));
+        }
         live_workers = workers.size();
-        for (auto& w : workers) spawn(w->ex, accept_loop(shared_from_this(), w.get()), "http accept loop");
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            spawn(workers[i]->ex, accept_loop(shared_from_this(), workers[i].get(), std::move(acceptors[i])),
+                  "http accept loop");
+        }
     }
 
-    static Task<void> accept_loop(std::shared_ptr<Impl> self, Worker* w) {
+    // The loop owns its acceptor so that the acceptor dies with the pending work of its own
+    // io_context: the Impl can outlive that io_context (the last reference may be a coroutine of
+    // another one that is destroyed later), and must then not destroy the acceptor itself.
+    static Task<void> accept_loop(std::shared_ptr<Impl> self, Worker* w, std::unique_ptr<Acceptor> acceptor) {
         while (true) {
-            auto [ec, socket] = co_await w->acceptor->async_accept(use_task);
+            auto [ec, socket] = co_await acceptor->async_accept(use_task);
             if (ec == asio::error::operation_aborted || w->stopping) break;
             if (ec) {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -85,6 +97,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             socket.set_option(tcp::no_delay(true));
             spawn(w->ex, serve(self, w, std::move(socket)), "http connection");
         }
+        w->acceptor = nullptr;
     }
 
     static Task<void> write_all(Socket& s, std::string_view a, std::string_view b, boost::system::error_code& ec) {
@@ -99,7 +112,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         DeadlineScope scope(w->ex, conn.deadline, conn.socket);
         try {
             co_await self->session(w, conn);
-        } catch (const std::exception&) {
+        } catch (...) {
             // an I/O failure on this connection only; it is closed below
         }
         boost::system::error_code ignored;
@@ -110,6 +123,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // Sends a problem response for a request the server itself rejects, then the caller closes.
+    // Closing with unread request bytes (the rest of a body over the limit) makes the kernel send
+    // a reset, which can destroy the response before the client reads it; so half-close and
+    // discard what the client still sends until it closes or kRejectLinger passes.
     Task<void> reject(Connection& conn, int status, std::string_view detail) {
         bad.fetch_add(1, std::memory_order_relaxed);
         Response res;
@@ -117,8 +133,15 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         std::string head;
         wire::serialize_response_head(res, true, wire::http_date(), head);
         boost::system::error_code ec;
-        conn.deadline.set_after(std::chrono::milliseconds(2000));
+        conn.deadline.set_after(kRejectLinger);
         co_await write_all(conn.socket, head, res.body, ec);
+        if (ec) co_return;
+        conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+        std::array<char, kReadChunk> discard;
+        while (!ec) {
+            auto [rec, n] = co_await conn.socket.async_read_some(asio::buffer(discard), use_task);
+            ec = rec;
+        }
     }
 
     Task<void> session(Worker* w, Connection& conn) {
@@ -179,6 +202,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 co_return;
             }
             req.remote_address = remote;
+            // The body gets its own allowance: a large upload is not cut off by the head's timeout.
+            conn.deadline.set_after(settings.idle_timeout);
 
             // ---- read the body
             std::size_t limit = settings.max_body_bytes;
@@ -241,7 +266,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             } catch (const HttpError& e) {
                 res.clear();
                 res.problem(e.status(), e.title(), e.what(), req.path());
-            } catch (const std::exception& e) {
+            } catch (...) {
                 res.clear();
                 res.problem(500, "Internal Server Error", "the request could not be handled", req.path());
             }
@@ -257,13 +282,30 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             }
             conn.deadline.set_after(settings.idle_timeout);
             boost::system::error_code ec;
-            co_await write_all(conn.socket, out, req.method == "HEAD" ? std::string_view{} : res.body, ec);
+            // The head has no Content-Length for 1xx/204/304, so a body set anyway would be read as
+            // the next response.
+            bool no_body = req.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304;
+            co_await write_all(conn.socket, out, no_body ? std::string_view{} : res.body, ec);
             if (ec || close) co_return;
         }
     }
 
     void maybe_finish(Worker* w) {
         if (!w->stopping || !w->connections.empty() || w->finished) return;
+        finish(w);
+    }
+
+    // The drain is bounded: a handler still running at drain_timeout (its socket already closed
+    // by the deadline) is not waited for; its coroutine ends when it returns or the runtime stops.
+    static Task<void> finish_after_drain(std::shared_ptr<Impl> self, Worker* w) {
+        co_await sleep_for(self->settings.drain_timeout);
+        if (w->finished) co_return;
+        boost::system::error_code ignored;
+        for (auto* c : w->connections) c->socket.close(ignored);
+        self->finish(w);
+    }
+
+    void finish(Worker* w) {
         w->finished = true;
         {
             if (live_workers.fetch_sub(1) == 1) {
@@ -295,6 +337,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 }
                 // A connection waiting only on its idle deadline is closed now; busy ones finish.
                 self->maybe_finish(w);
+                if (!w->finished) spawn(w->ex, finish_after_drain(self, w), "http drain");
             });
         }
     }

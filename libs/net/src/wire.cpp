@@ -102,6 +102,8 @@ struct FramingFields {
                 value.remove_prefix(comma + 1);
             }
         } else if (iequals(name, "transfer-encoding")) {
+            // Repeated fields form one list ("chunked, chunked"), which is not plain "chunked".
+            if (has_te) unsupported_te = true;
             has_te = true;
             auto last = value.substr(value.rfind(',') == std::string_view::npos ? 0 : value.rfind(',') + 1);
             te_chunked_last = iequals(trim_ows(last), "chunked");

@@ -76,7 +76,10 @@ public:
     enum class Status { incomplete, done, bad_chunk, too_large };
     /// Consumes bytes from `in`, appending data to `body`; `consumed` is how many bytes were used.
     Status feed(std::string_view in, std::string& body, std::size_t max_body, std::size_t& consumed);
-    void reset() noexcept { state_ = State::size, remaining_ = 0, line_len_ = 0, trailer_bytes_ = 0; }
+    void reset() noexcept {
+        state_ = State::size, remaining_ = 0, line_len_ = 0, trailer_bytes_ = 0;
+        line_.clear();
+    }
 
 private:
     enum class State { size, data, data_crlf, trailer } state_ = State::size;

@@ -3,10 +3,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <thread>
 #include <cctype>
 #include <limits>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "sqlite_error.hpp"
@@ -17,25 +17,34 @@ namespace detail {
 
 errc from_sqlite(int rc) noexcept {
     switch (rc & 0xff) {
-        case SQLITE_ERROR: return errc::sql_error;
-        case SQLITE_CONSTRAINT: return errc::constraint;
+        case SQLITE_ERROR:
+            return errc::sql_error;
+        case SQLITE_CONSTRAINT:
+            return errc::constraint;
         case SQLITE_BUSY:
-        case SQLITE_LOCKED: return errc::busy;
-        case SQLITE_READONLY: return errc::read_only;
+        case SQLITE_LOCKED:
+            return errc::busy;
+        case SQLITE_READONLY:
+            return errc::read_only;
         case SQLITE_CANTOPEN:
         case SQLITE_PERM:
-        case SQLITE_AUTH: return errc::cannot_open;
+        case SQLITE_AUTH:
+            return errc::cannot_open;
         case SQLITE_IOERR:
         case SQLITE_FULL:
         case SQLITE_PROTOCOL:
-        case SQLITE_NOLFS: return errc::io_error;
+        case SQLITE_NOLFS:
+            return errc::io_error;
         case SQLITE_CORRUPT:
-        case SQLITE_NOTADB: return errc::corrupt;
+        case SQLITE_NOTADB:
+            return errc::corrupt;
         case SQLITE_MISUSE:
         case SQLITE_RANGE:
         case SQLITE_TOOBIG:
-        case SQLITE_MISMATCH: return errc::misuse;
-        default: return errc::other;
+        case SQLITE_MISMATCH:
+            return errc::misuse;
+        default:
+            return errc::other;
     }
 }
 
@@ -98,11 +107,15 @@ Result<void> Statement::bind(int index, const Value& value) {
     sqlite3_reset(stmt_);  // SQLite refuses bindings on a statement that has been stepped
     int rc = SQLITE_OK;
     switch (value.type()) {
-        case ValueType::null: rc = sqlite3_bind_null(stmt_, index); break;
+        case ValueType::null:
+            rc = sqlite3_bind_null(stmt_, index);
+            break;
         case ValueType::integer:
             rc = sqlite3_bind_int64(stmt_, index, std::get<std::int64_t>(value.storage()));
             break;
-        case ValueType::real: rc = sqlite3_bind_double(stmt_, index, std::get<double>(value.storage())); break;
+        case ValueType::real:
+            rc = sqlite3_bind_double(stmt_, index, std::get<double>(value.storage()));
+            break;
         case ValueType::text: {
             const auto& text = std::get<std::string>(value.storage());
             rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
@@ -136,7 +149,8 @@ Result<bool> Statement::step() {
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     // result<bool> is not implicitly constructible from an error_code (error_code converts to bool).
-    return Result<bool>(boost::system::in_place_error, sqlite_error(sqlite3_db_handle(stmt_), rc, sql_context(sql())));
+    return Result<bool>(boost::system::in_place_error,
+                        sqlite_error(sqlite3_db_handle(stmt_), rc, sql_context(sql())));
 }
 
 void Statement::reset() noexcept {
@@ -195,19 +209,26 @@ int Statement::index_of(Column column) const {
 
 ValueType Statement::column_type(Column column) const {
     switch (sqlite3_column_type(stmt_, index_of(column))) {
-        case SQLITE_INTEGER: return ValueType::integer;
-        case SQLITE_FLOAT: return ValueType::real;
-        case SQLITE_NULL: return ValueType::null;
-        default: return ValueType::text;  // TEXT and BLOB
+        case SQLITE_INTEGER:
+            return ValueType::integer;
+        case SQLITE_FLOAT:
+            return ValueType::real;
+        case SQLITE_NULL:
+            return ValueType::null;
+        default:
+            return ValueType::text;  // TEXT and BLOB
     }
 }
 
 Value Statement::value(Column column) const {
     const int i = index_of(column);
     switch (sqlite3_column_type(stmt_, i)) {
-        case SQLITE_INTEGER: return Value(static_cast<std::int64_t>(sqlite3_column_int64(stmt_, i)));
-        case SQLITE_FLOAT: return Value(sqlite3_column_double(stmt_, i));
-        case SQLITE_NULL: return Value();
+        case SQLITE_INTEGER:
+            return Value(static_cast<std::int64_t>(sqlite3_column_int64(stmt_, i)));
+        case SQLITE_FLOAT:
+            return Value(sqlite3_column_double(stmt_, i));
+        case SQLITE_NULL:
+            return Value();
         case SQLITE_BLOB: {
             const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
             return Value(std::string(data != nullptr ? data : "", sqlite3_column_bytes(stmt_, i)));
@@ -242,7 +263,8 @@ std::string_view Statement::sql() const noexcept {
 Transaction::Transaction(Transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
 
 Transaction::~Transaction() {
-    if (db_ != nullptr && sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (db_ != nullptr && sqlite3_get_autocommit(db_) == 0)
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 Result<void> Transaction::commit() {
@@ -310,13 +332,15 @@ Result<Database> Database::open(const std::string& path, const OpenOptions& opti
         }
         if (!mode) return detail::with_context(mode.error(), context);
         auto name = mode->get<std::string>(0);
-        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return std::tolower(c); });
         if (name != "wal") {
             return make_error(errc::cannot_open,
                               context + ": cannot enable WAL mode (journal_mode stays '" + name + "')");
         }
     }
-    const char* sync = options.sync_every_commit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+    const char* sync =
+        options.sync_every_commit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
     if (auto r = db.exec(sync); !r) return detail::with_context(r.error(), context);
     return db;
 }

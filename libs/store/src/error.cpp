@@ -18,35 +18,46 @@ constexpr std::size_t kMaxDetailLength = 512;
 
 std::string base_message(int ev) {
     switch (static_cast<errc>(ev)) {
-        case errc::sql_error: return "SQL error";
-        case errc::constraint: return "constraint violated";
-        case errc::busy: return "database is locked";
-        case errc::read_only: return "database is read-only";
-        case errc::cannot_open: return "cannot open database";
-        case errc::io_error: return "database I/O error";
-        case errc::corrupt: return "database is damaged or not a database";
-        case errc::misuse: return "store API misuse";
-        case errc::no_row: return "no row";
-        case errc::schema_too_new: return "database schema is newer than this program";
-        case errc::other: return "database error";
+        case errc::sql_error:
+            return "SQL error";
+        case errc::constraint:
+            return "constraint violated";
+        case errc::busy:
+            return "database is locked";
+        case errc::read_only:
+            return "database is read-only";
+        case errc::cannot_open:
+            return "cannot open database";
+        case errc::io_error:
+            return "database I/O error";
+        case errc::corrupt:
+            return "database is damaged or not a database";
+        case errc::misuse:
+            return "store API misuse";
+        case errc::no_row:
+            return "no row";
+        case errc::schema_too_new:
+            return "database schema is newer than this program";
+        case errc::other:
+            return "database error";
     }
     return "unknown store error";
 }
 
 class StoreCategory : public boost::system::error_category {
-public:
+  public:
     StoreCategory() noexcept : error_category(kStoreCategoryId) {}
     const char* name() const noexcept override { return "plexus.store"; }
     std::string message(int ev) const override { return base_message(ev); }
 };
 
 class DetailedCategory final : public StoreCategory {
-public:
+  public:
     explicit DetailedCategory(std::string detail) : detail_(std::move(detail)) {}
     std::string message(int ev) const override { return base_message(ev) + ": " + detail_; }
     const std::string& detail() const noexcept { return detail_; }
 
-private:
+  private:
     std::string detail_;
 };
 

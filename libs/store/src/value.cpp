@@ -4,10 +4,14 @@ namespace plexus::store {
 
 std::string_view to_string(ValueType type) noexcept {
     switch (type) {
-        case ValueType::null: return "NULL";
-        case ValueType::integer: return "INTEGER";
-        case ValueType::real: return "REAL";
-        case ValueType::text: return "TEXT";
+        case ValueType::null:
+            return "NULL";
+        case ValueType::integer:
+            return "INTEGER";
+        case ValueType::real:
+            return "REAL";
+        case ValueType::text:
+            return "TEXT";
     }
     return "UNKNOWN";
 }

@@ -1,11 +1,11 @@
+#include "plexus/store/store.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-
-#include "plexus/store/store.hpp"
 
 using namespace plexus;
 using namespace plexus::store;
@@ -15,7 +15,7 @@ namespace {
 
 // A fresh directory per test, removed afterwards.
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string pattern = (fs::temp_directory_path() / "plexus-store-test-XXXXXX").string();
         if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -27,7 +27,7 @@ public:
     }
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     fs::path path_;
 };
 
@@ -114,7 +114,8 @@ TEST(Database, BindsAndReadsEveryType) {
     ASSERT_TRUE(inserted) << inserted.error().message();
     EXPECT_EQ(*inserted, 1);
     EXPECT_EQ(db.last_insert_rowid(), 1);
-    ASSERT_TRUE(db.execute("INSERT INTO t VALUES (?, ?, ?, ?)", -3, 0.0, "", std::optional<std::string>("set")));
+    ASSERT_TRUE(
+        db.execute("INSERT INTO t VALUES (?, ?, ?, ?)", -3, 0.0, "", std::optional<std::string>("set")));
 
     auto rows = db.query("SELECT i, r, s, n FROM t WHERE i > ? ORDER BY i", -10);
     ASSERT_TRUE(rows) << rows.error().message();
@@ -139,8 +140,9 @@ TEST(Database, BindsAndReadsEveryType) {
 
 TEST(Database, StatementsStepBindAndRunAgain) {
     auto db = memory_db();
-    ASSERT_TRUE(db.exec("CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER); "
-                        "INSERT INTO kv VALUES ('a', 1), ('b', 2), ('c', 3);"));
+    ASSERT_TRUE(
+        db.exec("CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER); "
+                "INSERT INTO kv VALUES ('a', 1), ('b', 2), ('c', 3);"));
     auto stmt = db.prepare("SELECT k, v FROM kv WHERE v >= ?1 ORDER BY k");
     ASSERT_TRUE(stmt) << stmt.error().message();
     ASSERT_TRUE(stmt->bind(1, 2));
@@ -205,8 +207,9 @@ TEST(Database, ReportsSqlErrorsWithSqliteMessage) {
 
 TEST(Database, ConstraintsAndForeignKeysAreEnforced) {
     auto db = memory_db();
-    ASSERT_TRUE(db.exec("CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE NOT NULL);"
-                        "CREATE TABLE orders(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id));"));
+    ASSERT_TRUE(db.exec(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE NOT NULL);"
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id));"));
     ASSERT_TRUE(db.execute("INSERT INTO users(email) VALUES (?)", "a@example.com"));
     auto duplicate = db.execute("INSERT INTO users(email) VALUES (?)", "a@example.com");
     ASSERT_FALSE(duplicate);

@@ -113,4 +113,10 @@ std::optional<std::string> percent_decode(std::string_view in);
 /// Whether `method` is idempotent per RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
 bool is_idempotent(std::string_view method) noexcept;
 
+/// Whether `name` is a hop-by-hop header field that a proxy must not forward (RFC 9110 7.6.1):
+/// Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE,
+/// Trailer, Transfer-Encoding, Upgrade (case-insensitive). Fields named in a Connection header
+/// are hop-by-hop too; checking those is the caller's job. Thread-safe.
+bool is_hop_by_hop(std::string_view name) noexcept;
+
 }  // namespace plexus::net

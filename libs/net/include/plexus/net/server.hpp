@@ -62,7 +62,9 @@ public:
     std::uint16_t port() const noexcept;
     /// Graceful stop: stops accepting, closes idle connections, lets in-flight requests finish
     /// (answered with `Connection: close`) for up to `drain_timeout`, then closes the rest.
-    /// `done` is called once every connection is gone. Thread-safe; idempotent.
+    /// `done` is called (on an io thread) once every connection is gone, at the latest after
+    /// `drain_timeout`: a handler still running then is not waited for; its coroutine ends when it
+    /// returns or when the runtime stops. Thread-safe; idempotent (a second `done` is dropped).
     void shutdown(std::function<void()> done = {});
     /// Number of requests currently being handled, across all threads.
     std::size_t in_flight() const noexcept;

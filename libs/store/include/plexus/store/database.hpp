@@ -66,7 +66,7 @@ enum class TransactionKind {
 /// Parameters are positional and 1-based (`?`, or `?N` for index N); columns are 0-based.
 /// Not thread-safe. Move-only.
 class Statement {
-public:
+  public:
     Statement(Statement&& other) noexcept;
     Statement& operator=(Statement&& other) noexcept;
     Statement(const Statement&) = delete;
@@ -77,8 +77,8 @@ public:
     /// Binds `value` to the 1-based parameter `index`; resets the statement first (binding starts a
     /// new run). errc::misuse if `index` is out of range.
     Result<void> bind(int index, const Value& value);
-    /// Resets the statement, clears all bindings, then binds `values` to parameters 1..n. errc::misuse if `values` does
-    /// not have exactly as many entries as the statement has parameters.
+    /// Resets the statement, clears all bindings, then binds `values` to parameters 1..n. errc::misuse if
+    /// `values` does not have exactly as many entries as the statement has parameters.
     Result<void> bind_all(std::span<const Value> values);
 
     /// Runs the statement to the next row: true when a row is available (read it with the
@@ -114,7 +114,7 @@ public:
     /// The SQL text the statement was prepared from.
     std::string_view sql() const noexcept;
 
-private:
+  private:
     friend class Database;
     explicit Statement(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
     int index_of(Column column) const;
@@ -127,7 +127,7 @@ private:
 /// its Database; not thread-safe; move-only. Transactions do not nest: `begin` while one is
 /// active fails with errc::sql_error.
 class Transaction {
-public:
+  public:
     Transaction(Transaction&& other) noexcept;
     Transaction& operator=(Transaction&&) = delete;
     Transaction(const Transaction&) = delete;
@@ -144,7 +144,7 @@ public:
     /// True until commit or rollback succeeded.
     bool active() const noexcept { return db_ != nullptr; }
 
-private:
+  private:
     friend class Database;
     explicit Transaction(sqlite3* db) noexcept : db_(db) {}
     sqlite3* db_ = nullptr;
@@ -153,7 +153,7 @@ private:
 /// One connection to one SQLite database. Opened in WAL mode with foreign keys enforced and a
 /// busy timeout. Not thread-safe (see the file comment); move-only; closes on destruction.
 class Database {
-public:
+  public:
     /// Opens (by default creating) the database file at `path`, or an in-memory database for
     /// ":memory:". Sets busy_timeout, `foreign_keys = ON`, `journal_mode = WAL` (not for in-memory
     /// or read-only databases) and `synchronous`. Errors: errc::cannot_open naming the path (also
@@ -224,7 +224,7 @@ public:
     /// The path given to `open`.
     const std::string& path() const noexcept { return path_; }
 
-private:
+  private:
     Database(sqlite3* db, std::string path) noexcept : db_(db), path_(std::move(path)) {}
     void close() noexcept;
 

@@ -31,7 +31,7 @@ std::string_view to_string(ValueType type) noexcept;
 /// A value read as a type it does not hold, or a column name or index that does not exist.
 /// A programming error (the code and the schema disagree), hence an exception.
 class TypeMismatch : public std::logic_error {
-public:
+  public:
     using std::logic_error::logic_error;
 };
 
@@ -46,7 +46,7 @@ struct is_optional<std::optional<T>> : std::true_type {};
 /// (and bool, as 0/1), floating point, strings, nullptr / std::nullopt, and std::optional of those
 /// (empty means NULL). A regular value type; not synchronised (like std::string).
 class Value {
-public:
+  public:
     using Storage = std::variant<std::monostate, std::int64_t, double, std::string>;
 
     /// NULL.
@@ -77,6 +77,7 @@ public:
 
     /// Which storage class this value has.
     ValueType type() const noexcept { return static_cast<ValueType>(v_.index()); }
+    /// True for NULL.
     bool is_null() const noexcept { return type() == ValueType::null; }
 
     /// The value as `T`: std::int64_t and other integers (INTEGER, range-checked), bool (INTEGER
@@ -93,7 +94,8 @@ public:
             return expect<std::int64_t>(ValueType::integer) != 0;
         } else if constexpr (std::is_integral_v<T>) {
             auto n = expect<std::int64_t>(ValueType::integer);
-            if (!fits<T>(n)) throw TypeMismatch("INTEGER " + std::to_string(n) + " does not fit the requested type");
+            if (!fits<T>(n))
+                throw TypeMismatch("INTEGER " + std::to_string(n) + " does not fit the requested type");
             return static_cast<T>(n);
         } else if constexpr (std::is_floating_point_v<T>) {
             if (type() == ValueType::integer) return static_cast<T>(std::get<std::int64_t>(v_));
@@ -101,17 +103,19 @@ public:
         } else if constexpr (std::is_same_v<T, std::string>) {
             return expect<std::string>(ValueType::text);
         } else {
-            static_assert(sizeof(T) == 0, "Value::as<T>: T must be an integer, floating point, std::string, "
-                                          "Value or std::optional of one of these");
+            static_assert(sizeof(T) == 0,
+                          "Value::as<T>: T must be an integer, floating point, std::string, "
+                          "Value or std::optional of one of these");
         }
     }
 
     /// The underlying variant (index = ValueType).
     const Storage& storage() const noexcept { return v_; }
 
+    /// Same storage class and value (no conversions: 1 != 1.0).
     friend bool operator==(const Value&, const Value&) = default;
 
-private:
+  private:
     template <class I>
     static std::int64_t checked_int64(I v) {
         if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
@@ -141,7 +145,7 @@ private:
 
 /// A column of a row, by 0-based index or by name.
 class Column {
-public:
+  public:
     /// By 0-based index.
     Column(std::size_t index) noexcept : index_(index) {}
     /// By 0-based index (so that a literal `0` works).
@@ -151,11 +155,14 @@ public:
     /// By name.
     Column(const char* name) noexcept : name_(name), by_name_(true) {}
 
+    /// True when the column is named, false when indexed.
     bool by_name() const noexcept { return by_name_; }
+    /// The index (meaningful when !by_name()).
     std::size_t index() const noexcept { return index_; }
+    /// The name (meaningful when by_name()); it views the caller's string.
     std::string_view name() const noexcept { return name_; }
 
-private:
+  private:
     std::size_t index_ = 0;
     std::string_view name_;
     bool by_name_ = false;
@@ -165,7 +172,8 @@ private:
 /// produced it is reset or destroyed. Rows of one query share their column names. Not
 /// synchronised; safe to read from several threads when nobody modifies it.
 class Row {
-public:
+  public:
+    /// A row without columns.
     Row() = default;
     /// Used by Statement; `columns` has one name per value.
     Row(std::shared_ptr<const std::vector<std::string>> columns, std::vector<Value> values) noexcept
@@ -183,9 +191,10 @@ public:
         return at(column).as<T>();
     }
 
+    /// Equal values in the same order (column names are not compared).
     friend bool operator==(const Row& a, const Row& b) noexcept { return a.values_ == b.values_; }
 
-private:
+  private:
     std::shared_ptr<const std::vector<std::string>> columns_;
     std::vector<Value> values_;
 };

@@ -1,0 +1,524 @@
+#include "plexus/supervisor/up.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "plexus/core/settings.hpp"
+#include "plexus/discovery/registry_client.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/router.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/net/server.hpp"
+#include "plexus/supervisor/manifest.hpp"
+#include "plexus/supervisor/supervisor.hpp"
+
+namespace plexus::supervisor {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kStateFile = "supervisor.json";
+
+// Runs `task` on `ex` and waits for its result from a thread that is not an io thread.
+template <class T>
+std::optional<T> call(net::Executor ex, net::Task<T> task, std::chrono::milliseconds timeout) {
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    net::spawn(
+        ex,
+        [](net::Task<T> t, std::shared_ptr<std::promise<T>> p) -> net::Task<void> {
+            try {
+                p->set_value(co_await std::move(t));
+            } catch (...) {
+                p->set_exception(std::current_exception());
+            }
+        }(std::move(task), promise),
+        "supervisor call");
+    if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+    try {
+        return future.get();
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::optional<json::object> read_state(const std::string& data_dir) {
+    std::ifstream in(data_dir + "/" + kStateFile);
+    if (!in) return std::nullopt;
+    std::stringstream s;
+    s << in.rdbuf();
+    boost::system::error_code ec;
+    auto v = json::parse(s.str(), ec);
+    if (ec || !v.is_object()) return std::nullopt;
+    return v.as_object();
+}
+
+bool alive(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+std::string format_uptime(std::chrono::seconds s) {
+    auto n = s.count();
+    std::ostringstream o;
+    if (n >= 3600) o << n / 3600 << "h" << (n % 3600) / 60 << "m";
+    else if (n >= 60) o << n / 60 << "m" << n % 60 << "s";
+    else o << n << "s";
+    return o.str();
+}
+
+std::string resolve_data_dir(const Manifest& m, const std::string& override_dir) {
+    fs::path dir = override_dir.empty() ? fs::path(m.data_dir) : fs::path(override_dir);
+    if (override_dir.empty() && dir.is_relative()) dir = fs::path(m.manifest_dir) / dir;
+    return fs::weakly_canonical(fs::absolute(dir)).string();
+}
+
+// The running deployment: supervisor, control API, probes.
+class Deployment {
+public:
+    Deployment(Manifest manifest, const UpOptions& o, std::string data_dir, bool quiet)
+        : quiet_(quiet), data_dir_(std::move(data_dir)), runtime_(1) {
+        SupervisorOptions so;
+        so.plexus_binary = o.plexus_binary;
+        so.bin_dir = o.bin_dir;
+        so.data_dir = data_dir_;
+        so.health_probe = [this](const InstanceStatus& s) { return probe(s); };
+        so.on_event = [this](const InstanceStatus& s, std::string_view msg) { on_event(s, msg); };
+        supervisor_ = std::make_unique<Supervisor>(std::move(manifest), std::move(so));
+    }
+
+    int run(const UpOptions& o) {
+        fs::create_directories(data_dir_);
+        if (!start_control()) return 1;
+        std::thread io([this] { runtime_.run(); });
+        std::stop_source stop;
+        stop_ = &stop;
+        runtime_.on_signals({SIGINT, SIGTERM}, [&stop](int) { stop.request_stop(); });
+
+        int code = 0;
+        try {
+            if (!quiet_) {
+                std::printf("plexus: starting %s (data in %s)\n", supervisor_->manifest().name.c_str(),
+                            data_dir_.c_str());
+                std::fflush(stdout);
+            }
+            if (!supervisor_->start(stop.get_token())) {
+                code = stop.stop_requested() ? 0 : 1;
+            } else {
+                write_state();
+                bool announced = false;
+                auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
+                while (!stop.stop_requested()) {
+                    supervisor_->tick();
+                    if (!announced && all_healthy()) {
+                        announce();
+                        announced = true;
+                    } else if (!announced && std::chrono::steady_clock::now() > deadline) {
+                        std::fprintf(stderr, "plexus: not every instance became healthy within %llds; see %s\n",
+                                     static_cast<long long>(o.ready_timeout.count() / 1000),
+                                     supervisor_->logs_dir().c_str());
+                        announced = true;  // keep running; `plexus status` shows what is wrong
+                    }
+                    std::this_thread::sleep_for(100ms);
+                }
+            }
+        } catch (const StartupError& e) {
+            std::fprintf(stderr, "plexus: %s\n", e.what());
+            code = 1;
+        }
+        if (!quiet_) std::printf("plexus: stopping\n");
+        supervisor_->stop_all();
+        std::error_code ec;
+        fs::remove(data_dir_ + "/" + kStateFile, ec);
+        server_->shutdown([this] { runtime_.stop(); });
+        io.join();
+        if (!quiet_) std::printf("plexus: stopped\n");
+        return code;
+    }
+
+private:
+    bool start_control() {
+        router_.add("GET", "/v1/status", [this](net::Request&, net::Response& res) -> net::Task<void> {
+            res.json(200, json::serialize(status_json()));
+            co_return;
+        });
+        router_.add("POST", "/v1/shutdown", [this](net::Request&, net::Response& res) -> net::Task<void> {
+            if (stop_) stop_->request_stop();
+            res.json(202, R"({"status":"stopping"})");
+            co_return;
+        });
+        router_.add("PUT", "/v1/services/{name}/replicas", [this](net::Request& req, net::Response& res) -> net::Task<void> {
+            boost::system::error_code ec;
+            auto v = json::parse(req.body, ec);
+            const json::value* n = (!ec && v.is_object()) ? v.as_object().if_contains("replicas") : nullptr;
+            if (!n || !n->is_int64()) throw net::HttpError(400, "Bad Request", "body must be {\"replicas\": N}");
+            auto r = supervisor_->scale(req.param("name"), static_cast<int>(n->as_int64()));
+            if (!r) {
+                int status = r.error() == errc::unknown_service ? 404 : 400;
+                throw net::HttpError(status, reason(status), r.error().message());
+            }
+            res.json(202, json::serialize(json::object{{"service", req.param("name")}, {"replicas", n->as_int64()}}));
+            co_return;
+        });
+        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
+                                                router_.body_limit_fn());
+        try {
+            server_->start();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "plexus: cannot open the control port: %s\n", e.what());
+            return false;
+        }
+        return true;
+    }
+
+    static std::string reason(int status) { return std::string(net::reason_phrase(status)); }
+
+    void write_state() {
+        json::object o{{"pid", ::getpid()},
+                       {"control_port", server_->port()},
+                       {"data_dir", data_dir_},
+                       {"manifest", supervisor_->manifest().name}};
+        if (auto p = supervisor_->daemon_port("gateway")) o["gateway_port"] = *p;
+        if (auto p = supervisor_->daemon_port("registry")) o["registry_port"] = *p;
+        auto tmp = data_dir_ + "/" + kStateFile + ".tmp";
+        {
+            std::ofstream out(tmp);
+            out << json::serialize(o) << "\n";
+        }
+        fs::rename(tmp, data_dir_ + "/" + kStateFile);
+    }
+
+    std::optional<net::Endpoint> registry() const {
+        auto p = supervisor_->daemon_port("registry");
+        if (!p) return std::nullopt;
+        return net::Endpoint{"127.0.0.1", static_cast<std::uint16_t>(*p)};
+    }
+
+    // Daemons: their HTTP health path answers 2xx. Services: registered and passing.
+    bool probe(const InstanceStatus& s) {
+        if (s.kind == InstanceKind::daemon) {
+            if (s.health_path.empty() || s.port <= 0) return true;
+            auto r = call(runtime_.executor(0),
+                          net::fetch({"127.0.0.1", static_cast<std::uint16_t>(s.port)}, "GET", s.health_path, {}, {},
+                                     800ms),
+                          1500ms);
+            return r && *r && (*r)->status >= 200 && (*r)->status < 300;
+        }
+        auto reg = registry();
+        if (!reg) return true;
+        auto snap = call(runtime_.executor(0), discovery::RegistryClient(*reg, 800ms).watch(s.service, 0, 0ms, true),
+                         1500ms);
+        if (!snap || !*snap) return false;
+        for (const auto& in : (*snap)->instances) {
+            if (in.id == s.name) {
+                std::lock_guard lock(ports_mutex_);
+                service_ports_[s.name] = in.port;
+                return in.status == "passing" && !in.draining;
+            }
+        }
+        return false;
+    }
+
+    bool all_healthy() const {
+        for (const auto& s : supervisor_->status()) {
+            if (s.state == InstanceState::stopped) continue;
+            if (!s.healthy || s.state != InstanceState::running) return false;
+        }
+        return true;
+    }
+
+    void on_event(const InstanceStatus& s, std::string_view msg) {
+        if (quiet_) {
+            // In the background the supervisor's log is the record of what happened.
+            std::printf("%s: %.*s\n", s.name.c_str(), static_cast<int>(msg.size()), msg.data());
+            std::fflush(stdout);
+            return;
+        }
+        std::printf("  %-14s %.*s\n", s.name.c_str(), static_cast<int>(msg.size()), msg.data());
+        std::fflush(stdout);
+    }
+
+    void announce() {
+        std::string gateway;
+        if (auto p = supervisor_->daemon_port("gateway")) gateway = "http://127.0.0.1:" + std::to_string(*p);
+        if (quiet_) {
+            std::printf("ready\n");
+            std::fflush(stdout);
+            return;
+        }
+        std::printf("\nPlexus is up: %zu instances healthy.\n", supervisor_->status().size());
+        if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
+        if (!supervisor_->manifest().examples.empty()) {
+            std::printf("Try:\n");
+            for (auto line : supervisor_->manifest().examples) {
+                for (auto pos = line.find("{gateway}"); pos != std::string::npos; pos = line.find("{gateway}")) {
+                    line.replace(pos, 9, gateway);
+                }
+                std::printf("  %s\n", line.c_str());
+            }
+        }
+        std::printf("Status: plexus status --data-dir %s    Stop: Ctrl-C or plexus down --data-dir %s\n",
+                    data_dir_.c_str(), data_dir_.c_str());
+        std::fflush(stdout);
+    }
+
+    json::object status_json() {
+        json::array items;
+        auto now = std::chrono::steady_clock::now();
+        bool healthy = true;
+        for (const auto& s : supervisor_->status()) {
+            int port = s.port;
+            if (s.kind == InstanceKind::service) {
+                std::lock_guard lock(ports_mutex_);
+                if (auto it = service_ports_.find(s.name); it != service_ports_.end()) port = it->second;
+            }
+            bool up = s.state == InstanceState::running || s.state == InstanceState::starting;
+            healthy = healthy && (s.state == InstanceState::stopped || (s.healthy && s.state == InstanceState::running));
+            items.push_back(json::object{
+                {"name", s.name},
+                {"service", s.service},
+                {"kind", to_string(s.kind)},
+                {"pid", up ? s.pid : 0},
+                {"address", port > 0 ? "127.0.0.1:" + std::to_string(port) : ""},
+                {"state", to_string(s.state)},
+                {"healthy", s.healthy},
+                {"restarts", s.restarts},
+                {"uptime_s", up ? std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at).count() : 0},
+                {"last_exit", s.last_exit},
+                {"log", s.log_file}});
+        }
+        json::object o{{"manifest", supervisor_->manifest().name}, {"healthy", healthy}, {"instances", items}};
+        if (auto p = supervisor_->daemon_port("gateway")) o["gateway"] = "http://127.0.0.1:" + std::to_string(*p);
+        return o;
+    }
+
+    bool quiet_;
+    std::string data_dir_;
+    net::Runtime runtime_;
+    net::Router router_;
+    std::unique_ptr<net::Server> server_;
+    std::unique_ptr<Supervisor> supervisor_;
+    std::stop_source* stop_ = nullptr;
+    std::mutex ports_mutex_;
+    std::map<std::string, int> service_ports_;
+};
+
+// Fetches the control API's /v1/status of a running deployment (from a plain thread).
+std::optional<json::object> fetch_status(int control_port) {
+    net::Runtime rt(1);
+    std::optional<json::object> out;
+    std::thread io([&] { rt.run(); });
+    auto r = call(rt.executor(0),
+                  net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "GET", "/v1/status", {}, {}, 2s),
+                  3s);
+    if (r && *r && (*r)->status == 200) {
+        boost::system::error_code ec;
+        auto v = json::parse((*r)->body, ec);
+        if (!ec && v.is_object()) out = v.as_object();
+    }
+    rt.stop();
+    io.join();
+    return out;
+}
+
+bool post_shutdown(int control_port) {
+    net::Runtime rt(1);
+    std::thread io([&] { rt.run(); });
+    auto r = call(rt.executor(0),
+                  net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "POST", "/v1/shutdown", {}, {}, 2s),
+                  3s);
+    rt.stop();
+    io.join();
+    return r && *r && (*r)->status == 202;
+}
+
+// Waits in the parent of a detached supervisor until it reports every instance healthy.
+int wait_detached(pid_t child, const std::string& data_dir, const UpOptions& o) {
+    auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
+    std::string last_line;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int st = 0;
+        if (::waitpid(child, &st, WNOHANG) == child) {
+            std::fprintf(stderr, "plexus: the supervisor exited during startup; see %s/logs/supervisor.log\n",
+                         data_dir.c_str());
+            return 1;
+        }
+        if (auto state = read_state(data_dir)) {
+            auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
+            if (auto s = fetch_status(port)) {
+                std::size_t ready = 0, total = 0;
+                for (const auto& i : s->at("instances").as_array()) {
+                    ++total;
+                    ready += i.at("healthy").as_bool() && i.at("state").as_string() == "running";
+                }
+                std::string line = std::to_string(ready) + "/" + std::to_string(total) + " instances healthy";
+                if (line != last_line) {
+                    std::printf("  %s\n", line.c_str());
+                    std::fflush(stdout);
+                    last_line = line;
+                }
+                if (s->at("healthy").as_bool()) {
+                    std::printf("\nPlexus is up (supervisor pid %d).\n", static_cast<int>(child));
+                    std::string gateway;
+                    if (auto* g = s->if_contains("gateway")) {
+                        gateway = std::string(g->as_string());
+                        std::printf("Gateway: %s\n", gateway.c_str());
+                    }
+                    auto manifest = load_manifest(o.manifest_path);
+                    if (!manifest.examples.empty()) {
+                        std::printf("Try:\n");
+                        for (auto line : manifest.examples) {
+                            for (auto pos = line.find("{gateway}"); pos != std::string::npos;
+                                 pos = line.find("{gateway}")) {
+                                line.replace(pos, 9, gateway);
+                            }
+                            std::printf("  %s\n", line.c_str());
+                        }
+                    }
+                    std::printf("Status: plexus status --data-dir %s    Stop: plexus down --data-dir %s\n",
+                                data_dir.c_str(), data_dir.c_str());
+                    return 0;
+                }
+            }
+        }
+        std::this_thread::sleep_for(200ms);
+    }
+    std::fprintf(stderr, "plexus: not healthy within %llds; see plexus status --data-dir %s\n",
+                 static_cast<long long>(o.ready_timeout.count() / 1000), data_dir.c_str());
+    return 1;
+}
+
+}  // namespace
+
+std::string default_data_dir(const std::string& manifest_path) {
+    try {
+        return resolve_data_dir(load_manifest(manifest_path), {});
+    } catch (const std::exception&) {
+        return fs::absolute(".plexus").string();
+    }
+}
+
+int up(const UpOptions& o) {
+    Manifest manifest;
+    try {
+        manifest = load_manifest(o.manifest_path);
+        if (o.gateway_port >= 0) {
+            bool found = false;
+            for (auto& d : manifest.daemons) {
+                if (d.name == "gateway") {
+                    d.port = o.gateway_port;
+                    found = true;
+                }
+            }
+            if (!found) throw core::SettingsError(o.manifest_path + ": --gateway-port given but no daemon is named gateway");
+        }
+    } catch (const core::SettingsError& e) {
+        std::fprintf(stderr, "plexus: %s\n", e.what());
+        return 2;
+    }
+    auto data_dir = resolve_data_dir(manifest, o.data_dir);
+    if (auto state = read_state(data_dir)) {
+        auto pid = static_cast<int>(state->at("pid").to_number<std::int64_t>());
+        if (alive(pid)) {
+            std::fprintf(stderr, "plexus: already running from %s (supervisor pid %d); run plexus down first\n",
+                         data_dir.c_str(), pid);
+            return 1;
+        }
+    }
+    fs::create_directories(data_dir + "/logs");
+
+    if (!o.detach) return Deployment(std::move(manifest), o, data_dir, false).run(o);
+
+    std::printf("plexus: starting %s in the background (data in %s)\n", manifest.name.c_str(), data_dir.c_str());
+    std::fflush(stdout);
+    pid_t child = ::fork();
+    if (child < 0) {
+        std::perror("plexus: fork");
+        return 1;
+    }
+    if (child == 0) {
+        ::setsid();
+        int log = ::open((data_dir + "/logs/supervisor.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int null = ::open("/dev/null", O_RDONLY);
+        if (null >= 0) ::dup2(null, 0);
+        if (log >= 0) {
+            ::dup2(log, 1);
+            ::dup2(log, 2);
+        }
+        std::_Exit(Deployment(std::move(manifest), o, data_dir, true).run(o));
+    }
+    return wait_detached(child, data_dir, o);
+}
+
+int status(const std::string& data_dir, std::ostream& out) {
+    auto state = read_state(data_dir);
+    if (!state) {
+        out << "nothing is running from " << data_dir << "\n";
+        return 1;
+    }
+    auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
+    auto s = fetch_status(port);
+    if (!s) {
+        out << "the supervisor of " << data_dir << " does not answer (pid "
+            << state->at("pid").to_number<std::int64_t>() << ")\n";
+        return 1;
+    }
+    out << std::left << std::setw(12) << "SERVICE" << std::setw(16) << "INSTANCE" << std::setw(9) << "PID"
+        << std::setw(18) << "ADDRESS" << std::setw(11) << "HEALTH" << std::setw(10) << "RESTARTS" << "UPTIME\n";
+    for (const auto& v : s->at("instances").as_array()) {
+        const auto& i = v.as_object();
+        std::string health = i.at("state").as_string() == "running"
+                                 ? (i.at("healthy").as_bool() ? "healthy" : "unhealthy")
+                                 : std::string(i.at("state").as_string());
+        auto pid = i.at("pid").to_number<std::int64_t>();
+        out << std::setw(12) << std::string(i.at("service").as_string()) << std::setw(16)
+            << std::string(i.at("name").as_string()) << std::setw(9) << (pid ? std::to_string(pid) : "-")
+            << std::setw(18) << std::string(i.at("address").as_string()) << std::setw(11) << health << std::setw(10)
+            << i.at("restarts").to_number<std::int64_t>()
+            << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
+    }
+    if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
+    return 0;
+}
+
+int down(const std::string& data_dir, std::chrono::milliseconds timeout) {
+    auto state = read_state(data_dir);
+    if (!state) {
+        std::printf("plexus: nothing is running from %s\n", data_dir.c_str());
+        return 0;
+    }
+    auto pid = static_cast<int>(state->at("pid").to_number<std::int64_t>());
+    auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
+    if (!post_shutdown(port) && alive(pid)) ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
+        int st;
+        ::waitpid(pid, &st, WNOHANG);  // reaps it when `down` runs in the process that started it
+        std::this_thread::sleep_for(50ms);
+    }
+    if (alive(pid)) {
+        // Children die with their supervisor (PDEATHSIG), so this still leaves nothing behind.
+        std::fprintf(stderr, "plexus: supervisor %d did not stop within %llds; killing it\n", pid,
+                     static_cast<long long>(timeout.count() / 1000));
+        ::kill(pid, SIGKILL);
+    }
+    std::error_code ec;
+    fs::remove(data_dir + "/" + kStateFile, ec);
+    std::printf("plexus: stopped\n");
+    return 0;
+}
+
+}  // namespace plexus::supervisor
