@@ -1,32 +1,105 @@
 // The single `plexus` binary: `plexus <daemon>` runs one daemon; `plexus up/down/status`
-// drive a whole deployment.
+// drive a whole deployment from a manifest.
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
 
+#include "gateway_daemon.hpp"
 #include "plexus/registry/registry.hpp"
+#include "plexus/supervisor/up.hpp"
 #include "plexus/telemetry/log.hpp"
 
+namespace {
+
+// The directory of this executable; the shop binaries are found relative to it.
+std::filesystem::path self_dir() {
+    std::error_code ec;
+    auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::filesystem::current_path() : p.parent_path();
+}
+
+bool init_logs(const std::string& service, const std::string& level_text) {
+    auto level = plexus::telemetry::parse_level(level_text);
+    if (!level) {
+        std::fprintf(stderr, "plexus %s: --log-level must be debug, info, warn or error\n", service.c_str());
+        return false;
+    }
+    plexus::telemetry::init_logging(service, service + "-" + std::to_string(::getpid()), *level);
+    return true;
+}
+
+// The default manifest: deploy/plexus.yaml next to the source tree the binary was built from,
+// or in the current directory.
+std::string default_manifest() {
+    auto candidate = self_dir() / "../../../deploy/plexus.yaml";
+    if (std::filesystem::exists("deploy/plexus.yaml")) return "deploy/plexus.yaml";
+    if (std::filesystem::exists(candidate)) return std::filesystem::weakly_canonical(candidate).string();
+    return "deploy/plexus.yaml";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    CLI::App app{"Plexus: a microservices platform"};
+    CLI::App app{"Plexus: a microservices platform in one binary"};
     app.require_subcommand(1);
+    std::string log_level = "info";
 
     plexus::registry::Settings registry;
-    std::string registry_log_level = "info";
-    auto* reg = app.add_subcommand("registry", "run the service registry");
+    auto* reg = app.add_subcommand("registry", "run the service registry daemon");
     reg->add_option("--listen", registry.listen, "address to listen on (host:port)");
-    reg->add_option("--data-dir", registry.data_dir, "directory for the catalog database (empty: in memory)");
-    reg->add_option("--log-level", registry_log_level, "debug, info, warn or error");
+    reg->add_option("--data-dir", registry.data_dir, "directory for the catalog database (empty: memory only)");
+    reg->add_option("--log-level", log_level, "debug, info, warn or error");
+
+    plexus::cli::GatewayDaemonSettings gateway;
+    auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
+    gw->add_option("--listen", gateway.listen, "address to listen on (host:port)");
+    gw->add_option("--registry", gateway.registry, "registry URL, http://host:port");
+    gw->add_option("--routes", gateway.routes_file, "routes file (YAML)")->required();
+    gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
+                 "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
+    gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");
+    gw->add_option("--log-level", log_level, "debug, info, warn or error");
+
+    plexus::supervisor::UpOptions up;
+    up.manifest_path = default_manifest();
+    auto* upc = app.add_subcommand("up", "start the platform and its services from a manifest");
+    upc->add_option("-f,--file", up.manifest_path, "manifest (default deploy/plexus.yaml)");
+    upc->add_option("--data-dir", up.data_dir, "where daemons and services keep their data and logs");
+    upc->add_option("--gateway-port", up.gateway_port, "port of the gateway (0 = any free port)")
+        ->check(CLI::Range(0, 65535));
+    upc->add_flag("--detach,-d", up.detach, "return once everything is healthy; stop later with plexus down");
+
+    std::string data_dir;
+    std::string manifest = default_manifest();
+    auto* st = app.add_subcommand("status", "show every instance of a running deployment");
+    st->add_option("--data-dir", data_dir, "data directory of the deployment");
+    st->add_option("-f,--file", manifest, "manifest whose data directory to use");
+    auto* dn = app.add_subcommand("down", "stop a running deployment");
+    dn->add_option("--data-dir", data_dir, "data directory of the deployment");
+    dn->add_option("-f,--file", manifest, "manifest whose data directory to use");
 
     CLI11_PARSE(app, argc, argv);
 
     if (*reg) {
-        auto level = plexus::telemetry::parse_level(registry_log_level);
-        if (!level) {
-            std::fprintf(stderr, "plexus registry: --log-level must be debug, info, warn or error\n");
-            return 2;
-        }
-        plexus::telemetry::init_logging("registry", "registry", *level);
+        if (!init_logs("registry", log_level)) return 2;
         return plexus::registry::run(registry);
     }
+    if (*gw) {
+        if (!init_logs("gateway", log_level)) return 2;
+        return plexus::cli::run_gateway(gateway);
+    }
+    if (*upc) {
+        auto self = self_dir();
+        up.plexus_binary = (self / "plexus").string();
+        up.bin_dir = std::filesystem::weakly_canonical(self / "../apps/shop").string();
+        if (const char* bin = std::getenv("PLEXUS_BIN_DIR")) up.bin_dir = bin;
+        return plexus::supervisor::up(up);
+    }
+    if (data_dir.empty()) data_dir = plexus::supervisor::default_data_dir(manifest);
+    if (*st) return plexus::supervisor::status(data_dir, std::cout);
+    if (*dn) return plexus::supervisor::down(data_dir, std::chrono::seconds(60));
     return 0;
 }

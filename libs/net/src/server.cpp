@@ -275,7 +275,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             // ---- respond
             bool close = !req.keep_alive || w->stopping;
             out.clear();
-            wire::serialize_response_head(res, close, wire::http_date(), out);
+            wire::serialize_response_head(res, close, wire::http_date(), out, req.method == "HEAD");
             if (req.version_minor == 0 && !close) {
                 // HTTP/1.0 keep-alive must be confirmed explicitly.
                 out.insert(out.size() - 2, "Connection: keep-alive\r\n");

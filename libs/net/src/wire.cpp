@@ -351,7 +351,8 @@ bool is_framing_field(std::string_view name) noexcept {
 }
 }  // namespace
 
-void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out) {
+void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out,
+                             bool head_request) {
     out += "HTTP/1.1 ";
     char code[4] = {static_cast<char>('0' + res.status / 100 % 10), static_cast<char>('0' + res.status / 10 % 10),
                     static_cast<char>('0' + res.status % 10), ' '};
@@ -367,7 +368,15 @@ void serialize_response_head(const Response& res, bool close, std::string_view d
         out += h.value;
         out += "\r\n";
     }
-    if (res.status >= 200 && res.status != 204 && res.status != 304) {
+    if (head_request && res.body.empty() && res.status >= 200 && res.status != 204 && res.status != 304) {
+        if (auto length = res.headers.get("content-length")) {
+            out += "Content-Length: ";
+            out += *length;
+            out += "\r\n";
+        } else {
+            out += "Content-Length: 0\r\n";
+        }
+    } else if (res.status >= 200 && res.status != 204 && res.status != 304) {
         out += "Content-Length: ";
         char buf[24];
         auto [p, ec] = std::to_chars(buf, buf + sizeof buf, res.body.size());

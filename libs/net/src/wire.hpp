@@ -92,7 +92,10 @@ private:
 /// Appends "HTTP/1.1 <status> <reason>\r\n", the response's fields except framing and
 /// connection fields, Content-Length (unless status forbids a body), Date, and Connection: close
 /// when `close`. Then the empty line. The body is written separately.
-void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out);
+/// For a HEAD request (`head_request`) with an empty body, a Content-Length the response carries
+/// (a proxied upstream's) is kept: it is the length the GET would have had.
+void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out,
+                             bool head_request = false);
 
 /// Appends the request line, Host (from `host` unless present), the request's fields except
 /// framing and connection fields, Content-Length when there is a body or the method carries one,

@@ -625,3 +625,15 @@ TEST(HopByHop, KnowsTheHopByHopFields) {
     EXPECT_FALSE(wire::is_hop_by_hop("Content-Length"));
     EXPECT_FALSE(wire::is_hop_by_hop("Host"));
 }
+
+TEST(WireSerialize, HeadResponseKeepsTheProxiedContentLength) {
+    Response res;
+    res.status = 200;
+    res.headers.add("Content-Length", "1234");
+    std::string out;
+    wire::serialize_response_head(res, false, "Sun, 06 Nov 1994 08:49:37 GMT", out, true);
+    EXPECT_NE(out.find("Content-Length: 1234\r\n"), std::string::npos) << out;
+    out.clear();
+    wire::serialize_response_head(res, false, "Sun, 06 Nov 1994 08:49:37 GMT", out, false);
+    EXPECT_NE(out.find("Content-Length: 0\r\n"), std::string::npos) << out;
+}

@@ -9,7 +9,7 @@
 ///     auto inventory = svc.client("inventory");
 ///     svc.get("/products/{id}", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
 ///         auto stock = co_await inventory.get(req, "/stock/" + std::string(req.param("id")));
-///         co_return plexus::Response::json_body(200, ...);
+///         co_return plexus::json_response(200, ...);
 ///     });
 ///     return svc.run(argc, argv);
 ///
@@ -55,8 +55,8 @@ struct ServiceState;
 ///
 /// Each call takes the incoming request it serves, so the correlation id and trace context
 /// travel downstream. Failures throw HttpError: 503 when no instance is healthy, 504 on
-/// timeout, 502 when the instance fails. A call whose connection fails before anything was sent
-/// is retried once on another instance when the method is idempotent.
+/// timeout, 502 when the instance fails. An idempotent call whose connection is refused, or reset
+/// before an answer arrived, is retried once on another instance.
 class Client {
 public:
     Task<Response> get(const Request& incoming, std::string target);

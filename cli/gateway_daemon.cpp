@@ -1,0 +1,79 @@
+#include "gateway_daemon.hpp"
+
+#include <csignal>
+
+#include "plexus/core/settings.hpp"
+#include "plexus/discovery/discovery.hpp"
+#include "plexus/gateway/gateway.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/net/server.hpp"
+#include "plexus/telemetry/log.hpp"
+
+namespace plexus::cli {
+
+int run_gateway(const GatewayDaemonSettings& s) {
+    auto listen = net::parse_endpoint(s.listen);
+    if (!listen) {
+        telemetry::error("--listen must be host:port", {{"listen", s.listen}});
+        return 2;
+    }
+    std::optional<net::Endpoint> registry;
+    if (!s.registry.empty()) {
+        registry = net::parse_endpoint(s.registry);
+        if (!registry) {
+            telemetry::error("--registry must be http://host:port", {{"registry", s.registry}});
+            return 2;
+        }
+    }
+    net::Runtime runtime(s.threads);
+    std::unique_ptr<discovery::Discovery> disco;
+    if (registry) disco = std::make_unique<discovery::Discovery>(discovery::RegistryClient(*registry), runtime.executor(0));
+
+    gateway::GatewaySettings gs;
+    gs.routes_file = s.routes_file;
+    gs.trust_forwarded_for = s.trust_forwarded_for;
+    std::unique_ptr<gateway::Gateway> gw;
+    try {
+        gw = std::make_unique<gateway::Gateway>(gs, disco.get());
+    } catch (const core::SettingsError& e) {
+        telemetry::error("invalid routes", {{"error", e.what()}});
+        std::fprintf(stderr, "plexus gateway: %s\n", e.what());
+        return 2;
+    } catch (const std::invalid_argument& e) {
+        telemetry::error("invalid routes", {{"error", e.what()}});
+        std::fprintf(stderr, "plexus gateway: %s\n", e.what());
+        return 2;
+    }
+
+    net::ServerSettings ss;
+    ss.address = listen->host;
+    ss.port = listen->port;
+    net::Server server(runtime, ss, gw->handler(), gw->body_limit());
+    try {
+        server.start();
+    } catch (const std::exception& e) {
+        telemetry::error("cannot listen", {{"listen", s.listen}, {"error", e.what()}});
+        std::fprintf(stderr, "plexus gateway: cannot listen on %s: %s\n", s.listen.c_str(), e.what());
+        return 1;
+    }
+    gw->start_watching_file(runtime.executor(0));
+    runtime.on_signals({SIGTERM, SIGINT, SIGHUP}, [&](int sig) {
+        if (sig == SIGHUP) {
+            net::spawn(
+                runtime.executor(0),
+                [](gateway::Gateway* g) -> net::Task<void> { co_await g->reload_async(); }(gw.get()),
+                "gateway reload");
+            return;
+        }
+        telemetry::info("shutting down", {{"signal", sig}});
+        if (disco) disco->stop();
+        server.shutdown([&runtime] { runtime.stop(); });
+    });
+    telemetry::info("gateway listening", {{"address", ss.address}, {"port", server.port()},
+                                          {"routes", static_cast<std::int64_t>(gw->routes() ? 1 : 0)}});
+    runtime.run();
+    return 0;
+}
+
+}  // namespace plexus::cli

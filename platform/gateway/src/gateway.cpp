@@ -1,0 +1,550 @@
+#include "plexus/gateway/gateway.hpp"
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <filesystem>
+#include <mutex>
+
+#include "plexus/core/duration.hpp"
+#include "plexus/core/settings.hpp"
+#include "plexus/gateway/forwarding.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/telemetry/log.hpp"
+#include "plexus/telemetry/trace.hpp"
+
+namespace plexus::gateway {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kUnmatchedRoute = "-";
+constexpr std::string_view kCodeClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+enum class Failure { none = -1, connect = 0, timeout, closed, protocol, no_instance };
+constexpr std::size_t kFailureKinds = 5;
+constexpr std::string_view kFailureNames[kFailureKinds] = {"connect", "timeout", "closed", "protocol",
+                                                           "no_instance"};
+
+// Metric children of one route, looked up once per table load.
+struct RouteMetrics {
+    std::array<telemetry::Counter*, 5> requests{};
+    telemetry::Histogram* duration = nullptr;
+    std::array<telemetry::Counter*, kFailureKinds> errors{};
+};
+
+// What one request needs from a load: the table and everything derived from it. Immutable.
+struct Snapshot {
+    std::shared_ptr<const RouteTable> table;
+    std::vector<RouteMetrics> metrics;  // by Route::index()
+    std::string routes_json;
+};
+
+struct FileStamp {
+    std::filesystem::file_time_type mtime{};
+    std::uintmax_t size = 0;
+    bool exists = false;
+    friend bool operator==(const FileStamp&, const FileStamp&) = default;
+};
+
+FileStamp stamp_of(const std::string& path) {
+    std::error_code ec;
+    FileStamp s;
+    s.mtime = std::filesystem::last_write_time(path, ec);
+    if (ec) return {};
+    s.size = std::filesystem::file_size(path, ec);
+    if (ec) return {};
+    s.exists = true;
+    return s;
+}
+
+std::size_t code_class_index(int status) noexcept {
+    int i = status / 100 - 1;
+    return i >= 0 && i < 5 ? static_cast<std::size_t>(i) : 4;
+}
+
+Failure classify(const ErrorCode& ec) noexcept {
+    if (ec == net::errc::connect_failed || ec == net::errc::bad_address) return Failure::connect;
+    if (ec == net::errc::timeout || ec == net::errc::pool_exhausted) return Failure::timeout;
+    if (ec == net::errc::connection_closed) return Failure::closed;
+    return Failure::protocol;
+}
+
+void write_hex(char* out, std::uint64_t v, int digits) noexcept {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; --i) {
+        out[i] = kDigits[v & 0xF];
+        v >>= 4;
+    }
+}
+
+// The traceparent of `ctx` written into `out` without allocating.
+std::string_view format_traceparent(const telemetry::TraceContext& ctx, std::array<char, 55>& out) noexcept {
+    char* p = out.data();
+    p[0] = '0', p[1] = '0', p[2] = '-';
+    write_hex(p + 3, ctx.trace_id.hi, 16);
+    write_hex(p + 19, ctx.trace_id.lo, 16);
+    p[35] = '-';
+    write_hex(p + 36, ctx.span_id.value, 16);
+    p[52] = '-', p[53] = '0', p[54] = ctx.sampled ? '1' : '0';
+    return {out.data(), out.size()};
+}
+
+// Whether `path` has a "." or ".." segment, also percent-encoded ("%2e"): the gateway refuses to
+// guess how an upstream would resolve it against the route's prefix.
+bool has_dot_segment(std::string_view path) noexcept {
+    while (!path.empty()) {
+        path.remove_prefix(1);  // the '/'
+        auto end = path.find('/');
+        auto seg = path.substr(0, end);
+        int dots = 0;
+        bool only_dots = !seg.empty();
+        for (std::size_t i = 0; i < seg.size() && only_dots;) {
+            if (seg[i] == '.') {
+                ++dots, ++i;
+            } else if (seg.size() - i >= 3 && seg[i] == '%' && seg[i + 1] == '2' &&
+                       (seg[i + 2] | 0x20) == 'e') {
+                ++dots, i += 3;
+            } else {
+                only_dots = false;
+            }
+        }
+        if (only_dots && dots <= 2) return true;
+        if (end == std::string_view::npos) break;
+        path.remove_prefix(end);
+    }
+    return false;
+}
+
+milliseconds left_until(Clock::time_point deadline) noexcept {
+    return std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+}
+
+}  // namespace
+
+struct Gateway::Impl {
+    GatewaySettings settings;
+    ForwardingPolicy forwarding;
+    discovery::Discovery* discovery;
+    telemetry::Registry& metrics;
+    telemetry::CounterFamily& requests_family;
+    telemetry::HistogramFamily& duration_family;
+    telemetry::CounterFamily& errors_family;
+    RouteMetrics unmatched;
+
+    std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+    std::atomic<bool> stopped{false};
+    std::mutex reload_mutex;  // serialises loads; never taken on the request path
+    FileStamp loaded_stamp;   // guarded by reload_mutex
+
+    Impl(GatewaySettings s, discovery::Discovery* d, telemetry::Registry& m)
+        : settings(std::move(s)),
+          forwarding{settings.trust_forwarded_for},
+          discovery(d),
+          metrics(m),
+          requests_family(m.counter("plexus_gateway_requests_total",
+                                    "Requests answered by the gateway, by route and status class.",
+                                    {"route", "code_class"})),
+          duration_family(m.histogram("plexus_gateway_request_duration_seconds",
+                                      "Time from the request's arrival to the end of its answer, by route.",
+                                      {"route"}, telemetry::default_latency_buckets())),
+          errors_family(m.counter("plexus_gateway_upstream_errors_total",
+                                  "Failed upstream exchanges, by route and kind of failure.",
+                                  {"route", "kind"})) {
+        unmatched = metrics_for(kUnmatchedRoute);
+    }
+
+    RouteMetrics metrics_for(std::string_view route) {
+        RouteMetrics m;
+        for (std::size_t i = 0; i < 5; ++i) m.requests[i] = &requests_family.labels({route, kCodeClasses[i]});
+        m.duration = &duration_family.labels({route});
+        for (std::size_t i = 0; i < kFailureKinds; ++i)
+            m.errors[i] = &errors_family.labels({route, kFailureNames[i]});
+        return m;
+    }
+
+    std::size_t route_count() const {
+        auto s = snapshot.load();
+        return s ? s->table->size() : 0;
+    }
+
+    // Compiles and swaps in `routes`; throws std::invalid_argument. Caller holds reload_mutex.
+    std::size_t install_locked(std::vector<RouteSettings> routes, std::string source) {
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+            if (!routes[i].service.empty() && !discovery) {
+                throw std::invalid_argument("route '" + routes[i].name + "' (routes[" + std::to_string(i) +
+                                            "]): service: '" + routes[i].service +
+                                            "' cannot be discovered: the gateway has no registry");
+            }
+        }
+        auto next = std::make_shared<Snapshot>();
+        next->table = RouteTable::compile(std::move(routes));
+        next->metrics.resize(next->table->size());
+        for (const auto& r : next->table->routes()) {
+            next->metrics[r.index()] = metrics_for(r.name());
+            // Starts the registry watch now, so the first request rarely waits for it.
+            if (!r.settings().service.empty())
+                discovery->set_policy(r.settings().service, r.settings().policy);
+        }
+        next->routes_json = next->table->to_json();
+        auto count = next->table->size();
+        snapshot.store(std::move(next));
+        telemetry::info("routes loaded", {{"source", source}, {"routes", count}});
+        return count;
+    }
+
+    ReloadStatus reload_locked() {
+        const auto& file = settings.routes_file;
+        if (file.empty()) return {false, "no routes file is configured", route_count()};
+        // Stamped before reading: a change made during the read is seen by the next check.
+        loaded_stamp = stamp_of(file);
+        std::string error;
+        try {
+            auto n = install_locked(load_routes(file), file);
+            return {true, {}, n};
+        } catch (const core::SettingsError& e) {
+            error = e.what();
+        } catch (const std::invalid_argument& e) {
+            error = file + ": " + e.what();
+        }
+        auto kept = route_count();
+        telemetry::error("routes rejected; the previous routes keep serving",
+                         {{"file", file}, {"error", error}, {"routes", kept}});
+        return {false, std::move(error), kept};
+    }
+
+    ReloadStatus reload() {
+        std::lock_guard lock(reload_mutex);
+        return reload_locked();
+    }
+
+    void reload_if_changed() {
+        std::lock_guard lock(reload_mutex);
+        if (stamp_of(settings.routes_file) == loaded_stamp) return;
+        reload_locked();
+    }
+
+    ReloadStatus set_routes(std::vector<RouteSettings> routes) {
+        std::lock_guard lock(reload_mutex);
+        try {
+            auto n = install_locked(std::move(routes), "code");
+            return {true, {}, n};
+        } catch (const std::invalid_argument& e) {
+            auto kept = route_count();
+            telemetry::error("routes rejected; the previous routes keep serving",
+                             {{"error", e.what()}, {"routes", kept}});
+            return {false, e.what(), kept};
+        }
+    }
+
+    static net::Task<void> watch_file(std::weak_ptr<Impl> weak) {
+        while (true) {
+            milliseconds interval;
+            {
+                auto self = weak.lock();
+                if (!self || self->stopped.load()) co_return;
+                interval = self->settings.watch_interval;
+            }
+            co_await net::sleep_for(interval);
+            auto self = weak.lock();
+            if (!self || self->stopped.load()) co_return;
+            co_await net::offload([self] { self->reload_if_changed(); });
+        }
+    }
+
+    static net::Task<ReloadStatus> reload_task(std::shared_ptr<Impl> self) {
+        co_return co_await net::offload([self] { return self->reload(); });
+    }
+
+    // ------------------------------------------------------------ admin endpoints
+
+    // Answers the admin paths; false if `req` is not for one of them.
+    bool serve_admin(const net::Request& req, net::Response& res) const {
+        std::string_view path = req.path();
+        bool reserved = path.starts_with("/-/");
+        if (reserved) path.remove_prefix(2);
+        enum { none, live, ready, prometheus, routes } which = none;
+        if (path == "/health/live")
+            which = live;
+        else if (path == "/health/ready")
+            which = ready;
+        else if (path == "/metrics")
+            which = prometheus;
+        else if (reserved && path == "/routes")
+            which = routes;
+        if (which == none) {
+            if (!reserved) return false;
+            res.problem(404, "Not Found", "no admin endpoint at " + std::string(req.path()), req.path());
+            return true;
+        }
+        if (req.method != "GET" && req.method != "HEAD") {
+            res.problem(405, "Method Not Allowed", "admin endpoints answer GET and HEAD", req.path());
+            res.headers.set("Allow", "GET, HEAD");
+            return true;
+        }
+        auto snap = snapshot.load();
+        switch (which) {
+            case live:
+                res.json(200, R"({"status":"live"})");
+                break;
+            case ready:
+                if (snap) {
+                    res.json(200,
+                             R"({"status":"ready","routes":)" + std::to_string(snap->table->size()) + "}");
+                } else {
+                    res.problem(503, "Service Unavailable", "no routes are loaded", req.path());
+                }
+                break;
+            case prometheus:
+                res.status = 200;
+                res.headers.set("Content-Type", telemetry::kPrometheusContentType);
+                res.body = metrics.render();
+                break;
+            case routes:
+                if (snap)
+                    res.json(200, snap->routes_json);
+                else
+                    res.json(200, R"({"routes":[]})");
+                break;
+            case none:
+                break;
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------ the request path
+
+    net::Task<void> handle(net::Request& req, net::Response& res) {
+        auto start = Clock::now();
+        if (serve_admin(req, res)) co_return;
+
+        auto snap = snapshot.load(std::memory_order_acquire);
+        std::string_view path = req.path();
+        bool bad_target = path.empty() || path.front() != '/' || has_dot_segment(path);
+        const Route* route = bad_target ? nullptr : snap->table->match(req);
+        std::string_view route_name = route ? std::string_view(route->name()) : kUnmatchedRoute;
+        const RouteMetrics& m = route ? snap->metrics[route->index()] : unmatched;
+
+        auto parent =
+            telemetry::TraceContext::parse_traceparent(req.headers.get(kTraceparentHeader).value_or(""));
+        std::string span_name = req.method;
+        span_name += ' ';
+        span_name += route_name;
+        telemetry::Span span(std::move(span_name), telemetry::SpanKind::server, parent);
+
+        prepare_upstream_request(req, forwarding);
+        // Copied out: later header changes may move the field's bytes.
+        std::array<char, kMaxRequestIdLength> rid_buf;
+        auto rid_view = ensure_request_id(req.headers);
+        std::string_view request_id(rid_buf.data(), rid_view.size());
+        std::copy(rid_view.begin(), rid_view.end(), rid_buf.begin());
+
+        std::string_view upstream_id;
+        std::optional<discovery::Target> discovered;  // keeps upstream_id's bytes alive
+        if (bad_target) {
+            res.problem(400, "Bad Request", "the request target must be a path without . or .. segments",
+                        req.path());
+        } else if (!route) {
+            res.problem(404, "Not Found", "no route for " + std::string(req.path()), req.path());
+        } else {
+            if (route->changes_target()) {
+                req.headers.set(kOriginalPathHeader, req.target);
+                route->rewrite_target(req);
+            }
+            co_await forward(*route, m, req, res, span, start, upstream_id, discovered);
+        }
+
+        res.headers.set(kRequestIdHeader, request_id);
+        auto elapsed = Clock::now() - start;
+        m.requests[code_class_index(res.status)]->inc();
+        m.duration->observe(elapsed);
+        if (span.context().sampled) span.set_attribute("http.status_code", std::to_string(res.status));
+        if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
+        span.end();
+
+        if (telemetry::log_enabled(telemetry::Level::info)) {
+            std::array<char, 32> trace_hex;
+            std::array<char, 16> span_hex;
+            write_hex(trace_hex.data(), span.context().trace_id.hi, 16);
+            write_hex(trace_hex.data() + 16, span.context().trace_id.lo, 16);
+            write_hex(span_hex.data(), span.context().span_id.value, 16);
+            telemetry::LogContext ctx{
+                {trace_hex.data(), trace_hex.size()}, {span_hex.data(), span_hex.size()}, request_id};
+            std::string_view logged_path = req.path();
+            if (route && route->changes_target()) {
+                logged_path = req.headers.get(kOriginalPathHeader).value_or(logged_path);
+                logged_path = logged_path.substr(0, logged_path.find('?'));
+            }
+            telemetry::info("access",
+                            {{"method", req.method},
+                             {"path", logged_path},
+                             {"status", res.status},
+                             {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
+                             {"route", route_name},
+                             {"upstream", upstream_id},
+                             {"bytes_in", req.body.size()},
+                             {"bytes_out", res.body.size()},
+                             {"remote", req.remote_address}},
+                            &ctx);
+        }
+    }
+
+    // Sends `req` to an instance of the route's target (retrying a refused or reset idempotent
+    // request once on another) and leaves the answer, or the gateway's problem response, in `res`.
+    net::Task<void> forward(const Route& route, const RouteMetrics& m, net::Request& req, net::Response& res,
+                            telemetry::Span& span, Clock::time_point start, std::string_view& upstream_id,
+                            std::optional<discovery::Target>& discovered) {
+        const auto& rs = route.settings();
+        auto deadline = start + rs.timeout;
+        if (auto budget = req.headers.get(kDeadlineHeader)) {
+            std::int64_t ms = 0;
+            auto [p, ec] = std::from_chars(budget->data(), budget->data() + budget->size(), ms);
+            if (ec == std::errc{} && p == budget->data() + budget->size() && ms >= 0) {
+                deadline = std::min(deadline, start + milliseconds(ms));
+            }
+        }
+        bool retry = rs.retry_idempotent && net::is_idempotent(req.method);
+        std::vector<std::string> tried;  // allocates only when a retry happens
+        Failure failure = Failure::none;
+        ErrorCode last_error;
+
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            auto left = left_until(deadline);
+            if (left.count() <= 0) {
+                if (failure == Failure::none) failure = Failure::timeout;
+                break;
+            }
+            const net::Endpoint* endpoint = nullptr;
+            net::Endpoint discovered_endpoint;
+            std::shared_ptr<discovery::InstanceState> state;
+            if (rs.service.empty()) {
+                const auto& list = route.static_targets();
+                if (const auto* t = route.balancer().pick(list, tried)) {
+                    endpoint = &route.static_endpoint(static_cast<std::size_t>(t - list.targets.data()));
+                    state = t->state;
+                    upstream_id = t->info.id;
+                }
+            } else {
+                if (!discovery->instances(rs.service)->loaded) {
+                    co_await discovery->ready(rs.service, std::min(left, settings.discovery_wait));
+                    left = left_until(deadline);
+                }
+                if (auto picked = discovery->pick(rs.service, tried)) {
+                    discovered = std::move(picked);
+                    discovered_endpoint = discovered->info.endpoint();
+                    endpoint = &discovered_endpoint;
+                    state = discovered->state;
+                    upstream_id = discovered->info.id;
+                }
+            }
+            if (!endpoint) {
+                if (attempt == 0) {
+                    failure = Failure::no_instance;
+                    m.errors[static_cast<std::size_t>(failure)]->inc();
+                }
+                break;  // on a retry: no other instance, the first failure stands
+            }
+            if (left.count() <= 0) {
+                failure = Failure::timeout;
+                break;
+            }
+
+            discovery::InFlight in_flight(state);
+            telemetry::Span call(span.name(), telemetry::SpanKind::client, span.context());
+            std::array<char, 55> traceparent;
+            req.headers.set(kTraceparentHeader, format_traceparent(call.context(), traceparent));
+            char budget[24];
+            auto [end, ec] = std::to_chars(budget, budget + sizeof budget, left.count());
+            req.headers.set(kDeadlineHeader,
+                            std::string_view(budget, static_cast<std::size_t>(end - budget)));
+
+            if (call.context().sampled) call.set_attribute("peer.instance", std::string(upstream_id));
+            auto error = co_await net::send(*endpoint, req, res, left);
+            if (!error) {
+                failure = Failure::none;
+                if (call.context().sampled)
+                    call.set_attribute("http.status_code", std::to_string(res.status));
+                break;
+            }
+            call.set_status(telemetry::SpanStatus::error);
+            call.set_attribute("error", error.message());
+            failure = classify(error);
+            last_error = error;
+            m.errors[static_cast<std::size_t>(failure)]->inc();
+            // Refused before sending, or reset while the instance was dying: an idempotent request
+            // may be repeated on another instance (a timeout is not retried: its budget is spent).
+            if ((error == net::errc::connect_failed || error == net::errc::connection_closed) && retry &&
+                attempt == 0) {
+                tried.emplace_back(upstream_id);
+                continue;
+            }
+            break;
+        }
+
+        if (failure == Failure::none) {
+            prepare_downstream_response(res);
+            co_return;
+        }
+        res.clear();
+        switch (failure) {
+            case Failure::no_instance:
+                res.problem(503, "Service Unavailable",
+                            rs.service.empty() ? "no upstream of route " + rs.name + " is available"
+                                               : "no healthy instance of " + rs.service,
+                            req.path());
+                break;
+            case Failure::timeout:
+                res.problem(504, "Gateway Timeout",
+                            "the upstream did not answer within " + core::format_duration(rs.timeout),
+                            req.path());
+                break;
+            default:
+                res.problem(502, "Bad Gateway", "the upstream failed: " + last_error.message(), req.path());
+                break;
+        }
+    }
+};
+
+Gateway::Gateway(GatewaySettings settings, discovery::Discovery* discovery, telemetry::Registry& metrics)
+    : impl_(std::make_shared<Impl>(std::move(settings), discovery, metrics)) {
+    std::lock_guard lock(impl_->reload_mutex);
+    if (!impl_->settings.routes_file.empty()) {
+        auto status = impl_->reload_locked();
+        if (!status.ok) throw core::SettingsError(status.error);
+    } else {
+        impl_->install_locked(impl_->settings.routes, "settings");
+    }
+}
+
+Gateway::~Gateway() { impl_->stopped.store(true); }
+
+net::Handler Gateway::handler() const {
+    return [impl = impl_](net::Request& req, net::Response& res) { return impl->handle(req, res); };
+}
+
+net::BodyLimit Gateway::body_limit() const {
+    return [impl = impl_](const net::Request& req) -> std::size_t {
+        auto snap = impl->snapshot.load(std::memory_order_acquire);
+        const Route* r = snap->table->match(req);
+        return r ? static_cast<std::size_t>(r->settings().max_body_bytes) : 0;
+    };
+}
+
+ReloadStatus Gateway::reload() { return impl_->reload(); }
+
+net::Task<ReloadStatus> Gateway::reload_async() { return Impl::reload_task(impl_); }
+
+ReloadStatus Gateway::set_routes(std::vector<RouteSettings> routes) {
+    return impl_->set_routes(std::move(routes));
+}
+
+void Gateway::start_watching_file(net::Executor ex) {
+    if (impl_->settings.routes_file.empty()) return;
+    net::spawn(ex, Impl::watch_file(impl_), "gateway routes watch");
+}
+
+std::shared_ptr<const RouteTable> Gateway::routes() const { return impl_->snapshot.load()->table; }
+
+}  // namespace plexus::gateway

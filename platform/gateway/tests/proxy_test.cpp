@@ -1,0 +1,599 @@
+// The gateway in process: a net::Server running Gateway::handler() in front of upstream servers
+// on loopback (port 0), driven by net::send. Every wait is bounded by kWait.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "plexus/core/settings.hpp"
+#include "plexus/discovery/discovery.hpp"
+#include "plexus/gateway/gateway.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/router.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/net/server.hpp"
+#include "plexus/telemetry/log.hpp"
+#include "plexus/telemetry/metrics.hpp"
+
+namespace gateway = plexus::gateway;
+namespace net = plexus::net;
+namespace telemetry = plexus::telemetry;
+namespace discovery = plexus::discovery;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::chrono::milliseconds kWait = 10s;  // the bound of every wait in this file
+
+// A port nothing listens on (bound, not listening: connections are refused), reserved while the
+// object lives.
+class ClosedPort {
+  public:
+    ClosedPort() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        socklen_t len = sizeof addr;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+    }
+    ~ClosedPort() { ::close(fd_); }
+    std::uint16_t port() const { return port_; }
+    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+template <class T>
+net::Task<void> deliver(net::Task<T> task, std::shared_ptr<std::promise<T>> promise) {
+    try {
+        promise->set_value(co_await std::move(task));
+    } catch (...) {
+        promise->set_exception(std::current_exception());
+    }
+}
+
+// Owns what the request needs, so nothing refers to the test's locals while the task runs.
+net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,
+                                                    std::chrono::milliseconds timeout) {
+    net::Response res;
+    auto ec = co_await net::send(ep, req, res, timeout);
+    if (ec) co_return ec;
+    co_return res;
+}
+
+// The echo upstream's answer: "METHOD TARGET\n", then "name: value\n" per header, "\n", the body.
+std::optional<std::string> echoed_header(const std::string& body, std::string_view name) {
+    std::string_view rest = body;
+    rest.remove_prefix(std::min(rest.size(), rest.find('\n') + 1));
+    while (!rest.empty()) {
+        auto nl = rest.find('\n');
+        auto line = rest.substr(0, nl);
+        if (line.empty()) break;
+        auto colon = line.find(": ");
+        if (colon != std::string_view::npos && net::iequals(line.substr(0, colon), name)) {
+            return std::string(line.substr(colon + 2));
+        }
+        if (nl == std::string_view::npos) break;
+        rest.remove_prefix(nl + 1);
+    }
+    return std::nullopt;
+}
+
+std::string first_line(const std::string& body) { return body.substr(0, body.find('\n')); }
+
+std::string echoed_body(const std::string& body) {
+    auto end = body.find("\n\n");
+    return end == std::string::npos ? std::string() : body.substr(end + 2);
+}
+
+// Collects log lines (the sink is process-wide; tests in this file run one at a time).
+struct LogCapture {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    std::vector<std::string> matching(std::string_view needle) {
+        std::lock_guard lock(mutex);
+        std::vector<std::string> out;
+        for (const auto& l : lines) {
+            if (l.find(needle) != std::string::npos) out.push_back(l);
+        }
+        return out;
+    }
+};
+
+class TempFile {
+  public:
+    TempFile() {
+        static std::atomic<int> counter{0};
+        path_ = (std::filesystem::temp_directory_path() /
+                 ("plexus-gateway-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".yaml"))
+                    .string();
+    }
+    ~TempFile() { std::filesystem::remove(path_); }
+    // Replaces the content (write to a temporary, then rename: the watcher never sees half a file).
+    void write(const std::string& text) {
+        auto tmp = path_ + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << text;
+        }
+        std::filesystem::rename(tmp, path_);
+    }
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+gateway::GatewaySettings with_routes(std::vector<gateway::RouteSettings> routes, bool trust = false) {
+    gateway::GatewaySettings s;
+    s.routes = std::move(routes);
+    s.trust_forwarded_for = trust;
+    return s;
+}
+
+gateway::GatewaySettings with_file(std::string path, std::chrono::milliseconds watch_interval = 1s) {
+    gateway::GatewaySettings s;
+    s.routes_file = std::move(path);
+    s.watch_interval = watch_interval;
+    return s;
+}
+
+std::string static_route(std::string name, std::string prefix, std::string upstream, std::string extra = {}) {
+    return "  - name: " + name + "\n    match:\n      prefix: " + prefix + "\n    upstreams: [\"" + upstream +
+           "\"]\n" + extra;
+}
+
+class ProxyTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        telemetry::set_log_sink([this](std::string_view line) {
+            std::lock_guard lock(logs_.mutex);
+            logs_.lines.emplace_back(line);
+        });
+        runtime_ = std::make_unique<net::Runtime>(2);
+        runner_ = std::thread([rt = runtime_.get()] { rt->run(); });
+        start_upstream();
+    }
+
+    void TearDown() override {
+        runtime_->stop();
+        runner_.join();
+        servers_.clear();
+        gateways_.clear();
+        disco_.reset();
+        runtime_.reset();
+        telemetry::set_log_sink({});
+    }
+
+    void start_upstream() {
+        router_.add("*", "/{path...}", [this](net::Request& req, net::Response& res) -> net::Task<void> {
+            hits_.fetch_add(1);
+            if (req.method == "POST") posts_.fetch_add(1);
+            std::string body = req.method + " " + req.target + "\n";
+            for (const auto& h : req.headers) body += h.name + ": " + h.value + "\n";
+            body += "\n" + req.body;
+            res.text(200, std::move(body));
+            res.headers.add("X-Up", "yes");
+            res.headers.add("Keep-Alive", "timeout=5");
+            res.headers.add("Proxy-Authenticate", "Basic");
+            co_return;
+        });
+        router_.add("GET", "/slow", [](net::Request& req, net::Response& res) -> net::Task<void> {
+            co_await net::sleep_for(3s);
+            res.text(200, "late");
+        });
+        upstream_ = start_server(router_.handler(), router_.body_limit_fn());
+    }
+
+    std::uint16_t start_server(net::Handler handler, net::BodyLimit limit = {}) {
+        servers_.push_back(std::make_unique<net::Server>(*runtime_, net::ServerSettings{}, std::move(handler),
+                                                         std::move(limit)));
+        servers_.back()->start();
+        return servers_.back()->port();
+    }
+
+    std::string upstream_address() const { return "127.0.0.1:" + std::to_string(upstream_); }
+
+    // Starts a gateway and its server; returns the server's port.
+    std::uint16_t start_gateway(gateway::GatewaySettings settings, discovery::Discovery* disco = nullptr) {
+        gateways_.push_back(std::make_unique<gateway::Gateway>(std::move(settings), disco, metrics_));
+        auto& gw = *gateways_.back();
+        return start_server(gw.handler(), gw.body_limit());
+    }
+
+    std::uint16_t start_gateway_with(std::string routes_yaml, bool trust = false) {
+        auto routes = gateway::parse_routes(routes_yaml, "test-routes.yaml");
+        return start_gateway(with_routes(std::move(routes), trust));
+    }
+
+    plexus::Result<net::Response> send(std::uint16_t port, net::Request req,
+                                       std::chrono::milliseconds timeout = 5s) {
+        auto promise = std::make_shared<std::promise<plexus::Result<net::Response>>>();
+        auto future = promise->get_future();
+        net::spawn(runtime_->executor(0),
+                   deliver(send_owned({"127.0.0.1", port}, std::move(req), timeout), promise),
+                   "test request");
+        if (future.wait_for(kWait) != std::future_status::ready)
+            throw std::runtime_error("request timed out");
+        return future.get();
+    }
+
+    net::Response call(std::uint16_t port, std::string method, std::string target,
+                       std::initializer_list<std::pair<std::string_view, std::string_view>> headers = {},
+                       std::string body = {}) {
+        net::Request req;
+        req.method = std::move(method);
+        req.target = std::move(target);
+        for (const auto& [n, v] : headers) req.headers.add(n, v);
+        req.body = std::move(body);
+        auto r = send(port, std::move(req));
+        if (!r) throw std::runtime_error("request failed: " + r.error().message());
+        return std::move(*r);
+    }
+
+    std::string metric_line(std::string_view prefix) {
+        auto text = metrics_.render();
+        auto at = text.find(prefix);
+        if (at == std::string::npos) return "(absent)";
+        return text.substr(at, text.find('\n', at) - at);
+    }
+
+    telemetry::Registry metrics_;
+    LogCapture logs_;
+    std::unique_ptr<net::Runtime> runtime_;
+    std::thread runner_;
+    net::Router router_;
+    std::uint16_t upstream_ = 0;
+    std::atomic<int> hits_{0};
+    std::atomic<int> posts_{0};
+    std::vector<std::unique_ptr<gateway::Gateway>> gateways_;
+    std::vector<std::unique_ptr<net::Server>> servers_;
+    std::unique_ptr<discovery::Discovery> disco_;
+};
+
+}  // namespace
+
+TEST_F(ProxyTest, ProxiesToAStaticUpstreamWithForwardingHeaders) {
+    auto gw = start_gateway_with("routes:\n" + static_route("api", "/api/", upstream_address(),
+                                                            "    strip_prefix: /api\n    timeout: 3s\n"));
+    const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    auto res = call(gw, "GET", "/api/items/1?x=2",
+                    {{"Host", "shop.local:8080"},
+                     {"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"},
+                     {"Keep-Alive", "timeout=1"},
+                     {"Proxy-Authorization", "Basic c2VjcmV0"},
+                     {"X-Custom", "kept"}});
+    ASSERT_EQ(res.status, 200) << res.body;
+    EXPECT_EQ(first_line(res.body), "GET /items/1?x=2");
+
+    // What the upstream received.
+    EXPECT_EQ(echoed_header(res.body, "X-Custom"), "kept");
+    EXPECT_EQ(echoed_header(res.body, "X-Forwarded-For"), "127.0.0.1");
+    EXPECT_EQ(echoed_header(res.body, "X-Forwarded-Proto"), "http");
+    EXPECT_EQ(echoed_header(res.body, "X-Forwarded-Host"), "shop.local:8080");
+    EXPECT_EQ(echoed_header(res.body, "Host"), upstream_address());
+    EXPECT_EQ(echoed_header(res.body, "X-Plexus-Original-Path"), "/api/items/1?x=2");
+    EXPECT_FALSE(echoed_header(res.body, "Keep-Alive"));
+    EXPECT_FALSE(echoed_header(res.body, "Proxy-Authorization"));
+    auto deadline = echoed_header(res.body, "X-Plexus-Deadline-Ms");
+    ASSERT_TRUE(deadline);
+    EXPECT_LE(std::stoi(*deadline), 3000);
+    EXPECT_GT(std::stoi(*deadline), 0);
+    auto upstream_tp = echoed_header(res.body, "traceparent");
+    ASSERT_TRUE(upstream_tp);
+    EXPECT_EQ(upstream_tp->substr(0, 35), "00-" + trace);        // the trace continues...
+    EXPECT_NE(upstream_tp->substr(36, 16), "00f067aa0ba902b7");  // ...with the gateway's span as parent
+
+    // What the client received.
+    auto rid = res.headers.get("X-Request-Id");
+    ASSERT_TRUE(rid);
+    EXPECT_EQ(rid->size(), 32u);
+    EXPECT_EQ(echoed_header(res.body, "X-Request-Id"), std::string(*rid));
+    EXPECT_EQ(res.headers.get("X-Up"), "yes");
+    EXPECT_FALSE(res.headers.contains("Keep-Alive"));
+    EXPECT_FALSE(res.headers.contains("Proxy-Authenticate"));
+
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"api\",code_class=\"2xx\"}"),
+              "plexus_gateway_requests_total{route=\"api\",code_class=\"2xx\"} 1");
+    EXPECT_EQ(metric_line("plexus_gateway_request_duration_seconds_count{route=\"api\"}"),
+              "plexus_gateway_request_duration_seconds_count{route=\"api\"} 1");
+
+    auto access = logs_.matching(R"("msg":"access")");
+    ASSERT_EQ(access.size(), 1u);
+    const auto& line = access[0];
+    for (std::string field : std::vector<std::string>{
+             R"("method":"GET")", R"("path":"/api/items/1")", R"("status":200)", R"("route":"api")",
+             R"("bytes_in":0)", R"("remote":"127.0.0.1")", R"("upstream":")" + upstream_address() + "\"",
+             R"("trace_id":")" + trace + "\"", R"("request_id":")" + std::string(*rid) + "\"",
+             R"("duration_ms":)"}) {
+        EXPECT_NE(line.find(field), std::string::npos) << field << " in " << line;
+    }
+    EXPECT_EQ(logs_.matching(R"("msg":"span")").size(), 2u);  // the server span and the upstream call
+}
+
+TEST_F(ProxyTest, PropagatesASaneRequestIdAndForwardsTheBody) {
+    auto gw = start_gateway_with("routes:\n" + static_route("api", "/", upstream_address()));
+    auto res = call(gw, "POST", "/orders", {{"X-Request-Id", "client-id-1"}, {"Content-Type", "text/plain"}},
+                    "hello");
+    ASSERT_EQ(res.status, 200) << res.body;
+    EXPECT_EQ(first_line(res.body), "POST /orders");
+    EXPECT_EQ(echoed_body(res.body), "hello");
+    EXPECT_EQ(echoed_header(res.body, "X-Request-Id"), "client-id-1");
+    EXPECT_EQ(res.headers.get("X-Request-Id"), "client-id-1");
+    EXPECT_FALSE(echoed_header(res.body, "X-Plexus-Original-Path"));  // not rewritten
+}
+
+TEST_F(ProxyTest, NoRouteIs404Problem) {
+    auto gw = start_gateway_with("routes:\n" + static_route("api", "/api", upstream_address()));
+    auto res = call(gw, "GET", "/nothing/here");
+    EXPECT_EQ(res.status, 404);
+    EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
+    EXPECT_TRUE(res.headers.contains("X-Request-Id"));
+    EXPECT_EQ(hits_.load(), 0);
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"-\",code_class=\"4xx\"}"),
+              "plexus_gateway_requests_total{route=\"-\",code_class=\"4xx\"} 1");
+
+    auto dots = call(gw, "GET", "/api/../admin");
+    EXPECT_EQ(dots.status, 400);
+    auto encoded = call(gw, "GET", "/api/%2E%2e/admin");
+    EXPECT_EQ(encoded.status, 400);
+    EXPECT_EQ(hits_.load(), 0);
+}
+
+TEST_F(ProxyTest, ClosedUpstreamIs502) {
+    ClosedPort closed;
+    auto gw = start_gateway_with("routes:\n" + static_route("dead", "/", closed.address()));
+    auto res = call(gw, "GET", "/x");
+    EXPECT_EQ(res.status, 502) << res.body;
+    EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
+    EXPECT_TRUE(res.headers.contains("X-Request-Id"));
+    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"}"),
+              "plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"} 1");
+}
+
+TEST_F(ProxyTest, SlowUpstreamIs504WithinTheRouteTimeout) {
+    auto gw = start_gateway_with("routes:\n" +
+                                 static_route("slow", "/", upstream_address(), "    timeout: 200ms\n"));
+    auto t0 = Clock::now();
+    auto res = call(gw, "GET", "/slow");
+    auto took = Clock::now() - t0;
+    EXPECT_EQ(res.status, 504) << res.body;
+    EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
+    EXPECT_GE(took, 150ms);
+    EXPECT_LT(took, 2s);
+    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"slow\",kind=\"timeout\"}"),
+              "plexus_gateway_upstream_errors_total{route=\"slow\",kind=\"timeout\"} 1");
+}
+
+TEST_F(ProxyTest, IdempotentRequestIsRetriedOnTheOtherUpstream) {
+    ClosedPort closed;
+    gateway::RouteSettings r;
+    r.name = "pair";
+    r.prefix = "/";
+    r.upstreams = {closed.address(), upstream_address()};  // round robin starts with the closed one
+    auto gw = start_gateway(with_routes({r}));
+    for (int i = 0; i < 4; ++i) {
+        auto res = call(gw, i % 2 ? "GET" : "PUT", "/item");
+        EXPECT_EQ(res.status, 200) << i << ": " << res.body;
+    }
+    EXPECT_EQ(hits_.load(), 4);
+    // At least the first request met the refusing upstream first (round robin starts there).
+    auto refused = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"}");
+    auto count = refused.substr(refused.rfind(' ') + 1);
+    EXPECT_GE(std::atoi(count.c_str()), 1) << refused;
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"pair\",code_class=\"2xx\"}"),
+              "plexus_gateway_requests_total{route=\"pair\",code_class=\"2xx\"} 4");
+}
+
+TEST_F(ProxyTest, PostIsNotRetried) {
+    ClosedPort closed;
+    gateway::RouteSettings r;
+    r.name = "pair";
+    r.prefix = "/";
+    r.upstreams = {closed.address(), upstream_address()};
+    auto gw = start_gateway(with_routes({r}));
+    std::vector<int> statuses;
+    for (int i = 0; i < 2; ++i) statuses.push_back(call(gw, "POST", "/orders", {}, "x").status);
+    std::sort(statuses.begin(), statuses.end());
+    EXPECT_EQ(statuses, (std::vector<int>{200, 502}));
+    EXPECT_EQ(posts_.load(), 1);
+}
+
+TEST_F(ProxyTest, RetryCanBeTurnedOff) {
+    ClosedPort closed;
+    gateway::RouteSettings r;
+    r.name = "pair";
+    r.prefix = "/";
+    r.upstreams = {closed.address(), upstream_address()};
+    r.retry_idempotent = false;
+    auto gw = start_gateway(with_routes({r}));
+    std::vector<int> statuses;
+    for (int i = 0; i < 2; ++i) statuses.push_back(call(gw, "GET", "/x").status);
+    std::sort(statuses.begin(), statuses.end());
+    EXPECT_EQ(statuses, (std::vector<int>{200, 502}));
+}
+
+TEST_F(ProxyTest, BodyLimitIsPerRoute) {
+    auto gw = start_gateway_with(
+        "routes:\n" + static_route("small", "/small", upstream_address(), "    max_body_bytes: 10\n") +
+        static_route("big", "/big", upstream_address()));
+    EXPECT_EQ(call(gw, "POST", "/small", {}, std::string(11, 'x')).status, 413);
+    EXPECT_EQ(call(gw, "POST", "/small", {}, std::string(10, 'x')).status, 200);
+    EXPECT_EQ(call(gw, "POST", "/big", {}, std::string(1000, 'x')).status, 200);
+}
+
+TEST_F(ProxyTest, ForwardedForIsTrustedOnlyWhenConfigured) {
+    auto routes = "routes:\n" + static_route("api", "/", upstream_address());
+    auto untrusted = start_gateway_with(routes, false);
+    auto trusted = start_gateway_with(routes, true);
+
+    auto a =
+        call(untrusted, "GET", "/", {{"X-Forwarded-For", "203.0.113.9"}, {"X-Forwarded-Proto", "https"}});
+    ASSERT_EQ(a.status, 200);
+    EXPECT_EQ(echoed_header(a.body, "X-Forwarded-For"), "127.0.0.1");
+    EXPECT_EQ(echoed_header(a.body, "X-Forwarded-Proto"), "http");
+
+    auto b = call(trusted, "GET", "/", {{"X-Forwarded-For", "203.0.113.9"}, {"X-Forwarded-Proto", "https"}});
+    ASSERT_EQ(b.status, 200);
+    EXPECT_EQ(echoed_header(b.body, "X-Forwarded-For"), "203.0.113.9, 127.0.0.1");
+    EXPECT_EQ(echoed_header(b.body, "X-Forwarded-Proto"), "https");
+}
+
+TEST_F(ProxyTest, AdminEndpointsComeBeforeUserRoutes) {
+    auto gw = start_gateway_with("routes:\n" + static_route("everything", "/", upstream_address()));
+    auto live = call(gw, "GET", "/health/live");
+    EXPECT_EQ(live.status, 200);
+    auto ready = call(gw, "GET", "/health/ready");
+    EXPECT_EQ(ready.status, 200);
+    EXPECT_NE(ready.body.find(R"("routes":1)"), std::string::npos) << ready.body;
+    EXPECT_EQ(call(gw, "GET", "/-/health/ready").status, 200);
+    auto routes = call(gw, "GET", "/-/routes");
+    EXPECT_EQ(routes.status, 200);
+    EXPECT_NE(routes.body.find(R"("name":"everything")"), std::string::npos) << routes.body;
+    call(gw, "GET", "/user");
+    auto metrics = call(gw, "GET", "/metrics");
+    EXPECT_EQ(metrics.status, 200);
+    EXPECT_EQ(metrics.headers.get("Content-Type"), telemetry::kPrometheusContentType);
+    EXPECT_NE(metrics.body.find("plexus_gateway_requests_total{route=\"everything\",code_class=\"2xx\"} 1"),
+              std::string::npos)
+        << metrics.body;
+    EXPECT_EQ(call(gw, "POST", "/metrics").status, 405);
+    EXPECT_EQ(call(gw, "GET", "/-/unknown").status, 404);
+    EXPECT_EQ(hits_.load(), 1);  // only /user reached the upstream
+}
+
+TEST_F(ProxyTest, ReloadWithABrokenFileKeepsTheOldRoutes) {
+    TempFile file;
+    file.write("routes:\n" + static_route("v1", "/v1", upstream_address()));
+    gateways_.push_back(std::make_unique<gateway::Gateway>(with_file(file.path()), nullptr, metrics_));
+    auto& gw = *gateways_.back();
+    auto port = start_server(gw.handler(), gw.body_limit());
+    EXPECT_EQ(call(port, "GET", "/v1/a").status, 200);
+
+    file.write(
+        "routes:\n"
+        "  - name: v1\n"
+        "    match: {prefix: /v1}\n"
+        "    upstreams: [\"" +
+        upstream_address() +
+        "\"]\n"
+        "    bogus: 1\n");
+    auto status = gw.reload();
+    EXPECT_FALSE(status.ok);
+    EXPECT_EQ(status.error, file.path() + ":5: routes[0].bogus: unknown key");
+    EXPECT_EQ(status.routes, 1u);
+    EXPECT_EQ(call(port, "GET", "/v1/a").status, 200);  // the old table still serves
+    auto rejected = logs_.matching("routes rejected");
+    ASSERT_EQ(rejected.size(), 1u);
+    EXPECT_NE(rejected[0].find(":5: routes[0].bogus: unknown key"), std::string::npos) << rejected[0];
+
+    file.write("routes:\n" + static_route("v2", "/v2", upstream_address()));
+    status = gw.reload();
+    EXPECT_TRUE(status.ok) << status.error;
+    EXPECT_EQ(call(port, "GET", "/v2/a").status, 200);
+    EXPECT_EQ(call(port, "GET", "/v1/a").status, 404);
+}
+
+TEST_F(ProxyTest, AChangedFileIsReloadedByTheWatch) {
+    TempFile file;
+    file.write("routes:\n" + static_route("v1", "/v1", upstream_address()));
+    gateways_.push_back(std::make_unique<gateway::Gateway>(with_file(file.path(), 20ms), nullptr, metrics_));
+    auto& gw = *gateways_.back();
+    auto port = start_server(gw.handler(), gw.body_limit());
+    gw.start_watching_file(runtime_->executor(1));
+
+    auto serves = [&](const char* target) {
+        auto deadline = Clock::now() + kWait;
+        while (Clock::now() < deadline) {
+            if (call(port, "GET", target).status == 200) return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    };
+    file.write("routes:\n" + static_route("v1", "/v1", upstream_address()) +
+               static_route("v2", "/v2", upstream_address()));
+    EXPECT_TRUE(serves("/v2/x"));
+
+    file.write("routes: [oops");  // broken: rejected, the routes stay
+    auto deadline = Clock::now() + kWait;
+    while (logs_.matching("routes rejected").empty() && Clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
+    EXPECT_FALSE(logs_.matching("routes rejected").empty());
+    EXPECT_EQ(call(port, "GET", "/v2/x").status, 200);
+}
+
+TEST_F(ProxyTest, ServiceRoutesUseDiscovery) {
+    // A registry stand-in answering the watch of "catalog" with the echo upstream, and of any
+    // other service with no instance.
+    net::Router registry;
+    auto up_port = upstream_;
+    registry.add(
+        "GET", "/v1/services/{service}", [up_port](net::Request& req, net::Response& res) -> net::Task<void> {
+            if (req.query_param("index").value_or("0") != "0") co_await net::sleep_for(100ms);
+            std::string instances;
+            if (req.param("service") == "catalog") {
+                instances = R"({"service":"catalog","id":"catalog-1","address":"127.0.0.1","port":)" +
+                            std::to_string(up_port) + "}";
+            }
+            res.json(200, R"({"index":1,"instances":[)" + instances + "]}");
+        });
+    auto registry_port = start_server(registry.handler());
+    disco_ = std::make_unique<discovery::Discovery>(discovery::RegistryClient({"127.0.0.1", registry_port}),
+                                                    runtime_->executor(1));
+    auto routes = gateway::parse_routes(R"(
+routes:
+  - name: catalog
+    match: {prefix: /catalog}
+    service: catalog
+    strip_prefix: /catalog
+    timeout: 3s
+  - name: ghost
+    match: {prefix: /ghost}
+    service: ghost
+    timeout: 3s
+)",
+                                        "routes.yaml");
+    auto gw = start_gateway(with_routes(routes), disco_.get());
+    auto res = call(gw, "GET", "/catalog/products/1");
+    EXPECT_EQ(res.status, 200) << res.body;
+    EXPECT_EQ(first_line(res.body), "GET /products/1");
+    auto none = call(gw, "GET", "/ghost/x");
+    EXPECT_EQ(none.status, 503) << none.body;
+    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"ghost\",kind=\"no_instance\"}"),
+              "plexus_gateway_upstream_errors_total{route=\"ghost\",kind=\"no_instance\"} 1");
+    auto access = logs_.matching(R"("route":"catalog")");
+    ASSERT_FALSE(access.empty());
+    EXPECT_NE(access[0].find(R"("upstream":"catalog-1")"), std::string::npos) << access[0];
+}
+
+TEST_F(ProxyTest, ServiceRoutesNeedARegistry) {
+    gateway::RouteSettings r;
+    r.name = "catalog";
+    r.prefix = "/";
+    r.service = "catalog";
+    EXPECT_THROW(gateway::Gateway(with_routes({r}), nullptr, metrics_), std::invalid_argument);
+    TempFile file;
+    file.write("routes:\n  - name: catalog\n    match: {prefix: /}\n    service: catalog\n");
+    try {
+        gateway::Gateway gw(with_file(file.path()), nullptr, metrics_);
+        FAIL() << "constructed";
+    } catch (const plexus::core::SettingsError& e) {
+        EXPECT_NE(std::string(e.what()).find("has no registry"), std::string::npos) << e.what();
+    }
+}
