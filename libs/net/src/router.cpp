@@ -1,5 +1,6 @@
 #include "plexus/net/router.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace plexus::net {
@@ -90,11 +91,12 @@ bool PathPattern::match(std::string_view path, PathParams* params) const {
 }
 
 void Router::add(std::string method, std::string_view pattern, Handler handler, std::size_t max_body_bytes) {
-    routes_.push_back(Route{std::move(method), PathPattern(pattern), std::move(handler), max_body_bytes});
-    // Prefer more literal segments, then insertion order.
-    std::stable_sort(routes_.begin(), routes_.end(), [](const Route& a, const Route& b) {
-        return a.pattern.literal_count() > b.pattern.literal_count();
+    Route route{std::move(method), PathPattern(pattern), std::move(handler), max_body_bytes};
+    // Keep routes ordered by literal segments, most first; equal ones stay in insertion order.
+    auto at = std::find_if(routes_.begin(), routes_.end(), [&](const Route& r) {
+        return r.pattern.literal_count() < route.pattern.literal_count();
     });
+    routes_.insert(at, std::move(route));
 }
 
 const Router::Route* Router::find(const Request& req, PathParams* params, std::string* allow) const {

@@ -542,7 +542,8 @@ ReloadStatus Gateway::set_routes(std::vector<RouteSettings> routes) {
 
 void Gateway::start_watching_file(net::Executor ex) {
     if (impl_->settings.routes_file.empty()) return;
-    net::spawn(ex, Impl::watch_file(impl_), "gateway routes watch");
+    std::weak_ptr<Impl> weak = impl_;  // the watch must not keep the gateway alive
+    net::spawn(ex, Impl::watch_file(weak), "gateway routes watch");
 }
 
 std::shared_ptr<const RouteTable> Gateway::routes() const { return impl_->snapshot.load()->table; }

@@ -646,17 +646,18 @@ Result<void> Supervisor::scale(std::string_view service, int replicas) {
 }
 
 std::vector<InstanceStatus> Supervisor::status() const {
-    std::vector<std::pair<std::tuple<int, std::size_t, int, bool>, InstanceStatus>> keyed;
+    // The position in `instances` ends the key, so the order is total and stable.
+    std::vector<std::pair<std::tuple<int, std::size_t, int, bool, std::size_t>, InstanceStatus>> keyed;
     {
         std::lock_guard lock(impl_->mutex);
+        std::size_t position = 0;
         for (const auto& inst : impl_->instances) {
             keyed.emplace_back(std::tuple(inst->st.kind == InstanceKind::daemon ? 0 : 1, inst->spec_index,
-                                          inst->st.replica, inst->retire),
+                                          inst->st.replica, inst->retire, position++),
                                inst->st);
         }
     }
-    std::stable_sort(keyed.begin(), keyed.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<InstanceStatus> out;
     out.reserve(keyed.size());
     for (auto& [key, st] : keyed) out.push_back(std::move(st));

@@ -34,16 +34,25 @@ Task<void> sleep_for(std::chrono::milliseconds d);
 /// calling task on its own executor when it is done. Exceptions thrown by `fn` are rethrown.
 Task<void> offload_call(std::function<void()> fn);
 
-/// `offload_call` returning the function's value.
+namespace detail {
+template <class R>
+Task<R> offload_result(std::function<R()> fn) {
+    std::optional<R> out;
+    std::function<void()> call = [&] { out.emplace(fn()); };
+    co_await offload_call(call);
+    co_return std::move(*out);
+}
+}  // namespace detail
+
+/// `offload_call` for any callable, returning its value: `co_await offload([&] { ... })`.
+/// The callable is moved into the blocking pool's job before the caller suspends.
 template <class F>
-Task<std::invoke_result_t<F>> offload(F fn) {
-    using R = std::invoke_result_t<F>;
+Task<std::invoke_result_t<F&>> offload(F&& fn) {
+    using R = std::invoke_result_t<F&>;
     if constexpr (std::is_void_v<R>) {
-        co_await offload_call(std::move(fn));
+        return offload_call(std::function<void()>(std::move(fn)));
     } else {
-        std::optional<R> out;
-        co_await offload_call([&] { out.emplace(fn()); });
-        co_return std::move(*out);
+        return detail::offload_result<R>(std::function<R()>(std::move(fn)));
     }
 }
 

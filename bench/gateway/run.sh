@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Gateway benchmark: wrk against (a) the backend directly, (b) the Plexus gateway and (c) nginx as
+# a keep-alive reverse proxy, both proxies in front of the same backend, in one run. Prints
+# requests/s, p50 and p99 for each and the Plexus/nginx ratios.
+#
+#   bench/gateway/run.sh                      # 64 connections, 10 s per target
+#   CONNECTIONS=256 DURATION=20s bench/gateway/run.sh
+#   PERF=1 bench/gateway/run.sh               # also records a perf profile of the gateway
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CONNECTIONS="${CONNECTIONS:-64}"
+DURATION="${DURATION:-10s}"
+WRK_THREADS="${WRK_THREADS:-2}"
+PROXY_THREADS="${PROXY_THREADS:-2}"
+
+need=()
+for p in wrk nginx-light; do
+  if ! command -v "${p%-light}" >/dev/null 2>&1; then need+=("$p"); fi
+done
+if ((${#need[@]})); then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+scripts/setup release >/dev/null
+PLEXUS="$PWD/build/release/cli/plexus"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$work/backend.pid" ] && kill "$(cat "$work/backend.pid")" 2>/dev/null || true
+  [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null || true
+  sleep 0.3
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port)
+mkdir -p "$work/tmp"
+
+# The backend: nginx answering a fixed 64-byte body, one worker.
+cat > "$work/backend.conf" <<CONF
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$BACKEND_PORT reuseport;
+    location / { default_type text/plain; return 200 "0123456789012345678901234567890123456789012345678901234567890\n"; }
+  }
+}
+CONF
+
+# nginx as a keep-alive reverse proxy, as many workers as the gateway has threads.
+cat > "$work/proxy.conf" <<CONF
+worker_processes $PROXY_THREADS;
+pid $work/proxy.pid;
+error_log $work/proxy.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  keepalive_requests 10000000;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+
+cat > "$work/routes.yaml" <<CONF
+routes:
+  - name: bench
+    match:
+      prefix: /
+    upstreams: ["127.0.0.1:$BACKEND_PORT"]
+    timeout: 5s
+CONF
+
+"$NGINX" -c "$work/backend.conf" -e "$work/backend.err"
+"$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err"
+# Access logs off on both proxies: the gateway's are info-level lines.
+"$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --routes "$work/routes.yaml" \
+  --threads "$PROXY_THREADS" --log-level warn > "$work/gateway.log" 2>&1 &
+pids+=($!)
+GATEWAY_PID=$!
+wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$GATEWAY_PORT"
+
+run_wrk() {  # url → "rps p50_ms p99_ms"
+  local out
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1")
+  echo "$out" > "$work/last-wrk.txt"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5} /Socket errors:/ {print "socket-errors"}' <<<"$out" | head -1)
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${errors:-0}"
+}
+to_ms() {  # wrk prints 1.23ms, 456.00us, 1.02s
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "%s", v }'
+}
+
+for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$GATEWAY_PORT/" "http://127.0.0.1:$NGINX_PORT/"; do
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm-up
+done
+
+if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  perf record -F 999 -g -p "$GATEWAY_PID" -o "$PWD/bench/gateway/perf.data" -- sleep 8 >/dev/null 2>&1 &
+  perf_pid=$!
+fi
+
+read -r b_rps b_p50 b_p99 b_err <<<"$(run_wrk "http://127.0.0.1:$BACKEND_PORT/")"
+read -r g_rps g_p50 g_p99 g_err <<<"$(run_wrk "http://127.0.0.1:$GATEWAY_PORT/")"
+read -r n_rps n_p50 n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/")"
+[ -n "${perf_pid:-}" ] && wait "$perf_pid" || true
+
+echo
+echo "gateway benchmark: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, proxies with $PROXY_THREADS threads/workers, $(nproc) cores"
+printf '%-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
+printf '%-22s %12.0f %10s %10s %8s\n' "backend (direct)" "$b_rps" "$b_p50" "$b_p99" "$b_err"
+printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway" "$g_rps" "$g_p50" "$g_p99" "$g_err"
+printf '%-22s %12.0f %10s %10s %8s\n' "nginx proxy" "$n_rps" "$n_p50" "$n_p99" "$n_err"
+awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN {
+  printf "plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'
