@@ -23,6 +23,7 @@ struct Api::Impl {
     Catalog& catalog;
     std::chrono::milliseconds max_wait;
     net::Signal changed;
+    std::atomic<bool> stopping{false};
     telemetry::CounterFamily& registrations;
     telemetry::CounterFamily& expirations;
     telemetry::GaugeFamily& watchers;
@@ -133,7 +134,7 @@ struct Api::Impl {
         if (index > 0) {
             auto deadline = std::chrono::steady_clock::now() + wait;
             watchers.labels().inc();
-            while (catalog.service_index(service) <= index) {
+            while (!stopping.load() && catalog.service_index(service) <= index) {
                 auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                                   std::chrono::steady_clock::now());
                 if (left.count() <= 0) break;
@@ -156,6 +157,11 @@ Api::Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::millisecon
 Api::~Api() = default;
 
 void Api::notify() { impl_->changed.notify_all(); }
+
+void Api::stop_watches() {
+    impl_->stopping.store(true);
+    impl_->changed.notify_all();
+}
 
 void Api::add_routes(net::Router& router) {
     auto* i = impl_.get();
@@ -239,6 +245,7 @@ int run(const Settings& settings) {
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         telemetry::info("shutting down", {{"signal", sig}});
         stop->store(true);
+        api.stop_watches();
         server.shutdown([&runtime] { runtime.stop(); });
     });
     telemetry::info("registry listening", {{"address", listen->host}, {"port", server.port()},
