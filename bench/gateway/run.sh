@@ -5,6 +5,7 @@
 #
 #   bench/gateway/run.sh                      # 64 connections, 10 s per target
 #   CONNECTIONS=256 DURATION=20s bench/gateway/run.sh
+#   ROUNDS=5 bench/gateway/run.sh             # rounds per target (medians are reported)
 #   PERF=1 bench/gateway/run.sh               # also records a perf profile of the gateway
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -141,17 +142,36 @@ for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$GATEWAY_PORT/" "
 done
 
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-  perf record -F 999 -g -p "$GATEWAY_PID" -o "$PWD/bench/gateway/perf.data" -- sleep 8 >/dev/null 2>&1 &
+  # Covers every round; the gateway is idle while the other targets run.
+  perf record -F 999 -g -p "$GATEWAY_PID" -o "$work/perf.data" >/dev/null 2>&1 &
   perf_pid=$!
 fi
 
-read -r b_rps b_p50 b_p99 b_err <<<"$(run_wrk "http://127.0.0.1:$BACKEND_PORT/")"
-read -r g_rps g_p50 g_p99 g_err <<<"$(run_wrk "http://127.0.0.1:$GATEWAY_PORT/")"
-read -r n_rps n_p50 n_p99 n_err <<<"$(run_wrk "http://127.0.0.1:$NGINX_PORT/")"
-[ -n "${perf_pid:-}" ] && wait "$perf_pid" || true
+# Rounds alternate the targets so that drift on a shared machine hits all of them alike; the
+# median round of each target is reported.
+ROUNDS="${ROUNDS:-3}"
+: > "$work/results"
+for round in $(seq 1 "$ROUNDS"); do
+  for target in backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT; do
+    echo "${target%%:*} $(run_wrk "http://127.0.0.1:${target##*:}/")" >> "$work/results"
+  done
+done
+median() {  # target field → median value over the rounds
+  awk -v t="$1" -v f="$2" '$1 == t {print $f}' "$work/results" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+errors() { awk -v t="$1" '$1 == t {s += $5} END {print s + 0}' "$work/results"; }
+b_rps=$(median backend 2); b_p50=$(median backend 3); b_p99=$(median backend 4); b_err=$(errors backend)
+g_rps=$(median plexus 2); g_p50=$(median plexus 3); g_p99=$(median plexus 4); g_err=$(errors plexus)
+n_rps=$(median nginx 2); n_p50=$(median nginx 3); n_p99=$(median nginx 4); n_err=$(errors nginx)
+if [ -n "${perf_pid:-}" ]; then
+  kill -INT "$perf_pid"; wait "$perf_pid" || true
+  perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]+\.[0-9]+%' | head -30 > "${PERF_OUT:-bench/gateway/profile.txt}"
+  echo "profile of the gateway: ${PERF_OUT:-bench/gateway/profile.txt}"
+fi
 
 echo
-echo "gateway benchmark: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, proxies with $PROXY_THREADS threads/workers, $(nproc) cores"
+echo "gateway benchmark: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds (medians), proxies with $PROXY_THREADS threads/workers, $(nproc) cores"
 printf '%-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
 printf '%-22s %12.0f %10s %10s %8s\n' "backend (direct)" "$b_rps" "$b_p50" "$b_p99" "$b_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway" "$g_rps" "$g_p50" "$g_p99" "$g_err"

@@ -69,7 +69,9 @@ Result<InstanceInfo> instance_from_json(std::string_view text) {
         in.service = json::value_to<std::string>(o.at("service"));
         in.id = json::value_to<std::string>(o.at("id"));
         in.address = json::value_to<std::string>(o.at("address"));
-        in.port = static_cast<std::uint16_t>(o.at("port").to_number<std::int64_t>());
+        auto port = o.at("port").to_number<std::int64_t>();
+        if (port < 0 || port > 65535) return errc::bad_response;  // would wrap to another port
+        in.port = static_cast<std::uint16_t>(port);
         if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
         if (auto* m = o.if_contains("metadata")) {
             in.metadata = json::value_to<std::map<std::string, std::string>>(*m);

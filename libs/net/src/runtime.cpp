@@ -83,7 +83,9 @@ struct Runtime::Impl {
 Runtime::Runtime(std::size_t threads) : impl_(std::make_unique<Impl>()) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < threads; ++i) {
-        impl_->contexts.push_back(std::make_unique<asio::io_context>(1));
+        // Sockets are only ever touched by their own io_context's thread, so the reactor's
+        // per-descriptor locks can go; posting from other threads (offload, Signal) stays safe.
+        impl_->contexts.push_back(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
         impl_->guards.emplace_back(impl_->contexts.back()->get_executor());
     }
 }

@@ -1,6 +1,7 @@
 #include "plexus/registry/registry.hpp"
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <filesystem>
 
 #include "plexus/core/duration.hpp"
@@ -119,9 +120,10 @@ struct Api::Impl {
         bool all = req.query_param("all").value_or("false") == "true";
         std::uint64_t index = 0;
         if (auto i = req.query_param("index")) {
-            try {
-                index = std::stoull(*i);
-            } catch (const std::exception&) {
+            // Not stoull: it reads "-1" as 2^64-1 and "5x" as 5, turning a bad index into a watch
+            // that waits out its whole time (or answers at once) instead of a 400.
+            auto [end, ec] = std::from_chars(i->data(), i->data() + i->size(), index);
+            if (ec != std::errc{} || end != i->data() + i->size()) {
                 throw HttpError(400, "Bad Request", "index must be a non-negative integer");
             }
         }
@@ -134,11 +136,15 @@ struct Api::Impl {
         if (index > 0) {
             auto deadline = std::chrono::steady_clock::now() + wait;
             watchers.labels().inc();
-            while (!stopping.load() && catalog.service_index(service) <= index) {
+            while (true) {
+                // Taken before the check: a change (or stop) between the check and the wait still
+                // wakes this watch instead of leaving it to wait out its whole time.
+                auto seen = changed.epoch();
+                if (stopping.load() || catalog.service_index(service) > index) break;
                 auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                                   std::chrono::steady_clock::now());
                 if (left.count() <= 0) break;
-                co_await changed.wait(left);
+                co_await changed.wait(left, seen);
             }
             watchers.labels().dec();
         }

@@ -4,7 +4,7 @@
 ///
 ///     discovery::Discovery disco(registry_client, executor);
 ///     auto picked = disco.pick("inventory");           // nullopt: no healthy instance
-///     auto guard = picked->start();                     // counts an in-flight request
+///     discovery::InFlight guard(picked->state);        // counts an in-flight request
 ///
 /// Thread-safe: snapshots are immutable and swapped atomically; any thread may read them.
 
