@@ -147,12 +147,15 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   perf_pid=$!
 fi
 
-# Rounds alternate the targets so that drift on a shared machine hits all of them alike; the
-# median round of each target is reported.
+# Rounds alternate and rotate the targets so that drift on a shared machine hits all of them
+# alike; the median round of each target is reported.
 ROUNDS="${ROUNDS:-3}"
 : > "$work/results"
+targets=(backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT)
 for round in $(seq 1 "$ROUNDS"); do
-  for target in backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT; do
+  # Each round starts with a different target, so no target always follows the same one.
+  for k in 0 1 2; do
+    target=${targets[$(((round + k) % 3))]}
     echo "${target%%:*} $(run_wrk "http://127.0.0.1:${target##*:}/")" >> "$work/results"
   done
 done
@@ -176,5 +179,7 @@ printf '%-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
 printf '%-22s %12.0f %10s %10s %8s\n' "backend (direct)" "$b_rps" "$b_p50" "$b_p99" "$b_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway" "$g_rps" "$g_p50" "$g_p99" "$g_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "nginx proxy" "$n_rps" "$n_p50" "$n_p99" "$n_err"
+echo "rounds (target req/s p50 p99 errors):"
+sed 's/^/  /' "$work/results"
 awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN {
   printf "plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'

@@ -23,21 +23,14 @@
 #include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
+#include "plexus/net/testing.hpp"
 
 namespace plexus::discovery::test {
 
+using namespace plexus::net::testing;
+
 using namespace std::chrono_literals;
 
-inline constexpr std::chrono::milliseconds kWait = 10s;  // the bound of every wait in these tests
-
-template <class T>
-net::Task<void> deliver(net::Task<T> task, std::shared_ptr<std::promise<T>> promise) {
-    try {
-        promise->set_value(co_await std::move(task));
-    } catch (...) {
-        promise->set_exception(std::current_exception());
-    }
-}
 
 // Runs the task `make()` returns, keeping `make` (and what it captured by value) alive in this
 // frame until the task is done: nothing refers to the test's locals while the task runs.
@@ -46,23 +39,7 @@ auto owned(F make) -> decltype(make()) {
     co_return co_await make();
 }
 
-// Waits for a task's outcome for at most kWait.
-template <class T>
-T wait(std::future<T>& future) {
-    if (future.wait_for(kWait) != std::future_status::ready) throw std::runtime_error("task timed out");
-    return future.get();
-}
 
-// Waits until `pred` holds, checking every few milliseconds, for at most `limit`.
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds limit = kWait) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
 
 inline InstanceInfo instance(std::string service, std::string id, std::uint16_t port) {
     InstanceInfo in;
@@ -74,29 +51,6 @@ inline InstanceInfo instance(std::string service, std::string id, std::uint16_t 
     return in;
 }
 
-// A port nothing listens on (bound, not listening: connections are refused), reserved while the
-// object lives.
-class ClosedPort {
-  public:
-    ClosedPort() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-    }
-    ~ClosedPort() { ::close(fd_); }
-    ClosedPort(const ClosedPort&) = delete;
-    ClosedPort& operator=(const ClosedPort&) = delete;
-    net::Endpoint endpoint() const { return {"127.0.0.1", port_}; }
-
-  private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
 
 // The registry daemon's parts wired as registry::run() wires them, minus signals, persistence and
 // the reaper (the clock is manual, so nothing expires).

@@ -24,29 +24,16 @@
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
+#include "plexus/net/testing.hpp"
 
 namespace net = plexus::net;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using namespace plexus::net::testing;
+
 namespace {
 
-constexpr std::chrono::milliseconds kWait = 10s;  // the bound of every wait in this file
-
-std::chrono::milliseconds since(Clock::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-}
-
-// Waits until `pred` holds, checking every few milliseconds, for at most kWait.
-template <class Pred>
-bool wait_until(Pred pred) {
-    auto deadline = Clock::now() + kWait;
-    while (!pred()) {
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
 
 // Counts events from io threads; the test thread waits for a count.
 class Events {
@@ -172,24 +159,6 @@ std::string pattern_body(std::size_t n) {
     return s;
 }
 
-// A port nothing listens on, reserved for as long as the object lives.
-class ClosedPort {
-  public:
-    ClosedPort() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        auto addr = loopback(0);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-    }
-    ~ClosedPort() { ::close(fd_); }
-    std::uint16_t port() const { return port_; }
-
-  private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
 
 constexpr std::string_view kKeepAliveOk =
     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
@@ -254,20 +223,6 @@ class OneResponsePerConnectionServer {
     std::thread thread_;
 };
 
-// Runs `task` to completion on the runtime and delivers its outcome to `promise`.
-template <class T>
-net::Task<void> deliver(net::Task<T> task, std::shared_ptr<std::promise<T>> promise) {
-    try {
-        if constexpr (std::is_void_v<T>) {
-            co_await std::move(task);
-            promise->set_value();
-        } else {
-            promise->set_value(co_await std::move(task));
-        }
-    } catch (...) {
-        promise->set_exception(std::current_exception());
-    }
-}
 
 // Owns what a request needs, so nothing refers to the test's locals while the task runs.
 net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,

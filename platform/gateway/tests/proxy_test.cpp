@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include "plexus/net/testing.hpp"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,41 +34,11 @@ namespace discovery = plexus::discovery;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using namespace plexus::net::testing;
+
 namespace {
 
-constexpr std::chrono::milliseconds kWait = 10s;  // the bound of every wait in this file
 
-// A port nothing listens on (bound, not listening: connections are refused), reserved while the
-// object lives.
-class ClosedPort {
-  public:
-    ClosedPort() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        socklen_t len = sizeof addr;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
-    }
-    ~ClosedPort() { ::close(fd_); }
-    std::uint16_t port() const { return port_; }
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
-
-template <class T>
-net::Task<void> deliver(net::Task<T> task, std::shared_ptr<std::promise<T>> promise) {
-    try {
-        promise->set_value(co_await std::move(task));
-    } catch (...) {
-        promise->set_exception(std::current_exception());
-    }
-}
 
 // Owns what the request needs, so nothing refers to the test's locals while the task runs.
 net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,

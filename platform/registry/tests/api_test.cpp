@@ -20,38 +20,18 @@
 #include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
+#include "plexus/net/testing.hpp"
 
 using namespace plexus;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
+using namespace plexus::net::testing;
+
 namespace {
 
-constexpr std::chrono::milliseconds kWait = 10s;  // the bound of every wait in this file
 
-std::chrono::milliseconds since(Clock::time_point t0) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-}
-
-template <class Pred>
-bool wait_until(Pred pred) {
-    auto deadline = Clock::now() + kWait;
-    while (!pred()) {
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
-template <class T>
-net::Task<void> deliver(net::Task<T> task, std::shared_ptr<std::promise<T>> promise) {
-    try {
-        promise->set_value(co_await std::move(task));
-    } catch (...) {
-        promise->set_exception(std::current_exception());
-    }
-}
 
 // Owns everything the request needs, so nothing refers to the test's locals while it runs.
 net::Task<Result<net::Response>> fetch_owned(net::Endpoint ep, std::string method, std::string target,
@@ -61,11 +41,6 @@ net::Task<Result<net::Response>> fetch_owned(net::Endpoint ep, std::string metho
                                   std::move(content_type), kWait);
 }
 
-template <class T>
-T wait(std::future<T>& future) {
-    if (future.wait_for(kWait) != std::future_status::ready) throw std::runtime_error("request timed out");
-    return future.get();
-}
 
 std::string registration(std::uint16_t port) {
     return R"({"address":"127.0.0.1","port":)" + std::to_string(port) + R"(,"ttl_ms":30000})";

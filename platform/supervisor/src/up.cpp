@@ -18,6 +18,7 @@
 
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/registry_client.hpp"
+#include "plexus/net/blocking.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
@@ -34,29 +35,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* kStateFile = "supervisor.json";
-
-// Runs `task` on `ex` and waits for its result from a thread that is not an io thread.
-template <class T>
-std::optional<T> call(net::Executor ex, net::Task<T> task, std::chrono::milliseconds timeout) {
-    auto promise = std::make_shared<std::promise<T>>();
-    auto future = promise->get_future();
-    net::spawn(
-        ex,
-        [](net::Task<T> t, std::shared_ptr<std::promise<T>> p) -> net::Task<void> {
-            try {
-                p->set_value(co_await std::move(t));
-            } catch (...) {
-                p->set_exception(std::current_exception());
-            }
-        }(std::move(task), promise),
-        "supervisor call");
-    if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
-    try {
-        return future.get();
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-}
 
 std::optional<json::object> read_state(const std::string& data_dir) {
     std::ifstream in(data_dir + "/" + kStateFile);
@@ -211,7 +189,7 @@ private:
     bool probe(const InstanceStatus& s) {
         if (s.kind == InstanceKind::daemon) {
             if (s.health_path.empty() || s.port <= 0) return true;
-            auto r = call(runtime_.executor(0),
+            auto r = net::run_blocking(runtime_.executor(0),
                           net::fetch({"127.0.0.1", static_cast<std::uint16_t>(s.port)}, "GET", s.health_path, {}, {},
                                      800ms),
                           1500ms);
@@ -219,7 +197,7 @@ private:
         }
         auto reg = registry();
         if (!reg) return true;
-        auto snap = call(runtime_.executor(0), discovery::RegistryClient(*reg, 800ms).watch(s.service, 0, 0ms, true),
+        auto snap = net::run_blocking(runtime_.executor(0), discovery::RegistryClient(*reg, 800ms).watch(s.service, 0, 0ms, true),
                          1500ms);
         if (!snap || !*snap) return false;
         for (const auto& in : (*snap)->instances) {
@@ -321,7 +299,7 @@ std::optional<json::object> fetch_status(int control_port) {
     net::Runtime rt(1);
     std::optional<json::object> out;
     std::thread io([&] { rt.run(); });
-    auto r = call(rt.executor(0),
+    auto r = net::run_blocking(rt.executor(0),
                   net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "GET", "/v1/status", {}, {}, 2s),
                   3s);
     if (r && *r && (*r)->status == 200) {
@@ -337,7 +315,7 @@ std::optional<json::object> fetch_status(int control_port) {
 bool post_shutdown(int control_port) {
     net::Runtime rt(1);
     std::thread io([&] { rt.run(); });
-    auto r = call(rt.executor(0),
+    auto r = net::run_blocking(rt.executor(0),
                   net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "POST", "/v1/shutdown", {}, {}, 2s),
                   3s);
     rt.stop();
