@@ -81,6 +81,14 @@ int main(int argc, char** argv) {
     dn->add_option("--data-dir", data_dir, "data directory of the deployment");
     dn->add_option("-f,--file", manifest, "manifest whose data directory to use");
 
+    std::string scale_service;
+    int scale_replicas = 0;
+    auto* sc = app.add_subcommand("scale", "change the replica count of a service in a running deployment");
+    sc->add_option("service", scale_service, "service name")->required();
+    sc->add_option("replicas", scale_replicas, "replica count")->required()->check(CLI::Range(0, 64));
+    sc->add_option("--data-dir", data_dir, "data directory of the deployment");
+    sc->add_option("-f,--file", manifest, "manifest whose data directory to use");
+
     CLI11_PARSE(app, argc, argv);
 
     if (*reg) {
@@ -101,5 +109,6 @@ int main(int argc, char** argv) {
     if (data_dir.empty()) data_dir = plexus::supervisor::default_data_dir(manifest);
     if (*st) return plexus::supervisor::status(data_dir, std::cout);
     if (*dn) return plexus::supervisor::down(data_dir, std::chrono::seconds(60));
+    if (*sc) return plexus::supervisor::scale(data_dir, scale_service, scale_replicas);
     return 0;
 }

@@ -162,6 +162,22 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     EXPECT_NE(status_out.find("catalog-1"), std::string::npos) << status_out;
     EXPECT_NE(status_out.find("healthy"), std::string::npos) << status_out;
 
+    // plexus scale: a third catalog replica starts, registers and becomes healthy; scaling back
+    // stops it.
+    std::string scale_out;
+    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 3 --data-dir " + dir.path(), &scale_out), 0)
+        << scale_out;
+    EXPECT_TRUE(eventually([&] {
+        auto i = instance("catalog-2");
+        return !i.empty() && i.at("healthy").as_bool() && i.at("state").as_string() == "running";
+    })) << json::serialize(instances());
+    EXPECT_TRUE(eventually([&] { return registered_ports("catalog").size() == 3; }));
+    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 2 --data-dir " + dir.path(), &scale_out), 0)
+        << scale_out;
+    EXPECT_TRUE(eventually([&] { return instance("catalog-2").empty(); })) << json::serialize(instances());
+    EXPECT_NE(run_command(std::string(PLEXUS_BIN) + " scale nosuch 1 --data-dir " + dir.path(), &scale_out), 0);
+    EXPECT_NE(scale_out.find("nosuch"), std::string::npos) << scale_out;
+
     // plexus down leaves no process behind.
     instances();
     std::string down_out;

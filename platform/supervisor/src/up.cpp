@@ -145,8 +145,11 @@ private:
             if (!n || !n->is_int64()) throw net::HttpError(400, "Bad Request", "body must be {\"replicas\": N}");
             auto r = supervisor_->scale(req.param("name"), static_cast<int>(n->as_int64()));
             if (!r) {
-                int status = r.error() == errc::unknown_service ? 404 : 400;
-                throw net::HttpError(status, reason(status), r.error().message());
+                if (r.error() == errc::unknown_service) {
+                    throw net::HttpError(404, reason(404),
+                                         "no service named '" + std::string(req.param("name")) + "' in the manifest");
+                }
+                throw net::HttpError(400, reason(400), r.error().message());
             }
             res.json(202, json::serialize(json::object{{"service", req.param("name")}, {"replicas", n->as_int64()}}));
             co_return;
@@ -469,6 +472,38 @@ int status(const std::string& data_dir, std::ostream& out) {
             << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
     }
     if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
+    return 0;
+}
+
+int scale(const std::string& data_dir, const std::string& service, int replicas) {
+    auto state = read_state(data_dir);
+    if (!state) {
+        std::fprintf(stderr, "plexus: nothing is running from %s\n", data_dir.c_str());
+        return 1;
+    }
+    auto port = static_cast<std::uint16_t>(state->at("control_port").to_number<std::int64_t>());
+    net::Runtime rt(1);
+    std::thread io([&] { rt.run(); });
+    auto body = json::serialize(json::object{{"replicas", replicas}});
+    auto r = net::run_blocking(rt.executor(0),
+                               net::fetch({"127.0.0.1", port}, "PUT", "/v1/services/" + service + "/replicas", body,
+                                          "application/json", 2s),
+                               3s);
+    rt.stop();
+    io.join();
+    if (!r || !*r) {
+        std::fprintf(stderr, "plexus: the supervisor of %s does not answer\n", data_dir.c_str());
+        return 1;
+    }
+    if ((*r)->status != 202) {
+        std::string detail = (*r)->body;
+        boost::system::error_code ec;
+        auto v = json::parse(detail, ec);
+        if (!ec && v.is_object() && v.as_object().contains("detail")) detail = json::value_to<std::string>(v.at("detail"));
+        std::fprintf(stderr, "plexus: %s\n", detail.c_str());
+        return 1;
+    }
+    std::printf("plexus: %s scaled to %d\n", service.c_str(), replicas);
     return 0;
 }
 

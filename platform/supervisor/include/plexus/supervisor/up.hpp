@@ -35,6 +35,10 @@ int status(const std::string& data_dir, std::ostream& out);
 /// Stops the deployment whose data lives in `data_dir` and waits until no process of it is left.
 int down(const std::string& data_dir, std::chrono::milliseconds timeout);
 
+/// Sets the replica count of `service` in the running deployment (the control loop starts or
+/// stops instances on its next tick); exit code.
+int scale(const std::string& data_dir, const std::string& service, int replicas);
+
 /// The data directory `status`/`down` use when none is given: the default manifest's.
 std::string default_data_dir(const std::string& manifest_path);
 
