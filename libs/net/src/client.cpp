@@ -102,6 +102,14 @@ private:
     void shutdown() override { pools.clear(); }
 };
 
+// Reads what the peer sent next into the connection's buffer.
+Task<ErrorCode> read_more(Connection& c) {
+    auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
+    if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
+    c.buf.commit(n);
+    co_return ErrorCode{};
+}
+
 // Reads one response into `res`. `received_any` reports whether any response byte arrived.
 Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, const ClientSettings& settings,
                               bool& received_any, bool& reusable) {
@@ -116,10 +124,7 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, 
                 if (st == wire::HeadScanner::Status::bad_line_ending) co_return errc::protocol_error;
                 if (st == wire::HeadScanner::Status::too_large) co_return errc::response_too_large;
             }
-            auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk),
-                                                             use_task);
-            if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
-            c.buf.commit(n);
+            if (auto ec = co_await read_more(c)) co_return ec;
         }
         res.clear();
         wire::Framing framing;
@@ -136,10 +141,7 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, 
             res.body.reserve(framing.length);
             while (res.body.size() < framing.length) {
                 if (c.buf.empty()) {
-                    auto [ec, n] = co_await c.socket.async_read_some(
-                        asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
-                    if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
-                    c.buf.commit(n);
+                    if (auto ec = co_await read_more(c)) co_return ec;
                 }
                 auto take = std::min<std::size_t>(framing.length - res.body.size(), c.buf.size());
                 res.body.append(c.buf.view().substr(0, take));
@@ -154,10 +156,7 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, 
                 if (st == wire::ChunkedDecoder::Status::done) break;
                 if (st == wire::ChunkedDecoder::Status::bad_chunk) co_return errc::protocol_error;
                 if (st == wire::ChunkedDecoder::Status::too_large) co_return errc::response_too_large;
-                auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk),
-                                                                 use_task);
-                if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
-                c.buf.commit(n);
+                if (auto ec = co_await read_more(c)) co_return ec;
             }
         } else if (framing.kind == wire::Framing::until_close) {
             while (true) {
@@ -318,11 +317,7 @@ Task<ErrorCode> send(const Endpoint& endpoint, const Request& request, Response&
 
 Task<Result<Response>> fetch(const Endpoint& endpoint, std::string method, std::string target, std::string body,
                              std::string content_type, std::chrono::milliseconds timeout) {
-    Request req;
-    req.method = std::move(method);
-    req.target = std::move(target);
-    req.body = std::move(body);
-    if (!content_type.empty()) req.headers.add("Content-Type", content_type);
+    auto req = make_request(std::move(method), std::move(target), std::move(body), content_type);
     Response res;
     auto ec = co_await send(endpoint, req, res, timeout);
     if (ec) co_return ec;

@@ -151,6 +151,15 @@ void Response::problem(int status_code, std::string_view title, std::string_view
     body += '}';
 }
 
+Request make_request(std::string method, std::string target, std::string body, std::string_view content_type) {
+    Request req;
+    req.method = std::move(method);
+    req.target = std::move(target);
+    req.body = std::move(body);
+    if (!content_type.empty()) req.headers.set("Content-Type", content_type);
+    return req;
+}
+
 std::string_view reason_phrase(int status) noexcept {
     switch (status) {
         case 100: return "Continue";

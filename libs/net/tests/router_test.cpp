@@ -25,13 +25,6 @@ void run(Task<void> task) {
     if (error) std::rethrow_exception(error);
 }
 
-Request make_request(std::string method, std::string target) {
-    Request req;
-    req.method = std::move(method);
-    req.target = std::move(target);
-    return req;
-}
-
 // A handler that answers with its own name, so a test can tell which route ran.
 Handler named(std::string name) {
     return [name](Request&, Response& res) -> Task<void> {

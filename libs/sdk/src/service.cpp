@@ -133,34 +133,23 @@ Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::Regist
 
 // ---------------------------------------------------------------- Client
 
-namespace {
-Request outgoing(std::string method, std::string target, std::string body = {}, std::string_view content_type = {}) {
-    Request out;
-    out.method = std::move(method);
-    out.target = std::move(target);
-    out.body = std::move(body);
-    if (!content_type.empty()) out.headers.set("Content-Type", content_type);
-    return out;
-}
-}  // namespace
-
 Task<Response> Client::post(const Request& incoming, std::string target, std::string body, std::string content_type) {
-    auto out = outgoing("POST", std::move(target), std::move(body), content_type);
+    auto out = net::make_request("POST", std::move(target), std::move(body), content_type);
     co_return co_await call(incoming, std::move(out), timeout_);
 }
 
 Task<Response> Client::put(const Request& incoming, std::string target, std::string body, std::string content_type) {
-    auto out = outgoing("PUT", std::move(target), std::move(body), content_type);
+    auto out = net::make_request("PUT", std::move(target), std::move(body), content_type);
     co_return co_await call(incoming, std::move(out), timeout_);
 }
 
 Task<Response> Client::get(const Request& incoming, std::string target) {
-    auto out = outgoing("GET", std::move(target));
+    auto out = net::make_request("GET", std::move(target));
     co_return co_await call(incoming, std::move(out), timeout_);
 }
 
 Task<Response> Client::del(const Request& incoming, std::string target) {
-    auto out = outgoing("DELETE", std::move(target));
+    auto out = net::make_request("DELETE", std::move(target));
     co_return co_await call(incoming, std::move(out), timeout_);
 }
 

@@ -90,6 +90,10 @@ struct Response {
                  std::string_view instance = {});
 };
 
+/// A request with method, target, body and (when given) Content-Type.
+Request make_request(std::string method, std::string target, std::string body = {},
+                     std::string_view content_type = {});
+
 /// The reason phrase of a status code ("Not Found"); "Unknown" for unlisted codes.
 std::string_view reason_phrase(int status) noexcept;
 
