@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "gateway_daemon.hpp"
+#include "plexus/gateway/daemon.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/supervisor/up.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     reg->add_option("--data-dir", registry.data_dir, "directory for the catalog database (empty: memory only)");
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
 
-    plexus::cli::GatewayDaemonSettings gateway;
+    plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
     gw->add_option("--listen", gateway.listen, "address to listen on (host:port)");
     gw->add_option("--registry", gateway.registry, "registry URL, http://host:port");
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
     }
     if (*gw) {
         if (!init_logs("gateway", log_level)) return 2;
-        return plexus::cli::run_gateway(gateway);
+        return plexus::gateway::run(gateway);
     }
     if (*upc) {
         auto self = self_dir();

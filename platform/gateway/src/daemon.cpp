@@ -1,4 +1,4 @@
-#include "gateway_daemon.hpp"
+#include "plexus/gateway/daemon.hpp"
 
 #include <csignal>
 
@@ -10,9 +10,9 @@
 #include "plexus/net/server.hpp"
 #include "plexus/telemetry/log.hpp"
 
-namespace plexus::cli {
+namespace plexus::gateway {
 
-int run_gateway(const GatewayDaemonSettings& s) {
+int run(const DaemonSettings& s) {
     auto listen = net::parse_endpoint(s.listen);
     if (!listen) {
         telemetry::error("--listen must be host:port", {{"listen", s.listen}});
@@ -30,12 +30,12 @@ int run_gateway(const GatewayDaemonSettings& s) {
     std::unique_ptr<discovery::Discovery> disco;
     if (registry) disco = std::make_unique<discovery::Discovery>(discovery::RegistryClient(*registry), runtime.executor(0));
 
-    gateway::GatewaySettings gs;
+    GatewaySettings gs;
     gs.routes_file = s.routes_file;
     gs.trust_forwarded_for = s.trust_forwarded_for;
-    std::unique_ptr<gateway::Gateway> gw;
+    std::unique_ptr<Gateway> gw;
     try {
-        gw = std::make_unique<gateway::Gateway>(gs, disco.get());
+        gw = std::make_unique<Gateway>(gs, disco.get());
     } catch (const core::SettingsError& e) {
         telemetry::error("invalid routes", {{"error", e.what()}});
         std::fprintf(stderr, "plexus gateway: %s\n", e.what());
@@ -62,7 +62,7 @@ int run_gateway(const GatewayDaemonSettings& s) {
         if (sig == SIGHUP) {
             net::spawn(
                 runtime.executor(0),
-                [](gateway::Gateway* g) -> net::Task<void> { co_await g->reload_async(); }(gw.get()),
+                [](Gateway* g) -> net::Task<void> { co_await g->reload_async(); }(gw.get()),
                 "gateway reload");
             return;
         }
@@ -71,9 +71,9 @@ int run_gateway(const GatewayDaemonSettings& s) {
         server.shutdown([&runtime] { runtime.stop(); });
     });
     telemetry::info("gateway listening", {{"address", ss.address}, {"port", server.port()},
-                                          {"routes", static_cast<std::int64_t>(gw->routes() ? 1 : 0)}});
+                                          {"routes", static_cast<std::int64_t>(gw->routes()->size())}});
     runtime.run();
     return 0;
 }
 
-}  // namespace plexus::cli
+}  // namespace plexus::gateway

@@ -1,0 +1,22 @@
+#pragma once
+/// `plexus gateway`: the edge server as a daemon — runtime, discovery, gateway and server wired
+/// together, SIGHUP reloading the routes and SIGTERM/SIGINT draining and stopping.
+
+#include <string>
+
+namespace plexus::gateway {
+
+/// Flags of `plexus gateway`.
+struct DaemonSettings {
+    std::string listen = "127.0.0.1:8080";
+    std::string registry;  ///< http://host:port; empty when every route has static upstreams
+    std::string routes_file;
+    bool trust_forwarded_for = false;
+    std::size_t threads = 0;
+};
+
+/// Runs until SIGTERM/SIGINT (SIGHUP reloads the routes); returns the process exit code (2 for
+/// bad flags or routes, 1 when it cannot listen).
+int run(const DaemonSettings& settings);
+
+}  // namespace plexus::gateway
