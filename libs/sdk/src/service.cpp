@@ -1,6 +1,7 @@
 #include "plexus/service.hpp"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 
@@ -239,14 +240,15 @@ int Service::run(int argc, char** argv) {
     std::string listen = env_or("PLEXUS_LISTEN", "127.0.0.1:0");
     st.instance_id = env_or("PLEXUS_INSTANCE_ID", core::new_instance_id(st.name));
     st.data_dir = env_or("PLEXUS_DATA_DIR", "data/" + st.name);
-    std::size_t threads = std::stoul(env_or("PLEXUS_THREADS", "0"));
+    std::size_t threads = 0;
+    std::string threads_text = env_or("PLEXUS_THREADS", "0");
     std::string log_level = env_or("PLEXUS_LOG_LEVEL", "info");
     std::string heartbeat_text = "1s", ttl_text = "5s";
     app.add_option("--registry", registry, "registry URL (http://host:port)");
     app.add_option("--listen", listen, "address to listen on (host:port, port 0 = any)");
     app.add_option("--instance-id", st.instance_id, "instance id");
     app.add_option("--data-dir", st.data_dir, "directory for this service's data");
-    app.add_option("--threads", threads, "io threads (0 = one per core)");
+    app.add_option("--threads", threads_text, "io threads (0 = one per core)");
     app.add_option("--log-level", log_level, "debug, info, warn or error");
     app.add_option("--heartbeat", heartbeat_text, "heartbeat interval");
     app.add_option("--ttl", ttl_text, "registration TTL");
@@ -271,7 +273,11 @@ int Service::run(int argc, char** argv) {
     std::optional<net::Endpoint> registry_ep;
     if (!registry.empty()) registry_ep = net::parse_endpoint(registry);
     std::string flag_error;
-    if (!level) flag_error = "--log-level must be debug, info, warn or error";
+    auto [threads_end, threads_ec] =
+        std::from_chars(threads_text.data(), threads_text.data() + threads_text.size(), threads);
+    if (threads_ec != std::errc{} || threads_end != threads_text.data() + threads_text.size() || threads > 256) {
+        flag_error = "--threads (PLEXUS_THREADS) must be a number from 0 to 256, got '" + threads_text + "'";
+    } else if (!level) flag_error = "--log-level must be debug, info, warn or error";
     else if (!heartbeat || heartbeat->count() <= 0) flag_error = "--heartbeat must be a duration such as 1s";
     else if (!ttl || *ttl < *heartbeat) flag_error = "--ttl must be a duration longer than --heartbeat";
     else if (!listen_ep || listen_port < 0 || listen_port > 65535) flag_error = "--listen must be host:port";
