@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "plexus/core/ids.hpp"
+#include "plexus/core/snapshot.hpp"
 
 namespace plexus::discovery {
 
@@ -53,7 +54,7 @@ const Target* Balancer::pick(const InstanceList& list, const std::vector<std::st
 
 struct Discovery::Entry {
     std::string service;
-    std::atomic<std::shared_ptr<const InstanceList>> list;
+    core::SnapshotCell<InstanceList> list;
     Balancer balancer;
     net::Signal loaded;
     explicit Entry(std::string s, Policy p) : service(std::move(s)), balancer(p) {

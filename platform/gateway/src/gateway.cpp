@@ -1,5 +1,7 @@
 #include "plexus/gateway/gateway.hpp"
 
+#include "plexus/core/snapshot.hpp"
+
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -134,7 +136,7 @@ struct Gateway::Impl {
     telemetry::CounterFamily& errors_family;
     RouteMetrics unmatched;
 
-    std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+    core::SnapshotCell<Snapshot> snapshot;
     std::atomic<bool> stopped{false};
     std::mutex reload_mutex;  // serialises loads; never taken on the request path
     FileStamp loaded_stamp;   // guarded by reload_mutex
@@ -320,7 +322,7 @@ struct Gateway::Impl {
         auto start = Clock::now();
         if (serve_admin(req, res)) co_return;
 
-        auto snap = snapshot.load(std::memory_order_acquire);
+        auto snap = snapshot.load();
         std::string_view path = req.path();
         bool bad_target = path.empty() || path.front() != '/' || has_dot_segment(path);
         const Route* route = bad_target ? nullptr : snap->table->match(req);
@@ -526,7 +528,7 @@ net::Handler Gateway::handler() const {
 
 net::BodyLimit Gateway::body_limit() const {
     return [impl = impl_](const net::Request& req) -> std::size_t {
-        auto snap = impl->snapshot.load(std::memory_order_acquire);
+        auto snap = impl->snapshot.load();
         const Route* r = snap->table->match(req);
         return r ? static_cast<std::size_t>(r->settings().max_body_bytes) : 0;
     };
