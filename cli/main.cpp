@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
     plexus::registry::Settings registry;
     auto* reg = app.add_subcommand("registry", "run the service registry daemon");
     reg->add_option("--listen", registry.listen, "address to listen on (host:port)");
-    reg->add_option("--data-dir", registry.data_dir, "directory for the catalog database (empty: memory only)");
+    reg->add_option("--data-dir", registry.data_dir,
+                    "directory for the catalog database (empty: memory only)");
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::gateway::DaemonSettings gateway;

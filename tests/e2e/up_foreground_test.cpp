@@ -19,7 +19,8 @@ namespace {
 std::set<int> pids_in(const std::string& log) {
     std::set<int> pids;
     std::regex started("started, pid ([0-9]+)");
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), started); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), started); it != std::sregex_iterator();
+         ++it) {
         pids.insert(std::stoi((*it)[1]));
     }
     return pids;
@@ -60,9 +61,11 @@ TEST(PlexusUpForeground, StartsShowsProgressAndStopsOnCtrlC) {
 TEST(PlexusUpForeground, BrokenManifestNamesFileLineAndKey) {
     TempDir dir;
     auto manifest = dir.path() + "/broken.yaml";
-    std::ofstream(manifest) << "name: shop\nservices:\n  catalog:\n    command: [\"/bin/true\"]\n    replicsa: 2\n";
+    std::ofstream(manifest)
+        << "name: shop\nservices:\n  catalog:\n    command: [\"/bin/true\"]\n    replicsa: 2\n";
     std::string out;
-    int rc = run_command(std::string(PLEXUS_BIN) + " up -f " + manifest + " --data-dir " + dir.path() + "/data", &out);
+    int rc = run_command(
+        std::string(PLEXUS_BIN) + " up -f " + manifest + " --data-dir " + dir.path() + "/data", &out);
     EXPECT_EQ(rc, 2);
     EXPECT_NE(out.find(manifest + ":5: services.catalog.replicsa: unknown key"), std::string::npos) << out;
 }

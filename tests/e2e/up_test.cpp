@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <fstream>
 #include <set>
-#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -23,12 +23,12 @@ namespace json = boost::json;
 namespace {
 
 class PlexusUp : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         gateway_port = free_port();
         std::string out;
-        int rc = run_command(std::string("timeout 120 ") + PLEXUS_BIN + " up --detach -f " + PLEXUS_SOURCE_DIR +
-                                 "/deploy/plexus.yaml --data-dir " + dir.path() +
+        int rc = run_command(std::string("timeout 120 ") + PLEXUS_BIN + " up --detach -f " +
+                                 PLEXUS_SOURCE_DIR + "/deploy/plexus.yaml --data-dir " + dir.path() +
                                  " --gateway-port " + std::to_string(gateway_port),
                              &out);
         up_output = out;
@@ -101,7 +101,8 @@ protected:
 }  // namespace
 
 TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
-    EXPECT_NE(up_output.find("http://127.0.0.1:" + std::to_string(gateway_port)), std::string::npos) << up_output;
+    EXPECT_NE(up_output.find("http://127.0.0.1:" + std::to_string(gateway_port)), std::string::npos)
+        << up_output;
     auto first = http_get(gateway_port, "/api/products/1");
     ASSERT_EQ(first.status, 200) << first.body;
     EXPECT_EQ(json::parse(first.body).at("availability").at("quantity").as_int64(), 25);
@@ -165,27 +166,32 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     // plexus scale: a third catalog replica starts, registers and becomes healthy; scaling back
     // stops it.
     std::string scale_out;
-    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 3 --data-dir " + dir.path(), &scale_out), 0)
+    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 3 --data-dir " + dir.path(), &scale_out),
+              0)
         << scale_out;
     EXPECT_TRUE(eventually([&] {
         auto i = instance("catalog-2");
         return !i.empty() && i.at("healthy").as_bool() && i.at("state").as_string() == "running";
     })) << json::serialize(instances());
     EXPECT_TRUE(eventually([&] { return registered_ports("catalog").size() == 3; }));
-    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 2 --data-dir " + dir.path(), &scale_out), 0)
+    ASSERT_EQ(run_command(std::string(PLEXUS_BIN) + " scale catalog 2 --data-dir " + dir.path(), &scale_out),
+              0)
         << scale_out;
     EXPECT_TRUE(eventually([&] { return instance("catalog-2").empty(); })) << json::serialize(instances());
-    EXPECT_NE(run_command(std::string(PLEXUS_BIN) + " scale nosuch 1 --data-dir " + dir.path(), &scale_out), 0);
+    EXPECT_NE(run_command(std::string(PLEXUS_BIN) + " scale nosuch 1 --data-dir " + dir.path(), &scale_out),
+              0);
     EXPECT_NE(scale_out.find("nosuch"), std::string::npos) << scale_out;
 
     // plexus down leaves no process behind.
     instances();
     std::string down_out;
-    ASSERT_EQ(run_command(std::string("timeout 90 ") + PLEXUS_BIN + " down --data-dir " + dir.path(), &down_out), 0)
+    ASSERT_EQ(
+        run_command(std::string("timeout 90 ") + PLEXUS_BIN + " down --data-dir " + dir.path(), &down_out), 0)
         << down_out;
     EXPECT_EQ(::kill(supervisor_pid, 0), -1);
     for (int pid : seen_pids) {
-        EXPECT_TRUE(eventually([&] { return ::kill(pid, 0) == -1 && errno == ESRCH; }, std::chrono::seconds(5)))
+        EXPECT_TRUE(
+            eventually([&] { return ::kill(pid, 0) == -1 && errno == ESRCH; }, std::chrono::seconds(5)))
             << "pid " << pid << " is still alive";
     }
     EXPECT_NE(http_get(gateway_port, "/api/products/1").status, 200);

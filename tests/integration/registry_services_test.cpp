@@ -14,7 +14,7 @@ namespace json = boost::json;
 namespace {
 
 class RegistryWithServices : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override { start_registry(); }
 
     void start_registry() {
@@ -90,7 +90,8 @@ TEST_F(RegistryWithServices, BlockingWatchAnswersWhenTheServiceChanges) {
 
     // Nothing changes: the watch holds until its wait ends and returns the same index.
     auto start = std::chrono::steady_clock::now();
-    auto idle = http_get(registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=300ms");
+    auto idle =
+        http_get(registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=300ms");
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
     EXPECT_EQ(json::parse(idle.body).at("index").as_int64(), index);
     EXPECT_EQ(idle.headers["x-plexus-index"], std::to_string(index));
@@ -101,8 +102,9 @@ TEST_F(RegistryWithServices, BlockingWatchAnswersWhenTheServiceChanges) {
         inventory.signal(SIGTERM);
     });
     start = std::chrono::steady_clock::now();
-    auto changed = http("GET", registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=15s",
-                        {}, {}, std::chrono::seconds(20));
+    auto changed =
+        http("GET", registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=15s", {},
+             {}, std::chrono::seconds(20));
     auto waited = std::chrono::steady_clock::now() - start;
     stopper.join();
     ASSERT_EQ(changed.status, 200);
@@ -150,7 +152,8 @@ TEST_F(RegistryWithServices, BadRegistrationsGetProblemDetails) {
     EXPECT_EQ(put("/v1/services/shop/instances/i1", R"({"address":"127.0.0.1","port":70000})").status, 400);
     EXPECT_EQ(put("/v1/services/shop/instances/i1", R"({"port":80})").status, 400);  // no address
     EXPECT_EQ(put("/v1/services/shop/instances/i1", "not json").status, 400);
-    std::string big = R"({"address":"127.0.0.1","port":80,"metadata":{"k":")" + std::string(5000, 'x') + "\"}}";
+    std::string big =
+        R"({"address":"127.0.0.1","port":80,"metadata":{"k":")" + std::string(5000, 'x') + "\"}}";
     r = put("/v1/services/shop/instances/i1", big);
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("metadata"), std::string::npos);

@@ -9,7 +9,7 @@
 namespace plexus::test {
 
 struct HttpResult {
-    int status = 0;  ///< 0: no answer (connection refused, reset or timed out)
+    int status = 0;                              ///< 0: no answer (connection refused, reset or timed out)
     std::map<std::string, std::string> headers;  ///< lower-case names
     std::string body;
     std::string error;

@@ -41,7 +41,9 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
 
 Process::~Process() { kill(); }
 
-Process::Process(Process&& o) noexcept : pid_(o.pid_), status_(o.status_), log_(std::move(o.log_)) { o.pid_ = -1; }
+Process::Process(Process&& o) noexcept : pid_(o.pid_), status_(o.status_), log_(std::move(o.log_)) {
+    o.pid_ = -1;
+}
 
 Process& Process::operator=(Process&& o) noexcept {
     if (this != &o) {

@@ -16,7 +16,7 @@ namespace plexus::test {
 inline constexpr std::chrono::seconds kWait{20};
 
 class Process {
-public:
+  public:
     Process() = default;
     Process(std::vector<std::string> argv, std::map<std::string, std::string> env, std::string log_path);
     ~Process();
@@ -34,7 +34,7 @@ public:
     const std::string& log_path() const noexcept { return log_; }
     std::string log() const;
 
-private:
+  private:
     pid_t pid_ = -1;
     int status_ = -1;
     std::string log_;
@@ -48,12 +48,12 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 
 /// A fresh temporary directory, removed with its contents at destruction.
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     const std::string& path() const noexcept { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
         }
         auto rows = co_await plexus::net::offload([&] {
             std::lock_guard lock(products.mutex);
-            return products.db->query("SELECT id, name, description, price_cents FROM products WHERE id = ?", id);
+            return products.db->query("SELECT id, name, description, price_cents FROM products WHERE id = ?",
+                                      id);
         });
         if (!rows) throw std::runtime_error(rows.error().message());
         if (rows->empty()) throw plexus::HttpError(404, "Not Found", "no product " + id_text);
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
         boost::system::error_code jec;
         auto sv = json::parse(stock.body, jec);
         const json::value* q = (!jec && sv.is_object()) ? sv.as_object().if_contains("quantity") : nullptr;
-        if (!q || !q->is_int64()) throw plexus::HttpError(502, "Bad Gateway", "inventory sent an invalid answer");
+        if (!q || !q->is_int64())
+            throw plexus::HttpError(502, "Bad Gateway", "inventory sent an invalid answer");
         product["availability"] = {{"in_stock", q->as_int64() > 0}, {"quantity", q->as_int64()}};
         product["served_by"] = svc.instance_id();
         co_return plexus::json_response(200, json::serialize(product));
@@ -94,13 +96,15 @@ int main(int argc, char** argv) {
     svc.post("/products", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
         boost::system::error_code ec;
         auto body = json::parse(req.body, ec);
-        if (ec || !body.is_object()) throw plexus::HttpError(400, "Bad Request", "body must be a JSON object");
+        if (ec || !body.is_object())
+            throw plexus::HttpError(400, "Bad Request", "body must be a JSON object");
         const auto& o = body.as_object();
         auto* name = o.if_contains("name");
         auto* description = o.if_contains("description");
         auto* price = o.if_contains("price_cents");
         if (!name || !name->is_string() || name->as_string().empty() || name->as_string().size() > 200) {
-            throw plexus::HttpError(400, "Bad Request", "name must be a non-empty string of at most 200 characters");
+            throw plexus::HttpError(400, "Bad Request",
+                                    "name must be a non-empty string of at most 200 characters");
         }
         if (description && !description->is_string()) {
             throw plexus::HttpError(400, "Bad Request", "description must be a string");

@@ -23,7 +23,8 @@ struct Stock {
         if (!opened) throw std::runtime_error("cannot open inventory.db: " + opened.error().message());
         db.emplace(std::move(*opened));
         auto migrated = db->migrate({
-            "CREATE TABLE stock (product_id INTEGER PRIMARY KEY, quantity INTEGER NOT NULL CHECK (quantity >= 0))",
+            "CREATE TABLE stock (product_id INTEGER PRIMARY KEY, quantity INTEGER NOT NULL CHECK (quantity "
+            ">= 0))",
             "INSERT INTO stock (product_id, quantity) VALUES (1, 25), (2, 0), (3, 140), (4, 7), (5, 60)",
         });
         if (!migrated) throw std::runtime_error("cannot migrate inventory.db: " + migrated.error().message());
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
         });
         if (!row) throw std::runtime_error(row.error().message());
         std::int64_t quantity = row->empty() ? 0 : row->front().get<std::int64_t>(0);
-        co_return plexus::json_response(200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
+        co_return plexus::json_response(
+            200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
     });
 
     svc.put("/stock/{product_id}", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
         auto body = json::parse(req.body, ec);
         const json::value* q = (!ec && body.is_object()) ? body.as_object().if_contains("quantity") : nullptr;
         if (!q || !q->is_int64() || q->as_int64() < 0) {
-            throw plexus::HttpError(400, "Bad Request", "body must be {\"quantity\": <non-negative integer>}");
+            throw plexus::HttpError(400, "Bad Request",
+                                    "body must be {\"quantity\": <non-negative integer>}");
         }
         auto quantity = q->as_int64();
         auto done = co_await plexus::net::offload([&] {
@@ -88,7 +91,8 @@ int main(int argc, char** argv) {
                 id, quantity);
         });
         if (!done) throw std::runtime_error(done.error().message());
-        co_return plexus::json_response(200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
+        co_return plexus::json_response(
+            200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
     });
 
     return svc.run(argc, argv);

@@ -3,7 +3,7 @@
 namespace plexus::core {
 namespace {
 class RealClock final : public Clock {
-public:
+  public:
     SteadyTime now() const noexcept override { return std::chrono::steady_clock::now(); }
     SystemTime wall() const noexcept override { return std::chrono::system_clock::now(); }
 };

@@ -3,13 +3,16 @@
 namespace plexus::core {
 namespace {
 class CoreCategory final : public boost::system::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "plexus.core"; }
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-            case errc::invalid_argument: return "invalid argument";
-            case errc::not_found: return "not found";
-            case errc::io_error: return "input/output error";
+            case errc::invalid_argument:
+                return "invalid argument";
+            case errc::not_found:
+                return "not found";
+            case errc::io_error:
+                return "input/output error";
         }
         return "unknown core error";
     }

@@ -91,9 +91,12 @@ bool SettingsReader::field(std::string_view key, bool& out, Need need) {
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     auto s = impl_->scalar(v, key, "true or false");
-    if (s == "true") out = true;
-    else if (s == "false") out = false;
-    else impl_->fail_at(v, key, "expected true or false, got '" + s + "'");
+    if (s == "true")
+        out = true;
+    else if (s == "false")
+        out = false;
+    else
+        impl_->fail_at(v, key, "expected true or false, got '" + s + "'");
     return true;
 }
 

@@ -106,8 +106,9 @@ static std::string error_of(std::string_view text) {
 }
 
 TEST(Settings, ReadsTypedFields) {
-    auto s = read_sample("name: gw\nport: 8080\nenabled: true\ntimeout: 250ms\ntags: [a, b]\n"
-                         "routes:\n  - path: /x\n    weight: 3\n");
+    auto s = read_sample(
+        "name: gw\nport: 8080\nenabled: true\ntimeout: 250ms\ntags: [a, b]\n"
+        "routes:\n  - path: /x\n    weight: 3\n");
     EXPECT_EQ(s.name, "gw");
     EXPECT_EQ(s.port, 8080);
     EXPECT_TRUE(s.enabled);
@@ -125,7 +126,8 @@ TEST(Settings, UnknownKeyNamesFileLineAndKey) {
 
 TEST(Settings, WrongTypeAndRangeAreErrors) {
     EXPECT_EQ(error_of("name: gw\nport: eighty\n"), "sample.yaml:2: port: expected an integer, got 'eighty'");
-    EXPECT_EQ(error_of("name: gw\nport: 70000\n"), "sample.yaml:2: port: must be between 1 and 65535, got 70000");
+    EXPECT_EQ(error_of("name: gw\nport: 70000\n"),
+              "sample.yaml:2: port: must be between 1 and 65535, got 70000");
     EXPECT_EQ(error_of("name: gw\nenabled: maybe\n"),
               "sample.yaml:2: enabled: expected true or false, got 'maybe'");
     EXPECT_EQ(error_of("name: gw\ntimeout: 5\n"),

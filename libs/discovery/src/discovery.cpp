@@ -47,7 +47,8 @@ const Target* Balancer::pick(const InstanceList& list, const std::vector<std::st
     if (b >= a) ++b;
     const Target* ta = nth_eligible(a);
     const Target* tb = nth_eligible(b);
-    return ta->state->in_flight.load(std::memory_order_relaxed) <= tb->state->in_flight.load(std::memory_order_relaxed)
+    return ta->state->in_flight.load(std::memory_order_relaxed) <=
+                   tb->state->in_flight.load(std::memory_order_relaxed)
                ? ta
                : tb;
 }
@@ -63,7 +64,9 @@ struct Discovery::Entry {
 };
 
 Discovery::Discovery(RegistryClient client, net::Executor ex)
-    : client_(std::move(client)), ex_(ex), stopped_(std::make_shared<std::atomic<bool>>(false)),
+    : client_(std::move(client)),
+      ex_(ex),
+      stopped_(std::make_shared<std::atomic<bool>>(false)),
       changed_(std::make_shared<net::Signal>()) {}
 
 Discovery::~Discovery() { stop(); }
@@ -85,13 +88,14 @@ std::shared_ptr<const InstanceList> Discovery::instances(const std::string& serv
 }
 
 net::Task<std::shared_ptr<const InstanceList>> Discovery::ready(const std::string& service,
-                                                                 std::chrono::milliseconds timeout) {
+                                                                std::chrono::milliseconds timeout) {
     auto e = entry(service);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
         auto l = e->list.load();
         if (l->loaded) co_return l;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) co_return l;
         co_await e->loaded.wait(std::min(left, std::chrono::milliseconds(100)));
     }

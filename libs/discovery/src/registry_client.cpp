@@ -10,14 +10,18 @@ namespace json = boost::json;
 
 namespace {
 class DiscoveryCategory final : public boost::system::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "plexus.discovery"; }
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-            case errc::rejected: return "registration rejected by the registry";
-            case errc::unknown_instance: return "instance unknown to the registry";
-            case errc::unavailable: return "registry unavailable";
-            case errc::bad_response: return "malformed registry response";
+            case errc::rejected:
+                return "registration rejected by the registry";
+            case errc::unknown_instance:
+                return "instance unknown to the registry";
+            case errc::unavailable:
+                return "registry unavailable";
+            case errc::bad_response:
+                return "malformed registry response";
         }
         return "unknown discovery error";
     }
@@ -76,7 +80,8 @@ Result<InstanceInfo> instance_from_json(std::string_view text) {
         if (auto* m = o.if_contains("metadata")) {
             in.metadata = json::value_to<std::map<std::string, std::string>>(*m);
         }
-        if (auto* t = o.if_contains("ttl_ms")) in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
+        if (auto* t = o.if_contains("ttl_ms"))
+            in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
         if (auto* d = o.if_contains("draining")) in.draining = d->as_bool();
         if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
     } catch (const std::exception&) {
@@ -86,8 +91,8 @@ Result<InstanceInfo> instance_from_json(std::string_view text) {
 }
 
 net::Task<ErrorCode> RegistryClient::register_instance(const InstanceInfo& instance) const {
-    auto r = co_await net::fetch(registry_, "PUT", path_of(instance.service, instance.id), instance_to_json(instance),
-                                 "application/json", timeout_);
+    auto r = co_await net::fetch(registry_, "PUT", path_of(instance.service, instance.id),
+                                 instance_to_json(instance), "application/json", timeout_);
     if (!r) co_return errc::unavailable;
     if (r->status >= 300) co_return status_error(r->status == 404 ? 400 : r->status);
     co_return ErrorCode{};
@@ -119,7 +124,8 @@ net::Task<Result<ServiceSnapshot>> RegistryClient::watch(const std::string& serv
     std::string target = "/v1/services/" + service + "?index=" + std::to_string(index);
     if (index > 0) target += "&wait=" + core::format_duration(wait);
     if (all) target += "&all=true";
-    auto r = co_await net::fetch(registry_, "GET", target, {}, {}, timeout_ + (index > 0 ? wait : wait.zero()));
+    auto r =
+        co_await net::fetch(registry_, "GET", target, {}, {}, timeout_ + (index > 0 ? wait : wait.zero()));
     if (!r) co_return errc::unavailable;
     if (r->status != 200) co_return status_error(r->status);
     boost::system::error_code ec;

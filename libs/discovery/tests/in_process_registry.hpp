@@ -18,12 +18,12 @@
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/testing.hpp"
 #include "plexus/registry/catalog.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
-#include "plexus/net/testing.hpp"
 
 namespace plexus::discovery::test {
 
@@ -31,15 +31,12 @@ using namespace plexus::net::testing;
 
 using namespace std::chrono_literals;
 
-
 // Runs the task `make()` returns, keeping `make` (and what it captured by value) alive in this
 // frame until the task is done: nothing refers to the test's locals while the task runs.
 template <class F>
 auto owned(F make) -> decltype(make()) {
     co_return co_await make();
 }
-
-
 
 inline InstanceInfo instance(std::string service, std::string id, std::uint16_t port) {
     InstanceInfo in;
@@ -50,7 +47,6 @@ inline InstanceInfo instance(std::string service, std::string id, std::uint16_t 
     in.ttl = 30s;
     return in;
 }
-
 
 // The registry daemon's parts wired as registry::run() wires them, minus signals, persistence and
 // the reaper (the clock is manual, so nothing expires).

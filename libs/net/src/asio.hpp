@@ -17,8 +17,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
-                                         Executor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using Resolver = asio::ip::basic_resolver<tcp, Executor>;
 
 /// Completion token: resume the task with (error_code, results...) instead of throwing.

@@ -13,17 +13,24 @@ namespace plexus::net {
 namespace {
 
 class NetCategory final : public boost::system::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "plexus.net"; }
     std::string message(int ev) const override {
         switch (static_cast<errc>(ev)) {
-            case errc::connect_failed: return "connection refused or unreachable";
-            case errc::timeout: return "timed out";
-            case errc::connection_closed: return "connection closed by peer";
-            case errc::protocol_error: return "invalid HTTP response";
-            case errc::response_too_large: return "response too large";
-            case errc::pool_exhausted: return "no free connection to the endpoint";
-            case errc::bad_address: return "bad address";
+            case errc::connect_failed:
+                return "connection refused or unreachable";
+            case errc::timeout:
+                return "timed out";
+            case errc::connection_closed:
+                return "connection closed by peer";
+            case errc::protocol_error:
+                return "invalid HTTP response";
+            case errc::response_too_large:
+                return "response too large";
+            case errc::pool_exhausted:
+                return "no free connection to the endpoint";
+            case errc::bad_address:
+                return "bad address";
         }
         return "unknown net error";
     }
@@ -54,7 +61,7 @@ struct EndpointPool {
 
 // The connection pools of one io_context; only its thread touches them.
 class ClientPool : public asio::execution_context::service {
-public:
+  public:
     using key_type = ClientPool;
     static inline asio::execution_context::id id;
 
@@ -98,21 +105,22 @@ public:
     std::unordered_map<std::string, EndpointPool> pools;
     std::string key;
 
-private:
+  private:
     void shutdown() override { pools.clear(); }
 };
 
 // Reads what the peer sent next into the connection's buffer.
 Task<ErrorCode> read_more(Connection& c) {
-    auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
+    auto [ec, n] =
+        co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
     if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
     c.buf.commit(n);
     co_return ErrorCode{};
 }
 
 // Reads one response into `res`. `received_any` reports whether any response byte arrived.
-Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, const ClientSettings& settings,
-                              bool& received_any, bool& reusable) {
+Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res,
+                              const ClientSettings& settings, bool& received_any, bool& reusable) {
     wire::HeadScanner scanner;
     while (true) {
         scanner.reset();
@@ -129,8 +137,8 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, 
         res.clear();
         wire::Framing framing;
         bool keep_alive = true;
-        auto err = wire::parse_response_head(c.buf.view().substr(0, scanner.head_size()), req.method, res, framing,
-                                             keep_alive);
+        auto err = wire::parse_response_head(c.buf.view().substr(0, scanner.head_size()), req.method, res,
+                                             framing, keep_alive);
         c.buf.consume(scanner.head_size());
         if (err) co_return errc::protocol_error;
         if (res.status < 200) continue;  // interim responses (100 Continue) are skipped
@@ -163,8 +171,8 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res, 
                 res.body.append(c.buf.view());
                 c.buf.clear();
                 if (res.body.size() > settings.max_response_bytes) co_return errc::response_too_large;
-                auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk),
-                                                                 use_task);
+                auto [ec, n] = co_await c.socket.async_read_some(
+                    asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
                 if (ec == asio::error::eof) break;
                 if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
                 c.buf.commit(n);
@@ -315,8 +323,8 @@ Task<ErrorCode> send(const Endpoint& endpoint, const Request& request, Response&
     co_return errc::connection_closed;
 }
 
-Task<Result<Response>> fetch(const Endpoint& endpoint, std::string method, std::string target, std::string body,
-                             std::string content_type, std::chrono::milliseconds timeout) {
+Task<Result<Response>> fetch(const Endpoint& endpoint, std::string method, std::string target,
+                             std::string body, std::string content_type, std::chrono::milliseconds timeout) {
     auto req = make_request(std::move(method), std::move(target), std::move(body), content_type);
     Response res;
     auto ec = co_await send(endpoint, req, res, timeout);

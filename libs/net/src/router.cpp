@@ -15,7 +15,8 @@ PathPattern::PathPattern(std::string_view pattern) : text_(pattern) {
         auto slash = rest.find('/');
         auto seg = rest.substr(0, slash);
         if (!segments_.empty() && segments_.back().kind == Segment::rest) {
-            throw std::invalid_argument("a catch-all {name...} must be the last segment: " + std::string(pattern));
+            throw std::invalid_argument("a catch-all {name...} must be the last segment: " +
+                                        std::string(pattern));
         }
         if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
             auto name = seg.substr(1, seg.size() - 2);
@@ -26,12 +27,14 @@ PathPattern::PathPattern(std::string_view pattern) : text_(pattern) {
             }
             if (name.empty()) throw std::invalid_argument("empty parameter name in " + std::string(pattern));
             if (!names.emplace(name).second) {
-                throw std::invalid_argument("duplicate parameter {" + std::string(name) + "} in " + std::string(pattern));
+                throw std::invalid_argument("duplicate parameter {" + std::string(name) + "} in " +
+                                            std::string(pattern));
             }
             segments_.push_back({std::string(name), kind});
         } else {
             if (seg.find_first_of("{}") != std::string_view::npos) {
-                throw std::invalid_argument("malformed segment '" + std::string(seg) + "' in " + std::string(pattern));
+                throw std::invalid_argument("malformed segment '" + std::string(seg) + "' in " +
+                                            std::string(pattern));
             }
             segments_.push_back({std::string(seg), Segment::literal});
         }
@@ -121,7 +124,8 @@ Task<void> Router::dispatch(Request& req, Response& res) const {
     const Route* r = find(req, &req.params, &allow);
     if (!r) {
         if (!allow.empty()) {
-            res.problem(405, "Method Not Allowed", "method " + req.method + " is not allowed here", req.path());
+            res.problem(405, "Method Not Allowed", "method " + req.method + " is not allowed here",
+                        req.path());
             res.headers.set("Allow", allow);
         } else {
             res.problem(404, "Not Found", "no route for " + std::string(req.path()), req.path());

@@ -12,7 +12,8 @@ namespace plexus::net {
 
 namespace {
 std::function<void(const char*, std::exception_ptr)>& exception_hook() {
-    static std::function<void(const char*, std::exception_ptr)> hook = [](const char* what, std::exception_ptr e) {
+    static std::function<void(const char*, std::exception_ptr)> hook = [](const char* what,
+                                                                          std::exception_ptr e) {
         try {
             std::rethrow_exception(e);
         } catch (const std::exception& ex) {

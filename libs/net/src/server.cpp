@@ -1,8 +1,8 @@
 #include "plexus/net/server.hpp"
 
-#include <boost/asio/dispatch.hpp>
 #include <array>
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
 #include <list>
 #include <mutex>
 
@@ -15,7 +15,7 @@ namespace plexus::net {
 namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::chrono::milliseconds kRejectLinger{2000};
-}
+}  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
     struct Connection;
@@ -100,7 +100,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         w->acceptor = nullptr;
     }
 
-    static Task<void> write_all(Socket& s, std::string_view a, std::string_view b, boost::system::error_code& ec) {
+    static Task<void> write_all(Socket& s, std::string_view a, std::string_view b,
+                                boost::system::error_code& ec) {
         std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
         auto [e, n] = co_await asio::async_write(s, bufs, use_task);
         ec = e;
@@ -180,8 +181,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                         co_return;
                     }
                 }
-                auto [ec, n] = co_await conn.socket.async_read_some(asio::buffer(buf.prepare(kReadChunk), kReadChunk),
-                                                                    use_task);
+                auto [ec, n] = co_await conn.socket.async_read_some(
+                    asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
                 if (ec) {
                     if (conn.deadline.expired) timeouts.fetch_add(1, std::memory_order_relaxed);
                     co_return;
@@ -194,8 +195,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             req.clear();
             res.clear();
             wire::Framing framing;
-            auto err = wire::parse_request_head(buf.view().substr(0, scanner.head_size()), settings.max_headers,
-                                                req, framing);
+            auto err = wire::parse_request_head(buf.view().substr(0, scanner.head_size()),
+                                                settings.max_headers, req, framing);
             buf.consume(scanner.head_size());
             if (err) {
                 co_await reject(conn, err.status, err.detail);
@@ -211,7 +212,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 if (auto l = body_limit(req)) limit = l;
             }
             if (framing.kind == wire::Framing::sized && framing.length > limit) {
-                co_await reject(conn, 413, "request body exceeds the limit of " + std::to_string(limit) + " bytes");
+                co_await reject(conn, 413,
+                                "request body exceeds the limit of " + std::to_string(limit) + " bytes");
                 co_return;
             }
             if (framing.kind != wire::Framing::none) {
@@ -246,8 +248,9 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                         co_return;
                     }
                     if (st == wire::ChunkedDecoder::Status::too_large) {
-                        co_await reject(conn, 413,
-                                        "request body exceeds the limit of " + std::to_string(limit) + " bytes");
+                        co_await reject(
+                            conn, 413,
+                            "request body exceeds the limit of " + std::to_string(limit) + " bytes");
                         co_return;
                     }
                     auto [ec, n] = co_await conn.socket.async_read_some(
@@ -332,8 +335,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 boost::system::error_code ignored;
                 if (w->acceptor) w->acceptor->close(ignored);
                 for (auto* c : w->connections) {
-                    if (c->idle) c->socket.close(ignored);
-                    else c->deadline.set_after(self->settings.drain_timeout);
+                    if (c->idle)
+                        c->socket.close(ignored);
+                    else
+                        c->deadline.set_after(self->settings.drain_timeout);
                 }
                 // A connection waiting only on its idle deadline is closed now; busy ones finish.
                 self->maybe_finish(w);
@@ -344,7 +349,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 };
 
 Server::Server(Runtime& runtime, ServerSettings settings, Handler handler, BodyLimit body_limit)
-    : impl_(std::make_shared<Impl>(runtime, std::move(settings), std::move(handler), std::move(body_limit))) {}
+    : impl_(std::make_shared<Impl>(runtime, std::move(settings), std::move(handler), std::move(body_limit))) {
+}
 
 Server::~Server() = default;
 

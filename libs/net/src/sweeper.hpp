@@ -27,7 +27,7 @@ struct Deadline {
 };
 
 class Sweeper : public asio::execution_context::service {
-public:
+  public:
     using key_type = Sweeper;
     static inline asio::execution_context::id id;
     static constexpr std::chrono::milliseconds kTick{20};
@@ -38,7 +38,7 @@ public:
     void add(Deadline& d);
     void remove(Deadline& d) noexcept;
 
-private:
+  private:
     void shutdown() override;
     void arm();
     void tick();
@@ -52,7 +52,7 @@ private:
 
 /// Registers a deadline for the lifetime of a scope.
 class DeadlineScope {
-public:
+  public:
     DeadlineScope(const Executor& ex, Deadline& d, Socket& s) : d_(d) {
         d_.socket = &s;
         d_.expired = false;
@@ -64,7 +64,7 @@ public:
     DeadlineScope(const DeadlineScope&) = delete;
     DeadlineScope& operator=(const DeadlineScope&) = delete;
 
-private:
+  private:
     Deadline& d_;
 };
 

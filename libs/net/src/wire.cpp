@@ -14,8 +14,21 @@ bool is_tchar(unsigned char c) noexcept {
     if (c >= 'A' && c <= 'Z') return true;
     if (c >= '0' && c <= '9') return true;
     switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '.':
+        case '^':
+        case '_':
+        case '`':
+        case '|':
+        case '~':
             return true;
         default:
             return false;
@@ -65,7 +78,8 @@ HeadError parse_fields(std::string_view rest, std::size_t max_headers, Headers& 
         auto line = rest.substr(0, eol);
         rest.remove_prefix(eol + 2);
         if (line.empty()) return {};
-        if (line.front() == ' ' || line.front() == '\t') return {400, "obsolete line folding is not accepted"};
+        if (line.front() == ' ' || line.front() == '\t')
+            return {400, "obsolete line folding is not accepted"};
         auto colon = line.find(':');
         if (colon == std::string_view::npos) return {400, "header field without a colon"};
         auto name = line.substr(0, colon);
@@ -274,15 +288,20 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
                 std::string_view l(line_);
                 auto semi = l.find(';');
                 auto digits = l.substr(0, semi);
-                while (!digits.empty() && (digits.back() == ' ' || digits.back() == '\t')) digits.remove_suffix(1);
+                while (!digits.empty() && (digits.back() == ' ' || digits.back() == '\t'))
+                    digits.remove_suffix(1);
                 if (digits.empty() || digits.size() > 15) return Status::bad_chunk;
                 std::uint64_t n = 0;
                 for (char c : digits) {
                     int d;
-                    if (c >= '0' && c <= '9') d = c - '0';
-                    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-                    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-                    else return Status::bad_chunk;
+                    if (c >= '0' && c <= '9')
+                        d = c - '0';
+                    else if (c >= 'a' && c <= 'f')
+                        d = c - 'a' + 10;
+                    else if (c >= 'A' && c <= 'F')
+                        d = c - 'A' + 10;
+                    else
+                        return Status::bad_chunk;
                     n = n * 16 + static_cast<std::uint64_t>(d);
                 }
                 if (semi != std::string_view::npos) {
@@ -347,15 +366,17 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
 
 namespace {
 bool is_framing_field(std::string_view name) noexcept {
-    return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "connection");
+    return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+           iequals(name, "connection");
 }
 }  // namespace
 
 void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out,
                              bool head_request) {
     out += "HTTP/1.1 ";
-    char code[4] = {static_cast<char>('0' + res.status / 100 % 10), static_cast<char>('0' + res.status / 10 % 10),
-                    static_cast<char>('0' + res.status % 10), ' '};
+    char code[4] = {static_cast<char>('0' + res.status / 100 % 10),
+                    static_cast<char>('0' + res.status / 10 % 10), static_cast<char>('0' + res.status % 10),
+                    ' '};
     out.append(code, 4);
     out += reason_phrase(res.status);
     out += "\r\n";

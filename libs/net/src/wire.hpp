@@ -13,7 +13,7 @@ namespace plexus::net::wire {
 
 /// A growable byte buffer with a consumed prefix; reused for the life of a connection.
 class ReadBuffer {
-public:
+  public:
     std::string_view view() const noexcept { return {data_.data() + start_, end_ - start_}; }
     std::size_t size() const noexcept { return end_ - start_; }
     bool empty() const noexcept { return start_ == end_; }
@@ -27,7 +27,7 @@ public:
     }
     void clear() noexcept { start_ = end_ = 0; }
 
-private:
+  private:
     std::vector<char> data_;
     std::size_t start_ = 0, end_ = 0;
 };
@@ -35,7 +35,7 @@ private:
 /// Finds the end of a message head, checking line endings as it goes. Incremental: call again
 /// with the grown buffer; it resumes where it stopped.
 class HeadScanner {
-public:
+  public:
     enum class Status { incomplete, complete, bad_line_ending, too_large };
     /// `data` starts at the head's first byte. On `complete`, head_size() is the length
     /// including the final empty line.
@@ -43,7 +43,7 @@ public:
     std::size_t head_size() const noexcept { return head_size_; }
     void reset() noexcept { pos_ = 0, line_start_ = 0, head_size_ = 0; }
 
-private:
+  private:
     std::size_t pos_ = 0;
     std::size_t line_start_ = 0;
     std::size_t head_size_ = 0;
@@ -72,7 +72,7 @@ HeadError parse_response_head(std::string_view head, std::string_view request_me
 
 /// Incremental chunked-body decoder (RFC 9112 section 7.1). Trailer fields are read and dropped.
 class ChunkedDecoder {
-public:
+  public:
     enum class Status { incomplete, done, bad_chunk, too_large };
     /// Consumes bytes from `in`, appending data to `body`; `consumed` is how many bytes were used.
     Status feed(std::string_view in, std::string& body, std::size_t max_body, std::size_t& consumed);
@@ -81,7 +81,7 @@ public:
         line_.clear();
     }
 
-private:
+  private:
     enum class State { size, data, data_crlf, trailer } state_ = State::size;
     std::uint64_t remaining_ = 0;
     std::size_t line_len_ = 0;

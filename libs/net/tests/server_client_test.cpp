@@ -34,7 +34,6 @@ using namespace plexus::net::testing;
 
 namespace {
 
-
 // Counts events from io threads; the test thread waits for a count.
 class Events {
   public:
@@ -159,7 +158,6 @@ std::string pattern_body(std::size_t n) {
     return s;
 }
 
-
 constexpr std::string_view kKeepAliveOk =
     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
 
@@ -222,7 +220,6 @@ class OneResponsePerConnectionServer {
     Events closed_;
     std::thread thread_;
 };
-
 
 // Owns what a request needs, so nothing refers to the test's locals while the task runs.
 net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,

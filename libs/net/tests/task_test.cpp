@@ -2,6 +2,8 @@
 // destroyed exactly once. GCC 12.2 destroys them twice, which is why the project builds with
 // Clang; these tests fail on a compiler with that defect.
 
+#include "plexus/net/task.hpp"
+
 #include <gtest/gtest.h>
 
 #include <future>
@@ -9,7 +11,6 @@
 #include <thread>
 
 #include "plexus/net/runtime.hpp"
-#include "plexus/net/task.hpp"
 
 using namespace plexus;
 
@@ -31,7 +32,8 @@ long run(std::function<net::Task<long>()> body) {
     auto future = result.get_future();
     net::spawn(
         rt.executor(0),
-        [](std::function<net::Task<long>()>* body, std::promise<long>* result, net::Runtime* rt) -> net::Task<void> {
+        [](std::function<net::Task<long>()>* body, std::promise<long>* result,
+           net::Runtime* rt) -> net::Task<void> {
             result->set_value(co_await (*body)());
             rt->stop();
         }(&body, &result, &rt),

@@ -60,7 +60,8 @@ std::string_view code_class(int status) {
 
 // Wraps business code with tracing, correlation ids, problem responses, metrics and logs.
 net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, RouteHandler h) {
-    return [st, route_name = std::move(route_name), h = std::move(h)](Request& req, Response& res) -> Task<void> {
+    return [st, route_name = std::move(route_name), h = std::move(h)](Request& req,
+                                                                      Response& res) -> Task<void> {
         auto start = std::chrono::steady_clock::now();
         auto parent = telemetry::TraceContext::parse_traceparent(req.headers.get("traceparent").value_or(""));
         telemetry::Span span(req.method + " " + route_name, telemetry::SpanKind::server, parent);
@@ -90,10 +91,13 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, Rout
         span.set_attribute("http.status_code", std::to_string(res.status));
         if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
         span.end();
-        telemetry::info("request", {{"method", req.method}, {"path", req.path()}, {"route", route_name},
-                                    {"status", res.status},
-                                    {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
-                                    {"remote", req.remote_address}},
+        telemetry::info("request",
+                        {{"method", req.method},
+                         {"path", req.path()},
+                         {"route", route_name},
+                         {"status", res.status},
+                         {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
+                         {"remote", req.remote_address}},
                         &ctx);
     };
 }
@@ -134,12 +138,14 @@ Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::Regist
 
 // ---------------------------------------------------------------- Client
 
-Task<Response> Client::post(const Request& incoming, std::string target, std::string body, std::string content_type) {
+Task<Response> Client::post(const Request& incoming, std::string target, std::string body,
+                            std::string content_type) {
     auto out = net::make_request("POST", std::move(target), std::move(body), content_type);
     co_return co_await call(incoming, std::move(out), timeout_);
 }
 
-Task<Response> Client::put(const Request& incoming, std::string target, std::string body, std::string content_type) {
+Task<Response> Client::put(const Request& incoming, std::string target, std::string body,
+                           std::string content_type) {
     auto out = net::make_request("PUT", std::move(target), std::move(body), content_type);
     co_return co_await call(incoming, std::move(out), timeout_);
 }
@@ -157,13 +163,15 @@ Task<Response> Client::del(const Request& incoming, std::string target) {
 Task<Response> Client::call(const Request& incoming, Request out, std::chrono::milliseconds timeout) {
     auto& disco = state_->discovery;
     if (!disco) throw HttpError(503, "Service Unavailable", "no registry configured to find " + service_);
-    auto parent = telemetry::TraceContext::parse_traceparent(incoming.headers.get("traceparent").value_or(""));
+    auto parent =
+        telemetry::TraceContext::parse_traceparent(incoming.headers.get("traceparent").value_or(""));
     telemetry::Span span(out.method + " " + service_, telemetry::SpanKind::client, parent);
     out.headers.set("traceparent", span.context().traceparent());
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
 
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!disco->instances(service_)->loaded) co_await disco->ready(service_, std::min(timeout, std::chrono::milliseconds(2000)));
+    if (!disco->instances(service_)->loaded)
+        co_await disco->ready(service_, std::min(timeout, std::chrono::milliseconds(2000)));
     std::vector<std::string> tried;
     Response res;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -174,7 +182,8 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
             throw HttpError(503, "Service Unavailable", "no healthy instance of " + service_);
         }
         discovery::InFlight guard(target->state);
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         span.set_attribute("peer.instance", target->info.id);
         auto ec = co_await net::send(target->info.endpoint(), out, res, left);
@@ -206,17 +215,19 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
 Service::Service(std::string name) : state_(std::make_shared<ServiceState>()) {
     state_->name = std::move(name);
     auto& m = *state_->metrics;
-    state_->requests = &m.counter("plexus_http_requests_total", "HTTP requests served, by route, method and status class",
-                                  {"route", "method", "code_class"});
+    state_->requests =
+        &m.counter("plexus_http_requests_total", "HTTP requests served, by route, method and status class",
+                   {"route", "method", "code_class"});
     state_->latency = &m.histogram("plexus_http_request_duration_seconds", "Time to serve HTTP requests",
                                    {"route"}, telemetry::default_latency_buckets());
-    state_->client_errors = &m.counter("plexus_client_errors_total", "Failed calls to other services",
-                                       {"service", "kind"});
+    state_->client_errors =
+        &m.counter("plexus_client_errors_total", "Failed calls to other services", {"service", "kind"});
 }
 
 Service::~Service() = default;
 
-void Service::route(std::string method, std::string_view pattern, RouteHandler h, std::size_t max_body_bytes) {
+void Service::route(std::string method, std::string_view pattern, RouteHandler h,
+                    std::size_t max_body_bytes) {
     state_->routes.push_back({std::move(method), std::string(pattern), std::move(h), max_body_bytes});
 }
 void Service::get(std::string_view p, RouteHandler h) { route("GET", p, std::move(h)); }
@@ -226,7 +237,9 @@ void Service::del(std::string_view p, RouteHandler h) { route("DELETE", p, std::
 
 Client Service::client(std::string service) { return Client(state_, std::move(service)); }
 void Service::set_readiness(std::function<bool()> ready) { state_->readiness = std::move(ready); }
-void Service::set_metadata(std::string key, std::string value) { state_->metadata[std::move(key)] = std::move(value); }
+void Service::set_metadata(std::string key, std::string value) {
+    state_->metadata[std::move(key)] = std::move(value);
+}
 void Service::on_start(std::function<void()> fn) { state_->on_start.push_back(std::move(fn)); }
 const std::string& Service::name() const noexcept { return state_->name; }
 const std::string& Service::instance_id() const noexcept { return state_->instance_id; }
@@ -275,13 +288,19 @@ int Service::run(int argc, char** argv) {
     std::string flag_error;
     auto [threads_end, threads_ec] =
         std::from_chars(threads_text.data(), threads_text.data() + threads_text.size(), threads);
-    if (threads_ec != std::errc{} || threads_end != threads_text.data() + threads_text.size() || threads > 256) {
+    if (threads_ec != std::errc{} || threads_end != threads_text.data() + threads_text.size() ||
+        threads > 256) {
         flag_error = "--threads (PLEXUS_THREADS) must be a number from 0 to 256, got '" + threads_text + "'";
-    } else if (!level) flag_error = "--log-level must be debug, info, warn or error";
-    else if (!heartbeat || heartbeat->count() <= 0) flag_error = "--heartbeat must be a duration such as 1s";
-    else if (!ttl || *ttl < *heartbeat) flag_error = "--ttl must be a duration longer than --heartbeat";
-    else if (!listen_ep || listen_port < 0 || listen_port > 65535) flag_error = "--listen must be host:port";
-    else if (!registry.empty() && !registry_ep) flag_error = "--registry must be http://host:port";
+    } else if (!level)
+        flag_error = "--log-level must be debug, info, warn or error";
+    else if (!heartbeat || heartbeat->count() <= 0)
+        flag_error = "--heartbeat must be a duration such as 1s";
+    else if (!ttl || *ttl < *heartbeat)
+        flag_error = "--ttl must be a duration longer than --heartbeat";
+    else if (!listen_ep || listen_port < 0 || listen_port > 65535)
+        flag_error = "--listen must be host:port";
+    else if (!registry.empty() && !registry_ep)
+        flag_error = "--registry must be http://host:port";
     if (!flag_error.empty()) {
         std::fprintf(stderr, "%s: %s\n", st.name.c_str(), flag_error.c_str());
         return 2;
@@ -345,7 +364,8 @@ int Service::run(int argc, char** argv) {
         self.port = server.port();
         self.metadata = st.metadata;
         self.ttl = *ttl;
-        net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop), "registration");
+        net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop),
+                   "registration");
     }
 
     // SIGTERM: leave discovery first (deregister), then stop accepting and drain.
@@ -363,8 +383,10 @@ int Service::run(int argc, char** argv) {
             [](discovery::RegistryClient client, discovery::InstanceInfo self,
                std::function<void()> finish) -> Task<void> {
                 auto ec = co_await client.deregister(self.service, self.id);
-                if (ec) telemetry::warn("deregistration failed", {{"error", ec.message()}});
-                else telemetry::info("deregistered");
+                if (ec)
+                    telemetry::warn("deregistration failed", {{"error", ec.message()}});
+                else
+                    telemetry::info("deregistered");
                 finish();
             }(*reg, self, finish),
             "deregistration");

@@ -28,7 +28,9 @@ int run(const DaemonSettings& s) {
     }
     net::Runtime runtime(s.threads);
     std::unique_ptr<discovery::Discovery> disco;
-    if (registry) disco = std::make_unique<discovery::Discovery>(discovery::RegistryClient(*registry), runtime.executor(0));
+    if (registry)
+        disco =
+            std::make_unique<discovery::Discovery>(discovery::RegistryClient(*registry), runtime.executor(0));
 
     GatewaySettings gs;
     gs.routes_file = s.routes_file;
@@ -70,7 +72,8 @@ int run(const DaemonSettings& s) {
         if (disco) disco->stop();
         server.shutdown([&runtime] { runtime.stop(); });
     });
-    telemetry::info("gateway listening", {{"address", ss.address}, {"port", server.port()},
+    telemetry::info("gateway listening", {{"address", ss.address},
+                                          {"port", server.port()},
                                           {"routes", static_cast<std::int64_t>(gw->routes()->size())}});
     runtime.run();
     return 0;

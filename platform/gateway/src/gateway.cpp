@@ -1,7 +1,5 @@
 #include "plexus/gateway/gateway.hpp"
 
-#include "plexus/core/snapshot.hpp"
-
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -10,6 +8,7 @@
 
 #include "plexus/core/duration.hpp"
 #include "plexus/core/settings.hpp"
+#include "plexus/core/snapshot.hpp"
 #include "plexus/gateway/forwarding.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/telemetry/log.hpp"

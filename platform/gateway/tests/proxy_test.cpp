@@ -3,8 +3,6 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-
-#include "plexus/net/testing.hpp"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/testing.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
@@ -37,8 +36,6 @@ using Clock = std::chrono::steady_clock;
 using namespace plexus::net::testing;
 
 namespace {
-
-
 
 // Owns what the request needs, so nothing refers to the test's locals while the task runs.
 net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,

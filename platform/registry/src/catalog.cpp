@@ -37,7 +37,8 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
     if (auto r = db_->migrate(kMigrations); !r) {
         throw std::runtime_error("registry database: " + r.error().message());
     }
-    auto rows = db_->query("SELECT service, id, address, port, tags, metadata, ttl_ms, draining FROM instances");
+    auto rows =
+        db_->query("SELECT service, id, address, port, tags, metadata, ttl_ms, draining FROM instances");
     if (!rows) throw std::runtime_error("registry database: " + rows.error().message());
     auto now = clock_.now();
     for (const auto& row : *rows) {
@@ -47,7 +48,8 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
         in.address = row.get<std::string>(2);
         in.port = row.get<std::uint16_t>(3);
         in.tags = json::value_to<std::vector<std::string>>(json::parse(row.get<std::string>(4)));
-        in.metadata = json::value_to<std::map<std::string, std::string>>(json::parse(row.get<std::string>(5)));
+        in.metadata =
+            json::value_to<std::map<std::string, std::string>>(json::parse(row.get<std::string>(5)));
         in.ttl = std::chrono::milliseconds(row.get<std::int64_t>(6));
         in.draining = row.get<bool>(7);
         auto expires = now + in.ttl;
@@ -67,14 +69,16 @@ std::string Catalog::validate(const discovery::InstanceInfo& in) const {
     if (!valid_name(in.id, 128)) return "instance id must be 1-128 characters of [A-Za-z0-9._-]";
     if (in.address.empty() || in.address.size() > 253) return "address is required (at most 253 characters)";
     for (char c : in.address) {
-        if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@') return "address contains invalid characters";
+        if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@')
+            return "address contains invalid characters";
     }
     if (in.port == 0) return "port must be between 1 and 65535";
     if (in.ttl < limits_.min_ttl || in.ttl > limits_.max_ttl) {
         return "ttl_ms must be between " + std::to_string(limits_.min_ttl.count()) + " and " +
                std::to_string(limits_.max_ttl.count());
     }
-    if (in.tags.size() > limits_.max_tags) return "too many tags (at most " + std::to_string(limits_.max_tags) + ")";
+    if (in.tags.size() > limits_.max_tags)
+        return "too many tags (at most " + std::to_string(limits_.max_tags) + ")";
     std::size_t bytes = 0;
     for (const auto& t : in.tags) bytes += t.size();
     for (const auto& [k, v] : in.metadata) bytes += k.size() + v.size();
@@ -103,7 +107,8 @@ Result<void> Catalog::persist_upsert(const discovery::InstanceInfo& in) {
         "port = excluded.port, tags = excluded.tags, metadata = excluded.metadata, ttl_ms = excluded.ttl_ms, "
         "draining = excluded.draining",
         in.service, in.id, in.address, static_cast<std::int64_t>(in.port), json::serialize(tags),
-        json::serialize(md), static_cast<std::int64_t>(in.ttl.count()), static_cast<std::int64_t>(in.draining));
+        json::serialize(md), static_cast<std::int64_t>(in.ttl.count()),
+        static_cast<std::int64_t>(in.draining));
     if (!r) return r.error();
     return {};
 }
@@ -117,9 +122,10 @@ Result<void> Catalog::persist_delete(const std::string& service, const std::stri
 
 void Catalog::persist_index() {
     if (!db_) return;
-    (void)db_->execute("INSERT INTO meta (key, value) VALUES ('index', ?) ON CONFLICT (key) DO UPDATE SET "
-                       "value = excluded.value",
-                       static_cast<std::int64_t>(index_));
+    (void)db_->execute(
+        "INSERT INTO meta (key, value) VALUES ('index', ?) ON CONFLICT (key) DO UPDATE SET "
+        "value = excluded.value",
+        static_cast<std::int64_t>(index_));
 }
 
 Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std::string* problem) {

@@ -30,9 +30,11 @@ struct Api::Impl {
     telemetry::GaugeFamily& watchers;
 
     Impl(Catalog& c, telemetry::Registry& m, std::chrono::milliseconds w)
-        : catalog(c), max_wait(w),
+        : catalog(c),
+          max_wait(w),
           registrations(m.counter("plexus_registry_operations_total", "Registry operations by kind", {"op"})),
-          expirations(m.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
+          expirations(
+              m.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
           watchers(m.gauge("plexus_registry_watchers", "Blocking watches currently waiting")) {}
 
     static void reply_index(Response& res, std::uint64_t index, json::object body) {
@@ -54,13 +56,15 @@ struct Api::Impl {
             auto* p = o.if_contains("port");
             if (!p) throw HttpError(400, "Bad Request", "port is required");
             auto port = p->to_number<std::int64_t>();
-            if (port < 1 || port > 65535) throw HttpError(400, "Bad Request", "port must be between 1 and 65535");
+            if (port < 1 || port > 65535)
+                throw HttpError(400, "Bad Request", "port must be between 1 and 65535");
             in.port = static_cast<std::uint16_t>(port);
             if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
             if (auto* m = o.if_contains("metadata")) {
                 in.metadata = json::value_to<std::map<std::string, std::string>>(*m);
             }
-            if (auto* t = o.if_contains("ttl_ms")) in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
+            if (auto* t = o.if_contains("ttl_ms"))
+                in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
             if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
         } catch (const HttpError&) {
             throw;
@@ -74,8 +78,10 @@ struct Api::Impl {
         auto idx = co_await net::offload([&] { return catalog.register_instance(in, &problem); });
         if (!idx) throw HttpError(500, "Internal Server Error", problem);
         registrations.labels({"register"}).inc();
-        telemetry::info("instance registered", {{"for_service", in.service}, {"instance_id", in.id},
-                                                {"address", in.address}, {"port", in.port}});
+        telemetry::info("instance registered", {{"for_service", in.service},
+                                                {"instance_id", in.id},
+                                                {"address", in.address},
+                                                {"port", in.port}});
         reply_index(res, *idx, {});
     }
 
@@ -108,8 +114,8 @@ struct Api::Impl {
     Task<void> list_services(Request& req, Response& res) {
         json::array arr;
         for (const auto& s : catalog.services()) {
-            arr.push_back(json::object{{"name", s.name}, {"instances", s.instances}, {"healthy", s.healthy},
-                                       {"index", s.index}});
+            arr.push_back(json::object{
+                {"name", s.name}, {"instances", s.instances}, {"healthy", s.healthy}, {"index", s.index}});
         }
         reply_index(res, catalog.index(), {{"services", std::move(arr)}});
         co_return;
@@ -141,8 +147,8 @@ struct Api::Impl {
                 // wakes this watch instead of leaving it to wait out its whole time.
                 auto seen = changed.epoch();
                 if (stopping.load() || catalog.service_index(service) > index) break;
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                                  std::chrono::steady_clock::now());
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) break;
                 co_await changed.wait(left, seen);
             }
@@ -172,17 +178,19 @@ void Api::stop_watches() {
 void Api::add_routes(net::Router& router) {
     auto* i = impl_.get();
     const std::string instance = "/v1/services/{service}/instances/{id}";
-    router.add("PUT", instance, [i](Request& q, Response& r) { return i->put_instance(q, r); }, 64 * 1024);
+    router.add(
+        "PUT", instance, [i](Request& q, Response& r) { return i->put_instance(q, r); }, 64 * 1024);
     router.add("PUT", instance + "/heartbeat", [i](Request& q, Response& r) { return i->heartbeat(q, r); });
     router.add("PUT", instance + "/draining", [i](Request& q, Response& r) { return i->draining(q, r); });
     router.add("DELETE", instance, [i](Request& q, Response& r) { return i->deregister(q, r); });
     router.add("GET", "/v1/services", [i](Request& q, Response& r) { return i->list_services(q, r); });
-    router.add("GET", "/v1/services/{service}", [i](Request& q, Response& r) { return i->get_service(q, r); });
+    router.add("GET", "/v1/services/{service}",
+               [i](Request& q, Response& r) { return i->get_service(q, r); });
 }
 
 namespace {
-Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval, std::shared_ptr<std::atomic<bool>> stop,
-                     telemetry::CounterFamily& expired) {
+Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval,
+                     std::shared_ptr<std::atomic<bool>> stop, telemetry::CounterFamily& expired) {
     while (!stop->load()) {
         co_await net::sleep_for(interval);
         auto n = co_await net::offload([&] { return catalog.reap(); });
@@ -205,8 +213,9 @@ int run(const Settings& settings) {
         std::filesystem::create_directories(settings.data_dir);
         auto opened = store::Database::open(settings.data_dir + "/registry.db");
         if (!opened) {
-            telemetry::error("cannot open the registry database",
-                             {{"path", settings.data_dir + "/registry.db"}, {"error", opened.error().message()}});
+            telemetry::error(
+                "cannot open the registry database",
+                {{"path", settings.data_dir + "/registry.db"}, {"error", opened.error().message()}});
             return 1;
         }
         db = std::make_unique<store::Database>(std::move(*opened));
@@ -246,7 +255,8 @@ int run(const Settings& settings) {
     auto stop = std::make_shared<std::atomic<bool>>(false);
     net::spawn(runtime.executor(0),
                reap_loop(catalog, settings.reap_interval, stop,
-                         metrics.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
+                         metrics.counter("plexus_registry_expired_total",
+                                         "Instances removed because their TTL passed")),
                "registry reaper");
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         telemetry::info("shutting down", {{"signal", sig}});
@@ -254,8 +264,10 @@ int run(const Settings& settings) {
         api.stop_watches();
         server.shutdown([&runtime] { runtime.stop(); });
     });
-    telemetry::info("registry listening", {{"address", listen->host}, {"port", server.port()},
-                                           {"instances", static_cast<std::int64_t>(catalog.services().size())}});
+    telemetry::info("registry listening",
+                    {{"address", listen->host},
+                     {"port", server.port()},
+                     {"instances", static_cast<std::int64_t>(catalog.services().size())}});
     runtime.run();
     return 0;
 }

@@ -15,12 +15,12 @@
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/testing.hpp"
 #include "plexus/registry/catalog.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
-#include "plexus/net/testing.hpp"
 
 using namespace plexus;
 using namespace std::chrono_literals;
@@ -31,8 +31,6 @@ using namespace plexus::net::testing;
 
 namespace {
 
-
-
 // Owns everything the request needs, so nothing refers to the test's locals while it runs.
 net::Task<Result<net::Response>> fetch_owned(net::Endpoint ep, std::string method, std::string target,
                                              std::string body) {
@@ -40,7 +38,6 @@ net::Task<Result<net::Response>> fetch_owned(net::Endpoint ep, std::string metho
     co_return co_await net::fetch(ep, std::move(method), std::move(target), std::move(body),
                                   std::move(content_type), kWait);
 }
-
 
 std::string registration(std::uint16_t port) {
     return R"({"address":"127.0.0.1","port":)" + std::to_string(port) + R"(,"ttl_ms":30000})";

@@ -30,8 +30,9 @@ std::unique_ptr<store::Database> open_db(const std::string& path) {
 struct TempDir {
     std::filesystem::path path;
     TempDir() {
-        path = std::filesystem::temp_directory_path() / ("plexus-catalog-" + std::to_string(::getpid()) + "-" +
-                                                         std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+        path =
+            std::filesystem::temp_directory_path() / ("plexus-catalog-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(reinterpret_cast<std::uintptr_t>(this)));
         std::filesystem::create_directories(path);
     }
     ~TempDir() { std::filesystem::remove_all(path); }

@@ -52,9 +52,12 @@ bool alive(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
 std::string format_uptime(std::chrono::seconds s) {
     auto n = s.count();
     std::ostringstream o;
-    if (n >= 3600) o << n / 3600 << "h" << (n % 3600) / 60 << "m";
-    else if (n >= 60) o << n / 60 << "m" << n % 60 << "s";
-    else o << n << "s";
+    if (n >= 3600)
+        o << n / 3600 << "h" << (n % 3600) / 60 << "m";
+    else if (n >= 60)
+        o << n / 60 << "m" << n % 60 << "s";
+    else
+        o << n << "s";
     return o.str();
 }
 
@@ -66,7 +69,7 @@ std::string resolve_data_dir(const Manifest& m, const std::string& override_dir)
 
 // The running deployment: supervisor, control API, probes.
 class Deployment {
-public:
+  public:
     Deployment(Manifest manifest, const UpOptions& o, std::string data_dir, bool quiet)
         : quiet_(quiet), data_dir_(std::move(data_dir)), runtime_(1) {
         SupervisorOptions so;
@@ -105,7 +108,8 @@ public:
                         announce();
                         announced = true;
                     } else if (!announced && std::chrono::steady_clock::now() > deadline) {
-                        std::fprintf(stderr, "plexus: not every instance became healthy within %llds; see %s\n",
+                        std::fprintf(stderr,
+                                     "plexus: not every instance became healthy within %llds; see %s\n",
                                      static_cast<long long>(o.ready_timeout.count() / 1000),
                                      supervisor_->logs_dir().c_str());
                         announced = true;  // keep running; `plexus status` shows what is wrong
@@ -127,7 +131,7 @@ public:
         return code;
     }
 
-private:
+  private:
     bool start_control() {
         router_.add("GET", "/v1/status", [this](net::Request&, net::Response& res) -> net::Task<void> {
             res.json(200, json::serialize(status_json()));
@@ -138,22 +142,27 @@ private:
             res.json(202, R"({"status":"stopping"})");
             co_return;
         });
-        router_.add("PUT", "/v1/services/{name}/replicas", [this](net::Request& req, net::Response& res) -> net::Task<void> {
-            boost::system::error_code ec;
-            auto v = json::parse(req.body, ec);
-            const json::value* n = (!ec && v.is_object()) ? v.as_object().if_contains("replicas") : nullptr;
-            if (!n || !n->is_int64()) throw net::HttpError(400, "Bad Request", "body must be {\"replicas\": N}");
-            auto r = supervisor_->scale(req.param("name"), static_cast<int>(n->as_int64()));
-            if (!r) {
-                if (r.error() == errc::unknown_service) {
-                    throw net::HttpError(404, reason(404),
-                                         "no service named '" + std::string(req.param("name")) + "' in the manifest");
-                }
-                throw net::HttpError(400, reason(400), r.error().message());
-            }
-            res.json(202, json::serialize(json::object{{"service", req.param("name")}, {"replicas", n->as_int64()}}));
-            co_return;
-        });
+        router_.add("PUT", "/v1/services/{name}/replicas",
+                    [this](net::Request& req, net::Response& res) -> net::Task<void> {
+                        boost::system::error_code ec;
+                        auto v = json::parse(req.body, ec);
+                        const json::value* n =
+                            (!ec && v.is_object()) ? v.as_object().if_contains("replicas") : nullptr;
+                        if (!n || !n->is_int64())
+                            throw net::HttpError(400, "Bad Request", "body must be {\"replicas\": N}");
+                        auto r = supervisor_->scale(req.param("name"), static_cast<int>(n->as_int64()));
+                        if (!r) {
+                            if (r.error() == errc::unknown_service) {
+                                throw net::HttpError(404, reason(404),
+                                                     "no service named '" + std::string(req.param("name")) +
+                                                         "' in the manifest");
+                            }
+                            throw net::HttpError(400, reason(400), r.error().message());
+                        }
+                        res.json(202, json::serialize(json::object{{"service", req.param("name")},
+                                                                   {"replicas", n->as_int64()}}));
+                        co_return;
+                    });
         server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
                                                 router_.body_limit_fn());
         try {
@@ -193,15 +202,16 @@ private:
         if (s.kind == InstanceKind::daemon) {
             if (s.health_path.empty() || s.port <= 0) return true;
             auto r = net::run_blocking(runtime_.executor(0),
-                          net::fetch({"127.0.0.1", static_cast<std::uint16_t>(s.port)}, "GET", s.health_path, {}, {},
-                                     800ms),
-                          1500ms);
+                                       net::fetch({"127.0.0.1", static_cast<std::uint16_t>(s.port)}, "GET",
+                                                  s.health_path, {}, {}, 800ms),
+                                       1500ms);
             return r && *r && (*r)->status >= 200 && (*r)->status < 300;
         }
         auto reg = registry();
         if (!reg) return true;
-        auto snap = net::run_blocking(runtime_.executor(0), discovery::RegistryClient(*reg, 800ms).watch(s.service, 0, 0ms, true),
-                         1500ms);
+        auto snap =
+            net::run_blocking(runtime_.executor(0),
+                              discovery::RegistryClient(*reg, 800ms).watch(s.service, 0, 0ms, true), 1500ms);
         if (!snap || !*snap) return false;
         for (const auto& in : (*snap)->instances) {
             if (in.id == s.name) {
@@ -245,7 +255,8 @@ private:
         if (!supervisor_->manifest().examples.empty()) {
             std::printf("Try:\n");
             for (auto line : supervisor_->manifest().examples) {
-                for (auto pos = line.find("{gateway}"); pos != std::string::npos; pos = line.find("{gateway}")) {
+                for (auto pos = line.find("{gateway}"); pos != std::string::npos;
+                     pos = line.find("{gateway}")) {
                     line.replace(pos, 9, gateway);
                 }
                 std::printf("  %s\n", line.c_str());
@@ -267,7 +278,8 @@ private:
                 if (auto it = service_ports_.find(s.name); it != service_ports_.end()) port = it->second;
             }
             bool up = s.state == InstanceState::running || s.state == InstanceState::starting;
-            healthy = healthy && (s.state == InstanceState::stopped || (s.healthy && s.state == InstanceState::running));
+            healthy = healthy &&
+                      (s.state == InstanceState::stopped || (s.healthy && s.state == InstanceState::running));
             items.push_back(json::object{
                 {"name", s.name},
                 {"service", s.service},
@@ -277,12 +289,15 @@ private:
                 {"state", to_string(s.state)},
                 {"healthy", s.healthy},
                 {"restarts", s.restarts},
-                {"uptime_s", up ? std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at).count() : 0},
+                {"uptime_s",
+                 up ? std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at).count() : 0},
                 {"last_exit", s.last_exit},
                 {"log", s.log_file}});
         }
-        json::object o{{"manifest", supervisor_->manifest().name}, {"healthy", healthy}, {"instances", items}};
-        if (auto p = supervisor_->daemon_port("gateway")) o["gateway"] = "http://127.0.0.1:" + std::to_string(*p);
+        json::object o{
+            {"manifest", supervisor_->manifest().name}, {"healthy", healthy}, {"instances", items}};
+        if (auto p = supervisor_->daemon_port("gateway"))
+            o["gateway"] = "http://127.0.0.1:" + std::to_string(*p);
         return o;
     }
 
@@ -302,9 +317,10 @@ std::optional<json::object> fetch_status(int control_port) {
     net::Runtime rt(1);
     std::optional<json::object> out;
     std::thread io([&] { rt.run(); });
-    auto r = net::run_blocking(rt.executor(0),
-                  net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "GET", "/v1/status", {}, {}, 2s),
-                  3s);
+    auto r = net::run_blocking(
+        rt.executor(0),
+        net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "GET", "/v1/status", {}, {}, 2s),
+        3s);
     if (r && *r && (*r)->status == 200) {
         boost::system::error_code ec;
         auto v = json::parse((*r)->body, ec);
@@ -319,8 +335,9 @@ bool post_shutdown(int control_port) {
     net::Runtime rt(1);
     std::thread io([&] { rt.run(); });
     auto r = net::run_blocking(rt.executor(0),
-                  net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "POST", "/v1/shutdown", {}, {}, 2s),
-                  3s);
+                               net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "POST",
+                                          "/v1/shutdown", {}, {}, 2s),
+                               3s);
     rt.stop();
     io.join();
     return r && *r && (*r)->status == 202;
@@ -404,7 +421,9 @@ int up(const UpOptions& o) {
                     found = true;
                 }
             }
-            if (!found) throw core::SettingsError(o.manifest_path + ": --gateway-port given but no daemon is named gateway");
+            if (!found)
+                throw core::SettingsError(o.manifest_path +
+                                          ": --gateway-port given but no daemon is named gateway");
         }
     } catch (const core::SettingsError& e) {
         std::fprintf(stderr, "plexus: %s\n", e.what());
@@ -414,7 +433,8 @@ int up(const UpOptions& o) {
     if (auto state = read_state(data_dir)) {
         auto pid = static_cast<int>(state->at("pid").to_number<std::int64_t>());
         if (alive(pid)) {
-            std::fprintf(stderr, "plexus: already running from %s (supervisor pid %d); run plexus down first\n",
+            std::fprintf(stderr,
+                         "plexus: already running from %s (supervisor pid %d); run plexus down first\n",
                          data_dir.c_str(), pid);
             return 1;
         }
@@ -423,7 +443,8 @@ int up(const UpOptions& o) {
 
     if (!o.detach) return Deployment(std::move(manifest), o, data_dir, false).run(o);
 
-    std::printf("plexus: starting %s in the background (data in %s)\n", manifest.name.c_str(), data_dir.c_str());
+    std::printf("plexus: starting %s in the background (data in %s)\n", manifest.name.c_str(),
+                data_dir.c_str());
     std::fflush(stdout);
     pid_t child = ::fork();
     if (child < 0) {
@@ -458,7 +479,8 @@ int status(const std::string& data_dir, std::ostream& out) {
         return 1;
     }
     out << std::left << std::setw(12) << "SERVICE" << std::setw(16) << "INSTANCE" << std::setw(9) << "PID"
-        << std::setw(18) << "ADDRESS" << std::setw(11) << "HEALTH" << std::setw(10) << "RESTARTS" << "UPTIME\n";
+        << std::setw(18) << "ADDRESS" << std::setw(11) << "HEALTH" << std::setw(10) << "RESTARTS"
+        << "UPTIME\n";
     for (const auto& v : s->at("instances").as_array()) {
         const auto& i = v.as_object();
         std::string health = i.at("state").as_string() == "running"
@@ -467,8 +489,8 @@ int status(const std::string& data_dir, std::ostream& out) {
         auto pid = i.at("pid").to_number<std::int64_t>();
         out << std::setw(12) << std::string(i.at("service").as_string()) << std::setw(16)
             << std::string(i.at("name").as_string()) << std::setw(9) << (pid ? std::to_string(pid) : "-")
-            << std::setw(18) << std::string(i.at("address").as_string()) << std::setw(11) << health << std::setw(10)
-            << i.at("restarts").to_number<std::int64_t>()
+            << std::setw(18) << std::string(i.at("address").as_string()) << std::setw(11) << health
+            << std::setw(10) << i.at("restarts").to_number<std::int64_t>()
             << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
     }
     if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
@@ -486,8 +508,8 @@ int scale(const std::string& data_dir, const std::string& service, int replicas)
     std::thread io([&] { rt.run(); });
     auto body = json::serialize(json::object{{"replicas", replicas}});
     auto r = net::run_blocking(rt.executor(0),
-                               net::fetch({"127.0.0.1", port}, "PUT", "/v1/services/" + service + "/replicas", body,
-                                          "application/json", 2s),
+                               net::fetch({"127.0.0.1", port}, "PUT", "/v1/services/" + service + "/replicas",
+                                          body, "application/json", 2s),
                                3s);
     rt.stop();
     io.join();
@@ -499,7 +521,8 @@ int scale(const std::string& data_dir, const std::string& service, int replicas)
         std::string detail = (*r)->body;
         boost::system::error_code ec;
         auto v = json::parse(detail, ec);
-        if (!ec && v.is_object() && v.as_object().contains("detail")) detail = json::value_to<std::string>(v.at("detail"));
+        if (!ec && v.is_object() && v.as_object().contains("detail"))
+            detail = json::value_to<std::string>(v.at("detail"));
         std::fprintf(stderr, "plexus: %s\n", detail.c_str());
         return 1;
     }

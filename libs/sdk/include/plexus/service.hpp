@@ -58,7 +58,7 @@ struct ServiceState;
 /// timeout, 502 when the instance fails. An idempotent call whose connection is refused, or reset
 /// before an answer arrived, is retried once on another instance.
 class Client {
-public:
+  public:
     Task<Response> get(const Request& incoming, std::string target);
     Task<Response> post(const Request& incoming, std::string target, std::string body,
                         std::string content_type = "application/json");
@@ -72,7 +72,7 @@ public:
     /// Default per-call timeout (5 s).
     void set_timeout(std::chrono::milliseconds t) noexcept { timeout_ = t; }
 
-private:
+  private:
     friend class Service;
     Client(std::shared_ptr<detail::ServiceState> state, std::string service)
         : state_(std::move(state)), service_(std::move(service)) {}
@@ -85,7 +85,7 @@ private:
 using RouteHandler = std::function<Task<Response>(Request&)>;
 
 class Service {
-public:
+  public:
     explicit Service(std::string name);
     ~Service();
     Service(const Service&) = delete;
@@ -119,7 +119,7 @@ public:
     /// process exit code (0 on a clean stop, 2 on bad flags, 1 on a startup failure).
     int run(int argc, char** argv);
 
-private:
+  private:
     std::shared_ptr<detail::ServiceState> state_;
 };
 

@@ -13,7 +13,7 @@ using Millis = std::chrono::milliseconds;
 
 /// Source of the current time. Implementations are thread-safe.
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     /// Monotonic time, for intervals and deadlines.
     virtual SteadyTime now() const noexcept = 0;
@@ -26,15 +26,16 @@ public:
 
 /// A clock that moves only when told to. Thread-safe.
 class ManualClock final : public Clock {
-public:
+  public:
     explicit ManualClock(SteadyTime start = SteadyTime{} + std::chrono::hours(1)) : now_(start) {}
     SteadyTime now() const noexcept override { return now_.load(); }
     SystemTime wall() const noexcept override {
-        return SystemTime{} + std::chrono::duration_cast<SystemTime::duration>(now_.load().time_since_epoch());
+        return SystemTime{} +
+               std::chrono::duration_cast<SystemTime::duration>(now_.load().time_since_epoch());
     }
     void advance(std::chrono::nanoseconds d) noexcept { now_.store(now_.load() + d); }
 
-private:
+  private:
     std::atomic<SteadyTime> now_;
 };
 

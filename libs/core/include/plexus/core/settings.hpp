@@ -26,14 +26,14 @@ namespace plexus::core {
 
 /// A configuration problem a person can act on; `what()` names file, line and key.
 class SettingsError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 enum class Need { optional, required };
 
 class SettingsReader {
-public:
+  public:
     /// Reads and parses a YAML file; throws SettingsError if it cannot be read or parsed.
     static SettingsReader from_file(const std::string& path);
     /// Parses YAML text; `name` stands for the file in messages.
@@ -72,7 +72,7 @@ public:
     /// Fails on the first key in this map that no call above asked for.
     void done();
 
-private:
+  private:
     struct Impl;
     explicit SettingsReader(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;

@@ -31,7 +31,7 @@ inline std::size_t thread_slot() noexcept {
 
 template <class T>
 class SnapshotCell {
-public:
+  public:
     static constexpr std::size_t kSlots = 64;
 
     explicit SnapshotCell(std::shared_ptr<const T> initial = nullptr) : current_(std::move(initial)) {}
@@ -63,7 +63,7 @@ public:
         return slot.snapshot;
     }
 
-private:
+  private:
     struct alignas(64) Slot {
         std::uint64_t version = 0;
         bool filled = false;

@@ -46,7 +46,7 @@ struct InstanceList {
 
 /// Counts a request against an instance while it lives (for least_request).
 class InFlight {
-public:
+  public:
     InFlight() = default;
     explicit InFlight(std::shared_ptr<InstanceState> s) : state_(std::move(s)) {
         if (state_) state_->in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -59,7 +59,7 @@ public:
     }
     ~InFlight() { release(); }
 
-private:
+  private:
     void release() {
         if (state_) state_->in_flight.fetch_sub(1, std::memory_order_relaxed);
         state_.reset();
@@ -69,21 +69,21 @@ private:
 
 /// Chooses among a list's targets. Thread-safe (atomics only).
 class Balancer {
-public:
+  public:
     explicit Balancer(Policy policy = Policy::round_robin) : policy_(policy) {}
     /// The chosen target, skipping the ids in `exclude` when others exist; nullptr if empty.
     const Target* pick(const InstanceList& list, const std::vector<std::string>& exclude = {});
     Policy policy() const noexcept { return policy_.load(std::memory_order_relaxed); }
     void set_policy(Policy p) noexcept { policy_.store(p, std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<Policy> policy_;
     std::atomic<std::uint64_t> next_{0};
 };
 
 /// The local view of many services.
 class Discovery {
-public:
+  public:
     /// Watches run on `ex` (any io_context of the process).
     Discovery(RegistryClient client, net::Executor ex);
     ~Discovery();
@@ -95,7 +95,7 @@ public:
     std::shared_ptr<const InstanceList> instances(const std::string& service);
     /// Like instances(), but waits up to `timeout` for the first answer from the registry.
     net::Task<std::shared_ptr<const InstanceList>> ready(const std::string& service,
-                                                          std::chrono::milliseconds timeout);
+                                                         std::chrono::milliseconds timeout);
     /// Picks an instance with the service's balancer (policy set by set_policy, default
     /// round_robin). Returns a copy (the target stays valid after later swaps).
     std::optional<Target> pick(const std::string& service, const std::vector<std::string>& exclude = {});
@@ -105,7 +105,7 @@ public:
     /// Signalled after any snapshot changes.
     net::Signal& changed() noexcept { return *changed_; }
 
-private:
+  private:
     struct Entry;
     std::shared_ptr<Entry> entry(const std::string& service);
     static net::Task<void> watch_loop(std::shared_ptr<Entry> entry, RegistryClient client,

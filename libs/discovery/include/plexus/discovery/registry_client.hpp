@@ -47,8 +47,9 @@ struct ServiceSnapshot {
 
 /// Talks to one registry. Cheap to copy; usable from any io_context.
 class RegistryClient {
-public:
-    explicit RegistryClient(net::Endpoint registry, std::chrono::milliseconds timeout = std::chrono::seconds(2))
+  public:
+    explicit RegistryClient(net::Endpoint registry,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(2))
         : registry_(std::move(registry)), timeout_(timeout) {}
 
     const net::Endpoint& endpoint() const noexcept { return registry_; }
@@ -65,7 +66,7 @@ public:
     net::Task<Result<ServiceSnapshot>> watch(const std::string& service, std::uint64_t index,
                                              std::chrono::milliseconds wait, bool all = false) const;
 
-private:
+  private:
     net::Endpoint registry_;
     std::chrono::milliseconds timeout_;
 };

@@ -23,7 +23,7 @@ struct Header {
 
 /// An ordered list of header fields with case-insensitive lookup. Not thread-safe.
 class Headers {
-public:
+  public:
     /// The first value of `name`, if present.
     std::optional<std::string_view> get(std::string_view name) const noexcept;
     bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
@@ -41,7 +41,7 @@ public:
     Header* begin() noexcept { return items_.data(); }
     Header* end() noexcept { return items_.data() + size_; }
 
-private:
+  private:
     std::vector<Header> items_;  // items_[size_..] are spare, kept for their capacity
     std::size_t size_ = 0;
 };
@@ -100,13 +100,13 @@ std::string_view reason_phrase(int status) noexcept;
 /// Thrown by handlers for an expected client or server error; the server turns it into an
 /// `application/problem+json` response in one place.
 class HttpError : public std::runtime_error {
-public:
+  public:
     HttpError(int status, std::string title, std::string detail)
         : std::runtime_error(detail), status_(status), title_(std::move(title)) {}
     int status() const noexcept { return status_; }
     const std::string& title() const noexcept { return title_; }
 
-private:
+  private:
     int status_;
     std::string title_;
 };

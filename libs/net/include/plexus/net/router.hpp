@@ -14,7 +14,7 @@ namespace plexus::net {
 
 /// A compiled path pattern: "/products/{id}", "/files/{path...}", "/health/live".
 class PathPattern {
-public:
+  public:
     /// Throws std::invalid_argument for a pattern that does not start with '/', has an empty or
     /// duplicate parameter name, or a catch-all that is not the last segment.
     explicit PathPattern(std::string_view pattern);
@@ -24,7 +24,7 @@ public:
     /// Number of literal segments: more specific patterns win ties.
     std::size_t literal_count() const noexcept;
 
-private:
+  private:
     struct Segment {
         std::string text;  // literal text or parameter name
         enum Kind { literal, param, rest } kind;
@@ -37,7 +37,7 @@ private:
 /// A path that matches no route answers 404; a path that matches only with other methods
 /// answers 405 with `Allow`. All answers from the router itself are problem+json.
 class Router {
-public:
+  public:
     /// Adds a route; `method` "*" matches any method. `max_body_bytes` 0 = server default.
     void add(std::string method, std::string_view pattern, Handler handler, std::size_t max_body_bytes = 0);
     /// Dispatches `req` (fills `req.params`).
@@ -48,7 +48,7 @@ public:
     Handler handler() const;
     BodyLimit body_limit_fn() const;
 
-private:
+  private:
     struct Route {
         std::string method;
         PathPattern pattern;

@@ -12,7 +12,7 @@
 namespace plexus::net {
 
 class Runtime {
-public:
+  public:
     /// `threads` io_contexts (0 = one per core).
     explicit Runtime(std::size_t threads = 0);
     ~Runtime();
@@ -34,7 +34,7 @@ public:
     /// Stops every io_context; `run()` returns once their threads have exited.
     void stop();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

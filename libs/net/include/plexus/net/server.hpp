@@ -49,7 +49,7 @@ struct ServerStats {
 };
 
 class Server {
-public:
+  public:
     Server(Runtime& runtime, ServerSettings settings, Handler handler, BodyLimit body_limit = {});
     ~Server();
     Server(const Server&) = delete;
@@ -70,7 +70,7 @@ public:
     std::size_t in_flight() const noexcept;
     ServerStats stats() const noexcept;
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

@@ -12,7 +12,7 @@
 namespace plexus::net {
 
 class Signal {
-public:
+  public:
     Signal();
     ~Signal();
     Signal(const Signal&) = delete;
@@ -35,7 +35,7 @@ public:
     /// Number of tasks currently waiting.
     std::size_t waiters() const;
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

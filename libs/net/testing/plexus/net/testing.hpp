@@ -50,7 +50,7 @@ T wait(std::future<T>& future) {
 /// A loopback port nothing listens on (bound, not listening: connections are refused), reserved
 /// while the object lives.
 class ClosedPort {
-public:
+  public:
     ClosedPort() {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in addr{};
@@ -69,7 +69,7 @@ public:
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
     Endpoint endpoint() const { return {"127.0.0.1", port_}; }
 
-private:
+  private:
     int fd_ = -1;
     std::uint16_t port_ = 0;
 };

@@ -43,7 +43,7 @@ struct ServiceSummary {
 };
 
 class Catalog {
-public:
+  public:
     /// `db` may be null (nothing persisted). With a database, the stored catalog is loaded and
     /// every restored instance gets a fresh TTL from `clock.now()`. Throws std::runtime_error if
     /// the database cannot be read or migrated.
@@ -72,7 +72,7 @@ public:
     /// Called (outside the lock) with the service's name after each change.
     void on_change(std::function<void(const std::string&)> fn);
 
-private:
+  private:
     struct Entry {
         discovery::InstanceInfo info;
         core::SteadyTime expires;

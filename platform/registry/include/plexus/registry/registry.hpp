@@ -40,7 +40,7 @@ struct Settings {
 
 /// The HTTP API over a catalog; add its routes to a Router.
 class Api {
-public:
+  public:
     Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait);
     ~Api();
     void add_routes(net::Router& router);
@@ -50,7 +50,7 @@ public:
     /// not wait for long polls). Thread-safe.
     void stop_watches();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
