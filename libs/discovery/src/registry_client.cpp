@@ -63,18 +63,16 @@ std::string instance_to_json(const InstanceInfo& in) {
     return json::serialize(o);
 }
 
-Result<InstanceInfo> instance_from_json(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec || !v.is_object()) return errc::bad_response;
-    const auto& o = v.as_object();
-    InstanceInfo in;
+namespace {
+// The fields a registration carries (everything but service and id). Returns a problem for a
+// person, or empty when they are well-formed.
+std::string read_fields(const json::object& o, InstanceInfo& in) {
     try {
-        in.service = json::value_to<std::string>(o.at("service"));
-        in.id = json::value_to<std::string>(o.at("id"));
-        in.address = json::value_to<std::string>(o.at("address"));
-        auto port = o.at("port").to_number<std::int64_t>();
-        if (port < 0 || port > 65535) return errc::bad_response;  // would wrap to another port
+        if (auto* a = o.if_contains("address")) in.address = json::value_to<std::string>(*a);
+        auto* p = o.if_contains("port");
+        if (!p) return "port is required";
+        auto port = p->to_number<std::int64_t>();
+        if (port < 1 || port > 65535) return "port must be between 1 and 65535";  // never wrapped
         in.port = static_cast<std::uint16_t>(port);
         if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
         if (auto* m = o.if_contains("metadata")) {
@@ -85,7 +83,44 @@ Result<InstanceInfo> instance_from_json(std::string_view text) {
         if (auto* d = o.if_contains("draining")) in.draining = d->as_bool();
         if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
     } catch (const std::exception&) {
+        return "address and status must be strings, port and ttl_ms integers, draining a boolean, tags a "
+               "list of strings and metadata a map of strings";
+    }
+    return {};
+}
+}  // namespace
+
+Result<InstanceInfo> instance_from_json(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object()) return errc::bad_response;
+    const auto& o = v.as_object();
+    InstanceInfo in;
+    try {
+        in.service = json::value_to<std::string>(o.at("service"));
+        in.id = json::value_to<std::string>(o.at("id"));
+    } catch (const std::exception&) {
         return errc::bad_response;
+    }
+    // The registry only lists complete instances: an answer without an address is malformed.
+    if (!o.contains("address") || !read_fields(o, in).empty()) return errc::bad_response;
+    return in;
+}
+
+Result<InstanceInfo> registration_from_json(std::string_view body, std::string service, std::string id,
+                                            std::string* problem) {
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (ec || !v.is_object()) {
+        if (problem) *problem = "body must be a JSON object";
+        return errc::rejected;
+    }
+    InstanceInfo in;
+    in.service = std::move(service);
+    in.id = std::move(id);
+    if (auto why = read_fields(v.as_object(), in); !why.empty()) {
+        if (problem) *problem = std::move(why);
+        return errc::rejected;
     }
     return in;
 }

@@ -44,35 +44,12 @@ struct Api::Impl {
     }
 
     Task<void> put_instance(Request& req, Response& res) {
-        boost::system::error_code ec;
-        auto v = json::parse(req.body, ec);
-        if (ec || !v.is_object()) throw HttpError(400, "Bad Request", "body must be a JSON object");
-        auto& o = v.as_object();
-        discovery::InstanceInfo in;
-        in.service = std::string(req.param("service"));
-        in.id = std::string(req.param("id"));
-        try {
-            if (auto* a = o.if_contains("address")) in.address = json::value_to<std::string>(*a);
-            auto* p = o.if_contains("port");
-            if (!p) throw HttpError(400, "Bad Request", "port is required");
-            auto port = p->to_number<std::int64_t>();
-            if (port < 1 || port > 65535)
-                throw HttpError(400, "Bad Request", "port must be between 1 and 65535");
-            in.port = static_cast<std::uint16_t>(port);
-            if (auto* t = o.if_contains("tags")) in.tags = json::value_to<std::vector<std::string>>(*t);
-            if (auto* m = o.if_contains("metadata")) {
-                in.metadata = json::value_to<std::map<std::string, std::string>>(*m);
-            }
-            if (auto* t = o.if_contains("ttl_ms"))
-                in.ttl = std::chrono::milliseconds(t->to_number<std::int64_t>());
-            if (auto* s = o.if_contains("status")) in.status = json::value_to<std::string>(*s);
-        } catch (const HttpError&) {
-            throw;
-        } catch (const std::exception&) {
-            throw HttpError(400, "Bad Request",
-                            "address must be a string, port and ttl_ms integers, tags a list of strings and "
-                            "metadata a map of strings");
-        }
+        std::string why;
+        auto parsed = discovery::registration_from_json(req.body, std::string(req.param("service")),
+                                                        std::string(req.param("id")), &why);
+        if (!parsed) throw HttpError(400, "Bad Request", why);
+        auto in = std::move(*parsed);
+        in.draining = false;  // a registration is never draining; draining has its own call
         if (auto why = catalog.validate(in); !why.empty()) throw HttpError(400, "Bad Request", why);
         std::string problem;
         auto idx = co_await net::offload([&] { return catalog.register_instance(in, &problem); });

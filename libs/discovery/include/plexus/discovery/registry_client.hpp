@@ -73,6 +73,11 @@ class RegistryClient {
 
 /// Parses the registry's instance JSON object; used by the client and the registry's tests.
 Result<InstanceInfo> instance_from_json(std::string_view json);
+/// Parses a registration body of the registry API (address, port, tags, metadata, ttl_ms, status)
+/// for instance `id` of `service`. errc::rejected with `problem` saying what is wrong; the values
+/// are checked for form here and for sense by the registry.
+Result<InstanceInfo> registration_from_json(std::string_view body, std::string service, std::string id,
+                                            std::string* problem);
 /// Serialises an instance as the registry's JSON object.
 std::string instance_to_json(const InstanceInfo& instance);
 
