@@ -74,11 +74,19 @@ Discovery::~Discovery() { stop(); }
 void Discovery::stop() { stopped_->store(true); }
 
 std::shared_ptr<Discovery::Entry> Discovery::entry(const std::string& service) {
+    // Every request looks its service up here: the common case reads the current map only.
+    if (auto map = entries_.load()) {
+        if (auto it = map->find(service); it != map->end()) return it->second;
+    }
     std::lock_guard lock(mutex_);
-    auto it = entries_.find(service);
-    if (it != entries_.end()) return it->second;
+    auto current = entries_.load();
+    if (current) {
+        if (auto it = current->find(service); it != current->end()) return it->second;
+    }
+    auto next = current ? std::make_shared<EntryMap>(*current) : std::make_shared<EntryMap>();
     auto e = std::make_shared<Entry>(service, Policy::round_robin);
-    entries_.emplace(service, e);
+    next->emplace(service, e);
+    entries_.store(std::move(next));
     net::spawn(ex_, watch_loop(e, client_, stopped_, changed_), "discovery watch");
     return e;
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "plexus/core/snapshot.hpp"
 #include "plexus/discovery/registry_client.hpp"
 #include "plexus/net/signal.hpp"
 
@@ -114,8 +115,9 @@ class Discovery {
 
     RegistryClient client_;
     net::Executor ex_;
-    std::mutex mutex_;
-    std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_;
+    using EntryMap = std::map<std::string, std::shared_ptr<Entry>, std::less<>>;
+    std::mutex mutex_;  // serialises adding entries; lookups read the snapshot without it
+    core::SnapshotCell<EntryMap> entries_;
     std::shared_ptr<std::atomic<bool>> stopped_;
     std::shared_ptr<net::Signal> changed_;
 };
