@@ -100,12 +100,13 @@ net::Task<std::shared_ptr<const InstanceList>> Discovery::ready(const std::strin
     auto e = entry(service);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
+        auto seen = e->loaded.epoch();  // read before the check: a load in between still wakes us
         auto l = e->list.load();
         if (l->loaded) co_return l;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                           std::chrono::steady_clock::now());
         if (left.count() <= 0) co_return l;
-        co_await e->loaded.wait(std::min(left, std::chrono::milliseconds(100)));
+        co_await e->loaded.wait(left, seen);
     }
 }
 

@@ -26,16 +26,10 @@ std::vector<std::string> ids_of(const InstanceList& list) {
 
 class DiscoveryTest : public ::testing::Test {
   protected:
-    ErrorCode register_instance(InstanceInfo in) {
-        return registry_.run(owned([c = registry_.client(), in] { return c.register_instance(in); }));
-    }
-    ErrorCode deregister(std::string service, std::string id) {
-        return registry_.run(
-            owned([c = registry_.client(), service, id] { return c.deregister(service, id); }));
-    }
+    ErrorCode register_instance(InstanceInfo in) { return registry_.register_instance(std::move(in)); }
+    ErrorCode deregister(std::string service, std::string id) { return registry_.deregister(service, id); }
     ErrorCode set_draining(std::string service, std::string id) {
-        return registry_.run(
-            owned([c = registry_.client(), service, id] { return c.set_draining(service, id); }));
+        return registry_.set_draining(service, id);
     }
     std::shared_ptr<const InstanceList> ready(std::string service, std::chrono::milliseconds timeout = 5s) {
         return registry_.run(

@@ -71,6 +71,20 @@ class InProcessRegistry {
 
     net::Endpoint endpoint() const { return {"127.0.0.1", server_->port()}; }
     RegistryClient client() const { return RegistryClient(endpoint()); }
+
+    // The client's calls against this registry, waited for (each bounded by kWait).
+    ErrorCode register_instance(InstanceInfo in) {
+        return run(owned([c = client(), in] { return c.register_instance(in); }));
+    }
+    ErrorCode heartbeat(std::string service, std::string id) {
+        return run(owned([c = client(), service, id] { return c.heartbeat(service, id); }));
+    }
+    ErrorCode deregister(std::string service, std::string id) {
+        return run(owned([c = client(), service, id] { return c.deregister(service, id); }));
+    }
+    ErrorCode set_draining(std::string service, std::string id) {
+        return run(owned([c = client(), service, id] { return c.set_draining(service, id); }));
+    }
     registry::Catalog& catalog() { return catalog_; }
     net::Executor executor(std::size_t context) const { return runtime_.executor(context); }
 

@@ -116,20 +116,11 @@ TEST(DiscoveryErrors, HaveTheirOwnCategoryAndMessages) {
 
 class RegistryClientTest : public ::testing::Test {
   protected:
-    ErrorCode register_instance(InstanceInfo in) {
-        return registry_.run(owned([c = registry_.client(), in] { return c.register_instance(in); }));
-    }
-    ErrorCode heartbeat(std::string service, std::string id) {
-        return registry_.run(
-            owned([c = registry_.client(), service, id] { return c.heartbeat(service, id); }));
-    }
-    ErrorCode deregister(std::string service, std::string id) {
-        return registry_.run(
-            owned([c = registry_.client(), service, id] { return c.deregister(service, id); }));
-    }
+    ErrorCode register_instance(InstanceInfo in) { return registry_.register_instance(std::move(in)); }
+    ErrorCode heartbeat(std::string service, std::string id) { return registry_.heartbeat(service, id); }
+    ErrorCode deregister(std::string service, std::string id) { return registry_.deregister(service, id); }
     ErrorCode set_draining(std::string service, std::string id) {
-        return registry_.run(
-            owned([c = registry_.client(), service, id] { return c.set_draining(service, id); }));
+        return registry_.set_draining(service, id);
     }
     Result<ServiceSnapshot> watch(std::string service, std::uint64_t index, std::chrono::milliseconds wait,
                                   bool all = false) {

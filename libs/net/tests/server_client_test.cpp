@@ -221,15 +221,6 @@ class OneResponsePerConnectionServer {
     std::thread thread_;
 };
 
-// Owns what a request needs, so nothing refers to the test's locals while the task runs.
-net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,
-                                                    std::chrono::milliseconds timeout) {
-    net::Response res;
-    auto ec = co_await net::send(ep, req, res, timeout);
-    if (ec) co_return ec;
-    co_return res;
-}
-
 class ServerClientTest : public ::testing::Test {
   protected:
     void SetUp() override {

@@ -37,15 +37,6 @@ using namespace plexus::net::testing;
 
 namespace {
 
-// Owns what the request needs, so nothing refers to the test's locals while the task runs.
-net::Task<plexus::Result<net::Response>> send_owned(net::Endpoint ep, net::Request req,
-                                                    std::chrono::milliseconds timeout) {
-    net::Response res;
-    auto ec = co_await net::send(ep, req, res, timeout);
-    if (ec) co_return ec;
-    co_return res;
-}
-
 // The echo upstream's answer: "METHOD TARGET\n", then "name: value\n" per header, "\n", the body.
 std::optional<std::string> echoed_header(const std::string& body, std::string_view name) {
     std::string_view rest = body;

@@ -26,15 +26,12 @@ struct Api::Impl {
     net::Signal changed;
     std::atomic<bool> stopping{false};
     telemetry::CounterFamily& registrations;
-    telemetry::CounterFamily& expirations;
     telemetry::GaugeFamily& watchers;
 
     Impl(Catalog& c, telemetry::Registry& m, std::chrono::milliseconds w)
         : catalog(c),
           max_wait(w),
           registrations(m.counter("plexus_registry_operations_total", "Registry operations by kind", {"op"})),
-          expirations(
-              m.counter("plexus_registry_expired_total", "Instances removed because their TTL passed")),
           watchers(m.gauge("plexus_registry_watchers", "Blocking watches currently waiting")) {}
 
     static void reply_index(Response& res, std::uint64_t index, json::object body) {

@@ -67,6 +67,24 @@ std::string resolve_data_dir(const Manifest& m, const std::string& override_dir)
     return fs::weakly_canonical(fs::absolute(dir)).string();
 }
 
+// The gateway URL and the manifest's example commands, printed once everything is healthy.
+void print_ready(const std::string& headline, const std::string& gateway,
+                 const std::vector<std::string>& examples, const std::string& data_dir,
+                 const char* stop_hint) {
+    std::printf("\n%s\n", headline.c_str());
+    if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
+    if (!examples.empty()) std::printf("Try:\n");
+    for (auto line : examples) {
+        for (auto pos = line.find("{gateway}"); pos != std::string::npos; pos = line.find("{gateway}")) {
+            line.replace(pos, 9, gateway);
+        }
+        std::printf("  %s\n", line.c_str());
+    }
+    std::printf("Status: plexus status --data-dir %s    Stop: %splexus down --data-dir %s\n",
+                data_dir.c_str(), stop_hint, data_dir.c_str());
+    std::fflush(stdout);
+}
+
 // The running deployment: supervisor, control API, probes.
 class Deployment {
   public:
@@ -250,21 +268,8 @@ class Deployment {
             std::fflush(stdout);
             return;
         }
-        std::printf("\nPlexus is up: %zu instances healthy.\n", supervisor_->status().size());
-        if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
-        if (!supervisor_->manifest().examples.empty()) {
-            std::printf("Try:\n");
-            for (auto line : supervisor_->manifest().examples) {
-                for (auto pos = line.find("{gateway}"); pos != std::string::npos;
-                     pos = line.find("{gateway}")) {
-                    line.replace(pos, 9, gateway);
-                }
-                std::printf("  %s\n", line.c_str());
-            }
-        }
-        std::printf("Status: plexus status --data-dir %s    Stop: Ctrl-C or plexus down --data-dir %s\n",
-                    data_dir_.c_str(), data_dir_.c_str());
-        std::fflush(stdout);
+        print_ready("Plexus is up: " + std::to_string(supervisor_->status().size()) + " instances healthy.",
+                    gateway, supervisor_->manifest().examples, data_dir_, "Ctrl-C or ");
     }
 
     json::object status_json() {
@@ -344,7 +349,8 @@ bool post_shutdown(int control_port) {
 }
 
 // Waits in the parent of a detached supervisor until it reports every instance healthy.
-int wait_detached(pid_t child, const std::string& data_dir, const UpOptions& o) {
+int wait_detached(pid_t child, const std::string& data_dir, const std::vector<std::string>& examples,
+                  const UpOptions& o) {
     auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
     std::string last_line;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -369,25 +375,10 @@ int wait_detached(pid_t child, const std::string& data_dir, const UpOptions& o) 
                     last_line = line;
                 }
                 if (s->at("healthy").as_bool()) {
-                    std::printf("\nPlexus is up (supervisor pid %d).\n", static_cast<int>(child));
                     std::string gateway;
-                    if (auto* g = s->if_contains("gateway")) {
-                        gateway = std::string(g->as_string());
-                        std::printf("Gateway: %s\n", gateway.c_str());
-                    }
-                    auto manifest = load_manifest(o.manifest_path);
-                    if (!manifest.examples.empty()) {
-                        std::printf("Try:\n");
-                        for (auto line : manifest.examples) {
-                            for (auto pos = line.find("{gateway}"); pos != std::string::npos;
-                                 pos = line.find("{gateway}")) {
-                                line.replace(pos, 9, gateway);
-                            }
-                            std::printf("  %s\n", line.c_str());
-                        }
-                    }
-                    std::printf("Status: plexus status --data-dir %s    Stop: plexus down --data-dir %s\n",
-                                data_dir.c_str(), data_dir.c_str());
+                    if (auto* g = s->if_contains("gateway")) gateway = std::string(g->as_string());
+                    print_ready("Plexus is up (supervisor pid " + std::to_string(child) + ").", gateway,
+                                examples, data_dir, "");
                     return 0;
                 }
             }
@@ -442,6 +433,7 @@ int up(const UpOptions& o) {
     fs::create_directories(data_dir + "/logs");
 
     if (!o.detach) return Deployment(std::move(manifest), o, data_dir, false).run(o);
+    auto examples = manifest.examples;  // the parent prints them once the child reports healthy
 
     std::printf("plexus: starting %s in the background (data in %s)\n", manifest.name.c_str(),
                 data_dir.c_str());
@@ -462,7 +454,7 @@ int up(const UpOptions& o) {
         }
         std::_Exit(Deployment(std::move(manifest), o, data_dir, true).run(o));
     }
-    return wait_detached(child, data_dir, o);
+    return wait_detached(child, data_dir, examples, o);
 }
 
 int status(const std::string& data_dir, std::ostream& out) {

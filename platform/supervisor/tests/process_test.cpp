@@ -20,14 +20,12 @@
 
 using namespace plexus::supervisor;
 using namespace std::chrono_literals;
+using plexus::supervisor::test_support::kWaitLimit;
 using plexus::supervisor::test_support::read_file;
 using plexus::supervisor::test_support::TempDir;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Every wait in these tests is bounded by this.
-constexpr auto kWaitLimit = 10s;
 
 // Polls `done` until it holds or kWaitLimit passes.
 bool eventually(const std::function<bool()>& done) {

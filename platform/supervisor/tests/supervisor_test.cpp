@@ -16,14 +16,12 @@
 using namespace plexus;
 using namespace plexus::supervisor;
 using namespace std::chrono_literals;
+using plexus::supervisor::test_support::kWaitLimit;
 using plexus::supervisor::test_support::read_file;
 using plexus::supervisor::test_support::TempDir;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Every wait in these tests is bounded by this.
-constexpr auto kWaitLimit = 10s;
 
 bool gone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 

@@ -1,4 +1,6 @@
 #pragma once
+
+#include <chrono>
 // Helpers shared by the supervisor tests.
 
 #include <stdlib.h>
@@ -10,6 +12,9 @@
 #include <string>
 
 namespace plexus::supervisor::test_support {
+
+/// Every wait in the supervisor tests is bounded by this.
+inline constexpr std::chrono::seconds kWaitLimit{10};
 
 // A fresh directory per test, removed afterwards.
 class TempDir {

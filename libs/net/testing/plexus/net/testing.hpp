@@ -47,6 +47,14 @@ T wait(std::future<T>& future) {
     return future.get();
 }
 
+/// Sends a request it owns, so nothing refers to the caller's locals while the task runs.
+inline Task<Result<Response>> send_owned(Endpoint ep, Request req, std::chrono::milliseconds timeout) {
+    Response res;
+    auto ec = co_await send(ep, req, res, timeout);
+    if (ec) co_return ec;
+    co_return res;
+}
+
 /// A loopback port nothing listens on (bound, not listening: connections are refused), reserved
 /// while the object lives.
 class ClosedPort {
