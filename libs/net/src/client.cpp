@@ -228,7 +228,8 @@ const boost::system::error_category& net_category() noexcept {
     return category;
 }
 
-std::optional<Endpoint> parse_endpoint(std::string_view text) {
+namespace {
+std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_port_zero) {
     if (text.substr(0, 7) == "http://") text.remove_prefix(7);
     while (!text.empty() && text.back() == '/') text.remove_suffix(1);
     auto colon = text.rfind(':');
@@ -241,11 +242,16 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
         if (ch < '0' || ch > '9') return std::nullopt;
         port = port * 10 + static_cast<unsigned>(ch - '0');
     }
-    if (port == 0 || port > 65535) return std::nullopt;
+    if ((port == 0 && !allow_port_zero) || port > 65535) return std::nullopt;
     if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     if (host.find('/') != std::string_view::npos) return std::nullopt;
     return Endpoint{std::string(host), static_cast<std::uint16_t>(port)};
 }
+}  // namespace
+
+std::optional<Endpoint> parse_endpoint(std::string_view text) { return parse_host_port(text, false); }
+
+std::optional<Endpoint> parse_listen_address(std::string_view text) { return parse_host_port(text, true); }
 
 void set_client_settings(const ClientSettings& settings) {
     std::lock_guard lock(settings_mutex);

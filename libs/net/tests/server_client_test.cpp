@@ -1089,4 +1089,12 @@ TEST(ParseEndpoint, RejectsEverythingElse) {
     }
 }
 
+TEST(ParseListenAddress, AllowsPortZeroAndNothingLooser) {
+    EXPECT_EQ(net::parse_listen_address("127.0.0.1:0"), (net::Endpoint{"127.0.0.1", 0}));
+    EXPECT_EQ(net::parse_listen_address("0.0.0.0:8080"), (net::Endpoint{"0.0.0.0", 8080}));
+    for (const char* bad : {"", "host", ":0", "host:", "host:65536", "host:8o", "host:12abc"}) {
+        EXPECT_FALSE(net::parse_listen_address(bad)) << bad;
+    }
+}
+
 }  // namespace

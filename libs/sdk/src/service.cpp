@@ -273,16 +273,7 @@ int Service::run(int argc, char** argv) {
     auto level = telemetry::parse_level(log_level);
     auto heartbeat = core::parse_duration(heartbeat_text);
     auto ttl = core::parse_duration(ttl_text);
-    auto listen_ep = listen.rfind(':') != std::string::npos
-                         ? std::optional<net::Endpoint>(net::Endpoint{listen.substr(0, listen.rfind(':')), 0})
-                         : std::nullopt;
-    int listen_port = -1;
-    if (listen_ep) {
-        try {
-            listen_port = std::stoi(listen.substr(listen.rfind(':') + 1));
-        } catch (const std::exception&) {
-        }
-    }
+    auto listen_ep = net::parse_listen_address(listen);
     std::optional<net::Endpoint> registry_ep;
     if (!registry.empty()) registry_ep = net::parse_endpoint(registry);
     std::string flag_error;
@@ -297,7 +288,7 @@ int Service::run(int argc, char** argv) {
         flag_error = "--heartbeat must be a duration such as 1s";
     else if (!ttl || *ttl < *heartbeat)
         flag_error = "--ttl must be a duration longer than --heartbeat";
-    else if (!listen_ep || listen_port < 0 || listen_port > 65535)
+    else if (!listen_ep)
         flag_error = "--listen must be host:port";
     else if (!registry.empty() && !registry_ep)
         flag_error = "--registry must be http://host:port";
@@ -342,7 +333,7 @@ int Service::run(int argc, char** argv) {
 
     net::ServerSettings ss;
     ss.address = listen_ep->host;
-    ss.port = static_cast<std::uint16_t>(listen_port);
+    ss.port = listen_ep->port;
     net::Server server(runtime, ss, router.handler(), router.body_limit_fn());
     try {
         server.start();

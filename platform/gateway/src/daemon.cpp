@@ -13,7 +13,7 @@
 namespace plexus::gateway {
 
 int run(const DaemonSettings& s) {
-    auto listen = net::parse_endpoint(s.listen);
+    auto listen = net::parse_listen_address(s.listen);
     if (!listen) {
         telemetry::error("--listen must be host:port", {{"listen", s.listen}});
         return 2;

@@ -177,7 +177,7 @@ Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval,
 }  // namespace
 
 int run(const Settings& settings) {
-    auto listen = net::parse_endpoint(settings.listen);
+    auto listen = net::parse_listen_address(settings.listen);
     if (!listen) {
         telemetry::error("invalid listen address", {{"listen", settings.listen}});
         return 2;

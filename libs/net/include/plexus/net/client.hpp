@@ -38,6 +38,8 @@ struct Endpoint {
 
 /// Parses "http://host:port" or "host:port"; nullopt for anything else.
 std::optional<Endpoint> parse_endpoint(std::string_view text);
+/// Parses an address to listen on, "host:port", where port 0 means "any free port".
+std::optional<Endpoint> parse_listen_address(std::string_view text);
 
 struct ClientSettings {
     std::size_t max_connections_per_endpoint = 256;
