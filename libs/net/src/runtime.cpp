@@ -46,8 +46,6 @@ Task<void> sleep_for(std::chrono::milliseconds d) {
     co_await timer.async_wait(use_task);
 }
 
-Task<Executor> current_executor() { co_return co_await asio::this_coro::executor; }
-
 Task<void> offload_call(std::function<void()> fn) {
     auto ex = co_await asio::this_coro::executor;
     std::exception_ptr error;

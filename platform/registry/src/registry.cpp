@@ -142,8 +142,6 @@ Api::Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::millisecon
 
 Api::~Api() = default;
 
-void Api::notify() { impl_->changed.notify_all(); }
-
 void Api::stop_watches() {
     impl_->stopping.store(true);
     impl_->changed.notify_all();

@@ -56,7 +56,5 @@ Task<std::invoke_result_t<F&>> offload(F&& fn) {
     }
 }
 
-/// The executor of the calling task.
-Task<Executor> current_executor();
 
 }  // namespace plexus::net

@@ -44,8 +44,6 @@ class Api {
     Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait);
     ~Api();
     void add_routes(net::Router& router);
-    /// Wakes blocking watches; call after catalog changes (wired by the constructor).
-    void notify();
     /// Answers every pending and future blocking watch at once (at shutdown, so draining does
     /// not wait for long polls). Thread-safe.
     void stop_watches();
