@@ -1,6 +1,7 @@
 #include "plexus/service.hpp"
 
 #include <CLI/CLI.hpp>
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -59,9 +60,16 @@ std::string_view code_class(int status) {
 }
 
 // Wraps business code with tracing, correlation ids, problem responses, metrics and logs.
-net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, RouteHandler h) {
-    return [st, route_name = std::move(route_name), h = std::move(h)](Request& req,
-                                                                      Response& res) -> Task<void> {
+net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
+                  RouteHandler h) {
+    // The route's series are looked up once here, not per request; only a HEAD answered by a
+    // GET route (another method label) takes the family's lookup.
+    std::array<telemetry::Counter*, 5> by_class{};
+    for (int c = 0; c < 5; ++c)
+        by_class[c] = &st->requests->labels({route_name, method, code_class((c + 1) * 100)});
+    telemetry::Histogram* latency = &st->latency->labels({route_name});
+    return [st, route_name = std::move(route_name), method, by_class, latency, h = std::move(h)](
+               Request& req, Response& res) -> Task<void> {
         auto start = std::chrono::steady_clock::now();
         auto parent = telemetry::TraceContext::parse_traceparent(req.headers.get("traceparent").value_or(""));
         telemetry::Span span(req.method + " " + route_name, telemetry::SpanKind::server, parent);
@@ -86,8 +94,13 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, Rout
         }
         res.headers.set("X-Request-Id", request_id);
         auto elapsed = std::chrono::steady_clock::now() - start;
-        st->requests->labels({route_name, req.method, code_class(res.status)}).inc();
-        st->latency->labels({route_name}).observe(elapsed);
+        int cls = res.status / 100 - 1;
+        if (req.method == method && cls >= 0 && cls < 5) {
+            by_class[cls]->inc();
+        } else {
+            st->requests->labels({route_name, req.method, code_class(res.status)}).inc();
+        }
+        latency->observe(elapsed);
         span.set_attribute("http.status_code", std::to_string(res.status));
         if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
         span.end();
@@ -313,7 +326,7 @@ int Service::run(int argc, char** argv) {
     }
     net::Router router;
     for (auto& r : st.routes) {
-        router.add(r.method, r.pattern, wrap(state_, r.pattern, r.handler), r.max_body);
+        router.add(r.method, r.pattern, wrap(state_, r.pattern, r.method, r.handler), r.max_body);
     }
     router.add("GET", "/health/live", [](Request&, Response& res) -> Task<void> {
         res.json(200, R"({"status":"pass"})");
