@@ -318,41 +318,47 @@ class Deployment {
 };
 
 // Fetches the control API's /v1/status of a running deployment (from a plain thread).
-std::optional<json::object> fetch_status(int control_port) {
-    net::Runtime rt(1);
-    std::optional<json::object> out;
-    std::thread io([&] { rt.run(); });
-    auto r = net::run_blocking(
-        rt.executor(0),
-        net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "GET", "/v1/status", {}, {}, 2s),
-        3s);
-    if (r && *r && (*r)->status == 200) {
-        boost::system::error_code ec;
-        auto v = json::parse((*r)->body, ec);
-        if (!ec && v.is_object()) out = v.as_object();
+// Calls a running supervisor's control API from a plain thread (a CLI command); one io thread
+// for the client's lifetime.
+class ControlClient {
+  public:
+    explicit ControlClient(int control_port)
+        : port_(static_cast<std::uint16_t>(control_port)), io_([this] { runtime_.run(); }) {}
+    ~ControlClient() {
+        runtime_.stop();
+        io_.join();
     }
-    rt.stop();
-    io.join();
-    return out;
-}
 
-bool post_shutdown(int control_port) {
-    net::Runtime rt(1);
-    std::thread io([&] { rt.run(); });
-    auto r = net::run_blocking(rt.executor(0),
-                               net::fetch({"127.0.0.1", static_cast<std::uint16_t>(control_port)}, "POST",
-                                          "/v1/shutdown", {}, {}, 2s),
-                               3s);
-    rt.stop();
-    io.join();
-    return r && *r && (*r)->status == 202;
-}
+    std::optional<net::Response> call(std::string method, std::string target, std::string body = {}) {
+        auto r = net::run_blocking(runtime_.executor(0),
+                                   net::fetch({"127.0.0.1", port_}, std::move(method), std::move(target),
+                                              std::move(body), "application/json", 2s),
+                                   3s);
+        if (!r || !*r) return std::nullopt;
+        return std::move(**r);
+    }
+
+    std::optional<json::object> status() {
+        auto r = call("GET", "/v1/status");
+        if (!r || r->status != 200) return std::nullopt;
+        boost::system::error_code ec;
+        auto v = json::parse(r->body, ec);
+        if (ec || !v.is_object()) return std::nullopt;
+        return v.as_object();
+    }
+
+  private:
+    std::uint16_t port_;
+    net::Runtime runtime_{1};
+    std::thread io_;
+};
 
 // Waits in the parent of a detached supervisor until it reports every instance healthy.
 int wait_detached(pid_t child, const std::string& data_dir, const std::vector<std::string>& examples,
                   const UpOptions& o) {
     auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
     std::string last_line;
+    std::unique_ptr<ControlClient> control;
     while (std::chrono::steady_clock::now() < deadline) {
         int st = 0;
         if (::waitpid(child, &st, WNOHANG) == child) {
@@ -362,7 +368,8 @@ int wait_detached(pid_t child, const std::string& data_dir, const std::vector<st
         }
         if (auto state = read_state(data_dir)) {
             auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
-            if (auto s = fetch_status(port)) {
+            if (!control) control = std::make_unique<ControlClient>(port);
+            if (auto s = control->status()) {
                 std::size_t ready = 0, total = 0;
                 for (const auto& i : s->at("instances").as_array()) {
                     ++total;
@@ -464,7 +471,7 @@ int status(const std::string& data_dir, std::ostream& out) {
         return 1;
     }
     auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
-    auto s = fetch_status(port);
+    auto s = ControlClient(port).status();
     if (!s) {
         out << "the supervisor of " << data_dir << " does not answer (pid "
             << state->at("pid").to_number<std::int64_t>() << ")\n";
@@ -496,21 +503,14 @@ int scale(const std::string& data_dir, const std::string& service, int replicas)
         return 1;
     }
     auto port = static_cast<std::uint16_t>(state->at("control_port").to_number<std::int64_t>());
-    net::Runtime rt(1);
-    std::thread io([&] { rt.run(); });
-    auto body = json::serialize(json::object{{"replicas", replicas}});
-    auto r = net::run_blocking(rt.executor(0),
-                               net::fetch({"127.0.0.1", port}, "PUT", "/v1/services/" + service + "/replicas",
-                                          body, "application/json", 2s),
-                               3s);
-    rt.stop();
-    io.join();
-    if (!r || !*r) {
+    auto r = ControlClient(port).call("PUT", "/v1/services/" + service + "/replicas",
+                                      json::serialize(json::object{{"replicas", replicas}}));
+    if (!r) {
         std::fprintf(stderr, "plexus: the supervisor of %s does not answer\n", data_dir.c_str());
         return 1;
     }
-    if ((*r)->status != 202) {
-        std::string detail = (*r)->body;
+    if (r->status != 202) {
+        std::string detail = r->body;
         boost::system::error_code ec;
         auto v = json::parse(detail, ec);
         if (!ec && v.is_object() && v.as_object().contains("detail"))
@@ -530,7 +530,8 @@ int down(const std::string& data_dir, std::chrono::milliseconds timeout) {
     }
     auto pid = static_cast<int>(state->at("pid").to_number<std::int64_t>());
     auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
-    if (!post_shutdown(port) && alive(pid)) ::kill(pid, SIGTERM);
+    auto accepted = ControlClient(port).call("POST", "/v1/shutdown");
+    if ((!accepted || accepted->status != 202) && alive(pid)) ::kill(pid, SIGTERM);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (alive(pid) && std::chrono::steady_clock::now() < deadline) {
         int st;
