@@ -206,8 +206,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
             co_return res;
         }
         tried.push_back(target->info.id);
-        if ((ec == net::errc::connect_failed || ec == net::errc::connection_closed) &&
-            net::is_idempotent(out.method)) {
+        if (net::retry_on_another_instance(ec, out.method)) {
             state_->client_errors->labels({service_, "connect"}).inc();
             continue;
         }

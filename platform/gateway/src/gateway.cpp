@@ -406,7 +406,7 @@ struct Gateway::Impl {
                 deadline = std::min(deadline, start + milliseconds(ms));
             }
         }
-        bool retry = rs.retry_idempotent && net::is_idempotent(req.method);
+        bool retry = rs.retry_idempotent;
         std::vector<std::string> tried;  // allocates only when a retry happens
         Failure failure = Failure::none;
         ErrorCode last_error;
@@ -474,10 +474,7 @@ struct Gateway::Impl {
             failure = classify(error);
             last_error = error;
             m.errors[static_cast<std::size_t>(failure)]->inc();
-            // Refused before sending, or reset while the instance was dying: an idempotent request
-            // may be repeated on another instance (a timeout is not retried: its budget is spent).
-            if ((error == net::errc::connect_failed || error == net::errc::connection_closed) && retry &&
-                attempt == 0) {
+            if (retry && attempt == 0 && net::retry_on_another_instance(error, req.method)) {
                 tried.emplace_back(upstream_id);
                 continue;
             }
