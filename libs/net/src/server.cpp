@@ -25,8 +25,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         Executor ex;
         Acceptor* acceptor = nullptr;  // owned by the accept loop; null once it has ended
         std::list<Connection*> connections;
+        std::atomic<std::size_t> load{0};  // connections placed on this worker, read by every acceptor
         bool stopping = false;
         bool finished = false;
+        Worker(Executor e, Acceptor* a) : ex(std::move(e)), acceptor(a) {}
     };
 
     struct Connection {
@@ -71,8 +73,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         }
         port = bound;
         for (std::size_t i = 0; i < acceptors.size(); ++i) {
-            workers.push_back(
-                std::make_unique<Worker>(Worker{runtime.executor(i), acceptors[i].get(), {}, false, false}));
+            workers.push_back(std::make_unique<Worker>(runtime.executor(i), acceptors[i].get()));
         }
         live_workers = workers.size();
         for (std::size_t i = 0; i < workers.size(); ++i) {
@@ -95,9 +96,31 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             }
             self->accepted.fetch_add(1, std::memory_order_relaxed);
             socket.set_option(tcp::no_delay(true));
-            spawn(w->ex, serve(self, w, std::move(socket)), "http connection");
+            // SO_REUSEPORT spreads connections by a hash of their addresses, which can leave one
+            // thread with most of a few long-lived connections (a load balancer's, say); the
+            // connection goes to the worker that holds the fewest instead.
+            Worker* target = self->least_loaded(w);
+            if (target != w) {
+                boost::system::error_code move_ec;
+                auto protocol = socket.local_endpoint(move_ec).protocol();
+                auto fd = socket.release(move_ec);
+                if (move_ec) continue;
+                socket = Socket(target->ex, protocol, fd);
+            }
+            target->load.fetch_add(1, std::memory_order_relaxed);
+            spawn(target->ex, serve(self, target, std::move(socket)), "http connection");
         }
         w->acceptor = nullptr;
+    }
+
+    Worker* least_loaded(Worker* own) {
+        Worker* best = own;
+        auto best_load = own->load.load(std::memory_order_relaxed);
+        for (auto& w : workers) {
+            auto l = w->load.load(std::memory_order_relaxed);
+            if (l < best_load) best = w.get(), best_load = l;
+        }
+        return best;
     }
 
     static Task<void> write_all(Socket& s, std::string_view a, std::string_view b,
@@ -120,6 +143,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         conn.socket.shutdown(tcp::socket::shutdown_both, ignored);
         conn.socket.close(ignored);
         w->connections.erase(it);
+        w->load.fetch_sub(1, std::memory_order_relaxed);
         self->maybe_finish(w);
     }
 

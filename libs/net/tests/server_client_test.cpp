@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -329,6 +330,10 @@ class ServerClientTest : public ::testing::Test {
             res.text(200, pattern_body(std::stoul(req.query_param("n").value_or("0"))));
             co_return;
         });
+        router_.add("GET", "/thread", [](net::Request&, net::Response& res) -> net::Task<void> {
+            res.text(200, std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + "<end>");
+            co_return;
+        });
         router_.add("GET", "/teapot", [](net::Request&, net::Response&) -> net::Task<void> {
             throw net::HttpError(418, "I'm a teapot", "short and stout");
             co_return;
@@ -428,6 +433,26 @@ TEST_F(ServerClientTest, RouterAnswersThroughTheServer) {
     EXPECT_EQ(wrong->status, 405);
     EXPECT_EQ(wrong->headers.get("allow"), "GET");
     EXPECT_EQ(wrong->headers.get("content-type"), "application/problem+json");
+}
+
+TEST_F(ServerClientTest, ConnectionsAreSpreadEvenlyOverTheThreads) {
+    // Whatever the kernel's SO_REUSEPORT hash does with these addresses, each new connection
+    // goes to the thread that holds the fewest.
+    start_server();
+    std::vector<std::unique_ptr<RawSocket>> sockets;
+    std::map<std::string, int> per_thread;
+    for (int i = 0; i < 6; ++i) {
+        auto& s = sockets.emplace_back(std::make_unique<RawSocket>(ep_.port));
+        ASSERT_TRUE(s->connected());
+        ASSERT_TRUE(s->send("GET /thread HTTP/1.1\r\nHost: t\r\n\r\n"));
+        // The body ends with "<end>", so its arrival means the whole response is in.
+        ASSERT_EQ(s->read_until("<end>"), RawSocket::End::found);
+        const auto& raw = s->received();
+        auto body = raw.find("\r\n\r\n") + 4;
+        ++per_thread[raw.substr(body, raw.find("<end>", body) - body)];
+    }
+    ASSERT_EQ(per_thread.size(), 2u);
+    for (auto& [thread, n] : per_thread) EXPECT_EQ(n, 3) << "thread " << thread;
 }
 
 TEST_F(ServerClientTest, ConcurrentRequestsShareThePool) {
