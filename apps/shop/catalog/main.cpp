@@ -2,7 +2,8 @@
 // inventory service, called through discovery.
 //
 //   GET  /products          list
-//   GET  /products/{id}     one product with {"availability": {...}} from inventory
+//   GET  /products/{id}     one product with {"availability": {...}} from inventory, or
+//                           "availability": "unknown" when inventory cannot answer in time
 //   POST /products          {"name": "...", "description": "...", "price_cents": 1299}
 
 #include <boost/json.hpp>
@@ -35,6 +36,14 @@ struct Products {
         });
         if (!migrated) throw std::runtime_error("cannot migrate catalog.db: " + migrated.error().message());
     }
+
+    // The readiness check: a one-row read. It runs on an io thread, so it never waits for the
+    // connection: while a request holds it, the database is evidently answering.
+    bool answers() {
+        std::unique_lock lock(mutex, std::try_to_lock);
+        if (!lock.owns_lock()) return true;
+        return db && db->query("SELECT 1 FROM products LIMIT 1").has_value();
+    }
 };
 
 json::object product_json(const plexus::store::Row& r) {
@@ -50,7 +59,13 @@ int main(int argc, char** argv) {
     plexus::Service svc{"catalog"};
     Products products;
     auto inventory = svc.client("inventory");
+    // Without inventory (down, slow, or its breaker open) a product is still served, with its
+    // availability unknown. The client's timeout, retries and breaker come from --config.
+    inventory.set_fallback([](const plexus::CallFailure&) {
+        return plexus::json_response(200, R"({"quantity":null})");
+    });
     svc.on_start([&] { products.open(svc.data_dir()); });
+    svc.add_readiness_check("database", [&] { return products.answers(); });
 
     svc.get("/products", [&](plexus::Request&) -> plexus::Task<plexus::Response> {
         auto rows = co_await plexus::net::offload([&] {
@@ -86,9 +101,13 @@ int main(int argc, char** argv) {
         boost::system::error_code jec;
         auto sv = json::parse(stock.body, jec);
         const json::value* q = (!jec && sv.is_object()) ? sv.as_object().if_contains("quantity") : nullptr;
-        if (!q || !q->is_int64())
+        if (q && q->is_null()) {
+            product["availability"] = "unknown";
+        } else if (q && q->is_int64()) {
+            product["availability"] = {{"in_stock", q->as_int64() > 0}, {"quantity", q->as_int64()}};
+        } else {
             throw plexus::HttpError(502, "Bad Gateway", "inventory sent an invalid answer");
-        product["availability"] = {{"in_stock", q->as_int64() > 0}, {"quantity", q->as_int64()}};
+        }
         product["served_by"] = svc.instance_id();
         co_return plexus::json_response(200, json::serialize(product));
     });

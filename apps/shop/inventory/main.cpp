@@ -29,6 +29,14 @@ struct Stock {
         });
         if (!migrated) throw std::runtime_error("cannot migrate inventory.db: " + migrated.error().message());
     }
+
+    // The readiness check: a one-row read. It runs on an io thread, so it never waits for the
+    // connection: while a request holds it, the database is evidently answering.
+    bool answers() {
+        std::unique_lock lock(mutex, std::try_to_lock);
+        if (!lock.owns_lock()) return true;
+        return db && db->query("SELECT 1 FROM stock LIMIT 1").has_value();
+    }
 };
 
 std::int64_t product_id(const plexus::Request& req) {
@@ -47,6 +55,7 @@ int main(int argc, char** argv) {
     plexus::Service svc{"inventory"};
     Stock stock;
     svc.on_start([&] { stock.open(svc.data_dir()); });
+    svc.add_readiness_check("database", [&] { return stock.answers(); });
 
     svc.get("/stock", [&](plexus::Request&) -> plexus::Task<plexus::Response> {
         auto rows = co_await plexus::net::offload([&] {

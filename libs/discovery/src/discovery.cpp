@@ -13,7 +13,8 @@ std::optional<Policy> parse_policy(std::string_view text) noexcept {
     return std::nullopt;
 }
 
-const Target* Balancer::pick(const InstanceList& list, const std::vector<std::string>& exclude) {
+const Target* Balancer::pick(const InstanceList& list, const std::vector<std::string>& exclude,
+                             const resilience::OutlierDetector* outlier) {
     const auto& ts = list.targets;
     if (ts.empty()) return nullptr;
     auto excluded = [&](const Target& t) {
@@ -22,22 +23,35 @@ const Target* Balancer::pick(const InstanceList& list, const std::vector<std::st
         }
         return false;
     };
+    // Ejected instances count as excluded unless nothing else is left: an ejection steers
+    // traffic away, it never turns a degraded service into an unavailable one.
+    bool skip_ejected = false;
     std::size_t eligible = 0;
-    for (const auto& t : ts) eligible += !excluded(t);
+    if (outlier) {
+        for (const auto& t : ts) eligible += !excluded(t) && !outlier->ejected(t.state->health);
+        skip_ejected = eligible > 0;
+    }
+    if (!skip_ejected) {
+        eligible = 0;
+        for (const auto& t : ts) eligible += !excluded(t);
+    }
     if (eligible == 0) return nullptr;
+    auto skip = [&](const Target& t) {
+        return excluded(t) || (skip_ejected && outlier->ejected(t.state->health));
+    };
 
     if (policy() == Policy::round_robin || eligible == 1) {
         auto start = next_.fetch_add(1, std::memory_order_relaxed);
         for (std::size_t i = 0; i < ts.size(); ++i) {
             const auto& t = ts[(start + i) % ts.size()];
-            if (!excluded(t)) return &t;
+            if (!skip(t)) return &t;
         }
         return nullptr;
     }
     // least_request: power of two choices among the eligible targets.
     auto nth_eligible = [&](std::size_t n) -> const Target* {
         for (const auto& t : ts) {
-            if (excluded(t)) continue;
+            if (skip(t)) continue;
             if (n-- == 0) return &t;
         }
         return nullptr;
@@ -110,13 +124,16 @@ net::Task<std::shared_ptr<const InstanceList>> Discovery::ready(const std::strin
     }
 }
 
-std::optional<Target> Discovery::pick(const std::string& service, const std::vector<std::string>& exclude) {
+std::optional<Target> Discovery::pick(const std::string& service, const std::vector<std::string>& exclude,
+                                      const resilience::OutlierDetector* outlier) {
     auto e = entry(service);
     auto l = e->list.load();
-    const Target* t = e->balancer.pick(*l, exclude);
+    const Target* t = e->balancer.pick(*l, exclude, outlier);
     if (!t) return std::nullopt;
     return *t;
 }
+
+Balancer& Discovery::balancer(const std::string& service) { return entry(service)->balancer; }
 
 void Discovery::set_policy(const std::string& service, Policy policy) {
     auto e = entry(service);
@@ -146,7 +163,7 @@ net::Task<void> Discovery::watch_loop(std::shared_ptr<Entry> e, RegistryClient c
         next->index = r->index;
         next->loaded = true;
         for (auto& in : r->instances) {
-            if (in.draining || in.status != "passing") continue;
+            if (in.draining || (in.status != "passing" && in.status != "warning")) continue;
             auto it = states.find(in.id);
             auto state = it != states.end() ? it->second : std::make_shared<InstanceState>();
             next->targets.push_back(Target{std::move(in), std::move(state)});

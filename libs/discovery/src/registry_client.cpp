@@ -1,5 +1,6 @@
 #include "plexus/discovery/registry_client.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "plexus/core/duration.hpp"
@@ -45,6 +46,64 @@ const boost::system::error_category& discovery_category() noexcept {
     return category;
 }
 
+namespace {
+json::object check_object(const HealthCheck& c) {
+    return {{"http", c.http},
+            {"interval_ms", c.interval.count()},
+            {"timeout_ms", c.timeout.count()},
+            {"healthy_threshold", c.healthy_threshold},
+            {"unhealthy_threshold", c.unhealthy_threshold}};
+}
+
+// The check's fields, each named in the problem when it has the wrong type.
+std::string read_check(const json::value& v, HealthCheck& c) {
+    if (!v.is_object())
+        return "check must be an object with http, interval_ms, timeout_ms, "
+               "healthy_threshold and unhealthy_threshold";
+    const auto& o = v.as_object();
+    auto* http = o.if_contains("http");
+    if (!http || !http->is_string()) return "check.http is required: the path to GET, such as /health/ready";
+    c.http = json::value_to<std::string>(*http);
+    auto integer = [&](const char* name, std::int64_t& out) -> std::string {
+        auto* f = o.if_contains(name);
+        if (!f) return {};
+        if (!f->is_int64() && !f->is_uint64()) return std::string("check.") + name + " must be an integer";
+        boost::system::error_code ec;
+        out = f->to_number<std::int64_t>(ec);
+        if (ec) return std::string("check.") + name + " is out of range";
+        return {};
+    };
+    std::int64_t interval = c.interval.count(), timeout = c.timeout.count();
+    std::int64_t healthy = c.healthy_threshold, unhealthy = c.unhealthy_threshold;
+    for (auto why : {integer("interval_ms", interval), integer("timeout_ms", timeout),
+                     integer("healthy_threshold", healthy), integer("unhealthy_threshold", unhealthy)}) {
+        if (!why.empty()) return why;
+    }
+    // Out-of-range thresholds are clamped into "still out of range" rather than wrapped, so the
+    // registry's validation names them.
+    auto narrow = [](std::int64_t n) { return static_cast<int>(std::clamp<std::int64_t>(n, -1, 1000)); };
+    c.interval = std::chrono::milliseconds(interval);
+    c.timeout = std::chrono::milliseconds(timeout);
+    c.healthy_threshold = narrow(healthy);
+    c.unhealthy_threshold = narrow(unhealthy);
+    return {};
+}
+}  // namespace
+
+std::string health_check_to_json(const HealthCheck& check) { return json::serialize(check_object(check)); }
+
+Result<HealthCheck> health_check_from_json(std::string_view text, std::string* problem) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    HealthCheck c;
+    std::string why = ec ? "check must be a JSON object" : read_check(v, c);
+    if (!why.empty()) {
+        if (problem) *problem = std::move(why);
+        return errc::rejected;
+    }
+    return c;
+}
+
 std::string instance_to_json(const InstanceInfo& in) {
     json::object o;
     o["service"] = in.service;
@@ -60,6 +119,7 @@ std::string instance_to_json(const InstanceInfo& in) {
     o["ttl_ms"] = in.ttl.count();
     o["draining"] = in.draining;
     o["status"] = in.status;
+    if (in.check) o["check"] = check_object(*in.check);
     return json::serialize(o);
 }
 
@@ -85,6 +145,11 @@ std::string read_fields(const json::object& o, InstanceInfo& in) {
     } catch (const std::exception&) {
         return "address and status must be strings, port and ttl_ms integers, draining a boolean, tags a "
                "list of strings and metadata a map of strings";
+    }
+    if (auto* c = o.if_contains("check"); c && !c->is_null()) {
+        HealthCheck check;
+        if (auto why = read_check(*c, check); !why.empty()) return why;
+        in.check = std::move(check);
     }
     return {};
 }

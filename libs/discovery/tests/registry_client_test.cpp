@@ -24,6 +24,7 @@ InstanceInfo full_instance() {
     in.ttl = 12'345ms;
     in.draining = true;
     in.status = "critical";
+    in.check = HealthCheck{"/health/ready?deep=1", 250ms, 100ms, 3, 4};
     return in;
 }
 
@@ -37,6 +38,14 @@ void expect_same(const InstanceInfo& a, const InstanceInfo& b) {
     EXPECT_EQ(a.ttl, b.ttl);
     EXPECT_EQ(a.draining, b.draining);
     EXPECT_EQ(a.status, b.status);
+    EXPECT_EQ(a.check.has_value(), b.check.has_value());
+    if (a.check && b.check) {
+        EXPECT_EQ(a.check->http, b.check->http);
+        EXPECT_EQ(a.check->interval, b.check->interval);
+        EXPECT_EQ(a.check->timeout, b.check->timeout);
+        EXPECT_EQ(a.check->healthy_threshold, b.check->healthy_threshold);
+        EXPECT_EQ(a.check->unhealthy_threshold, b.check->unhealthy_threshold);
+    }
 }
 
 std::vector<std::string> ids_of(const ServiceSnapshot& snap) {
@@ -71,7 +80,56 @@ TEST(InstanceJson, OptionalFieldsTakeTheirDefaults) {
     EXPECT_EQ(in->ttl, 5000ms);
     EXPECT_FALSE(in->draining);
     EXPECT_EQ(in->status, "passing");
+    EXPECT_FALSE(in->check);
     EXPECT_EQ(in->endpoint(), (net::Endpoint{"127.0.0.1", 8080}));
+}
+
+TEST(InstanceJson, CheckIsAnObjectWithDefaults) {
+    auto in = instance_from_json(
+        R"({"service":"s","id":"i","address":"a","port":1,"check":{"http":"/health/ready"}})");
+    ASSERT_TRUE(in) << in.error().message();
+    ASSERT_TRUE(in->check);
+    EXPECT_EQ(*in->check, (HealthCheck{"/health/ready", 1000ms, 500ms, 1, 2}));
+
+    auto text = instance_to_json(*in);
+    EXPECT_NE(text.find(R"("check":{"http":"/health/ready","interval_ms":1000,"timeout_ms":500,)"
+                        R"("healthy_threshold":1,"unhealthy_threshold":2})"),
+              std::string::npos)
+        << text;
+    auto none = instance_from_json(R"({"service":"s","id":"i","address":"a","port":1,"check":null})");
+    ASSERT_TRUE(none) << none.error().message();
+    EXPECT_FALSE(none->check);
+    EXPECT_EQ(instance_to_json(*none).find("check"), std::string::npos);
+
+    auto check = health_check_from_json(health_check_to_json(HealthCheck{"/ready", 200ms, 50ms, 2, 5}));
+    ASSERT_TRUE(check) << check.error().message();
+    EXPECT_EQ(*check, (HealthCheck{"/ready", 200ms, 50ms, 2, 5}));
+}
+
+TEST(InstanceJson, MalformedChecksNameTheField) {
+    struct Case {
+        const char* check;
+        const char* field;
+    };
+    const Case cases[] = {
+        {R"("/health")", "check must be an object"},
+        {R"({})", "check.http"},
+        {R"({"http":7})", "check.http"},
+        {R"({"http":"/h","interval_ms":"1s"})", "check.interval_ms"},
+        {R"({"http":"/h","timeout_ms":0.5})", "check.timeout_ms"},
+        {R"({"http":"/h","healthy_threshold":true})", "check.healthy_threshold"},
+        {R"({"http":"/h","unhealthy_threshold":[2]})", "check.unhealthy_threshold"},
+        {R"({"http":"/h","interval_ms":18446744073709551615})", "check.interval_ms"},
+    };
+    for (const auto& c : cases) {
+        std::string body = R"({"address":"a","port":1,"check":)" + std::string(c.check) + "}";
+        std::string problem;
+        auto in = registration_from_json(body, "s", "i", &problem);
+        ASSERT_FALSE(in) << "accepted: " << body;
+        EXPECT_EQ(in.error(), make_error_code(errc::rejected)) << body;
+        EXPECT_NE(problem.find(c.field), std::string::npos) << body << " → " << problem;
+        EXPECT_FALSE(instance_from_json(R"({"service":"s","id":"i",)" + body.substr(1))) << body;
+    }
 }
 
 TEST(InstanceJson, MalformedInputIsABadResponse) {

@@ -113,6 +113,7 @@ void Request::clear() noexcept {
     remote_address.clear();
     keep_alive = true;
     params.clear();
+    deadline = std::chrono::steady_clock::time_point::max();
 }
 
 void Response::clear() noexcept {

@@ -6,13 +6,22 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <boost/json.hpp>
+
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
+#include "plexus/core/settings.hpp"
+#include "plexus/core/snapshot.hpp"
+#include "plexus/discovery/call.hpp"
 #include "plexus/discovery/discovery.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/resilience/deadline.hpp"
+#include "plexus/resilience/fault.hpp"
+#include "plexus/resilience/retry.hpp"
+#include "plexus/resilience/upstream.hpp"
 #include "plexus/telemetry/trace.hpp"
 
 namespace plexus {
@@ -26,12 +35,24 @@ struct RouteDef {
     std::size_t max_body;
 };
 
+// What the copies of one Client share.
+struct ClientState {
+    std::string service;
+    resilience::CallPolicy call;  // from code, then the config file; copied into `live` at run()
+    resilience::UpstreamPolicy upstream;
+    std::function<Response(const CallFailure&)> fallback;
+    core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults swaps it
+    std::shared_ptr<resilience::Upstream> guards;     // set at run()
+    ClientState() { call.timeout = std::chrono::milliseconds(5000); }
+};
+
 struct ServiceState {
     std::string name;
     std::string instance_id;
     std::string data_dir;
     std::vector<RouteDef> routes;
     std::function<bool()> readiness;
+    std::vector<std::pair<std::string, std::function<bool()>>> readiness_checks;
     std::map<std::string, std::string> metadata;
     std::vector<std::function<void()>> on_start;
     std::unique_ptr<discovery::Discovery> discovery;
@@ -40,6 +61,11 @@ struct ServiceState {
     telemetry::CounterFamily* requests = nullptr;
     telemetry::HistogramFamily* latency = nullptr;
     telemetry::CounterFamily* client_errors = nullptr;
+    std::map<std::string, std::shared_ptr<ClientState>, std::less<>> clients;
+    std::unique_ptr<resilience::Metrics> resilience_metrics;
+    std::unique_ptr<resilience::UpstreamSet> upstreams;
+    core::SnapshotCell<resilience::FaultSettings> inbound_fault;
+    std::mutex faults_mutex;  // serialises /-/faults updates
 };
 
 }  // namespace detail
@@ -83,6 +109,25 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
         auto span_hex = span.context().span_id.hex();
         telemetry::LogContext ctx{trace_hex, span_hex, request_id};
         try {
+            if (auto budget = req.headers.get(resilience::kDeadlineHeader)) {
+                if (auto ms = resilience::parse_budget(*budget)) {
+                    if (ms->count() == 0) {
+                        // Whoever sent it has stopped waiting: the work would be wasted.
+                        st->resilience_metrics->count_deadline_expired(true);
+                        throw HttpError(504, "Gateway Timeout",
+                                        "the request's deadline (X-Plexus-Deadline-Ms) has passed");
+                    }
+                    req.deadline = start + *ms;
+                }
+            }
+            if (auto fault = st->inbound_fault.load(); fault && fault->active()) {
+                auto d = resilience::decide_fault(*fault, resilience::fast_random(), resilience::fast_random());
+                if (d.delay.count() > 0) co_await net::sleep_for(d.delay);
+                if (d.abort_status) {
+                    throw HttpError(d.abort_status, std::string(net::reason_phrase(d.abort_status)),
+                                    "fault injected into " + st->name);
+                }
+            }
             res = co_await h(req);
         } catch (const HttpError& e) {
             res.clear();
@@ -147,79 +192,242 @@ Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::Regist
     }
 }
 
+// Reads `clients: {<service>: <policy>}` over the policies set in code.
+void load_config(ServiceState& st, const std::string& file) {
+    auto r = core::SettingsReader::from_file(file);
+    r.each_entry("clients", [&](const std::string& name, core::SettingsReader& c) {
+        auto it = st.clients.find(name);
+        if (it == st.clients.end()) c.fail("", "this service has no client for '" + name + "'");
+        resilience::read_policy(c, it->second->call, it->second->upstream);
+    });
+    r.done();
+}
+
+boost::json::object fault_json(const resilience::FaultSettings& f) {
+    return {{"delay_percent", f.delay_percent},
+            {"delay_ms", f.delay.count()},
+            {"abort_percent", f.abort_percent},
+            {"abort_status", f.abort_status}};
+}
+
+// Reads a fault object of /-/faults; a person-readable problem, or empty.
+std::string fault_from_json(const boost::json::value& v, resilience::FaultSettings& f) {
+    if (!v.is_object()) return "must be an object";
+    for (const auto& [key, value] : v.as_object()) {
+        auto number = [&]() -> std::optional<double> {
+            if (value.is_int64()) return static_cast<double>(value.as_int64());
+            if (value.is_uint64()) return static_cast<double>(value.as_uint64());
+            if (value.is_double()) return value.as_double();
+            return std::nullopt;
+        };
+        auto n = number();
+        if (!n) return std::string(key) + " must be a number";
+        if (key == "delay_percent" || key == "abort_percent") {
+            if (*n < 0 || *n > 100) return std::string(key) + " must be from 0 to 100";
+            (key == "delay_percent" ? f.delay_percent : f.abort_percent) = *n;
+        } else if (key == "delay_ms") {
+            if (*n < 0 || *n > 600'000) return "delay_ms must be from 0 to 600000";
+            f.delay = std::chrono::milliseconds(static_cast<std::int64_t>(*n));
+        } else if (key == "abort_status") {
+            if (*n < 200 || *n > 599) return "abort_status must be from 200 to 599";
+            f.abort_status = static_cast<int>(*n);
+        } else {
+            return "unknown key " + std::string(key);
+        }
+    }
+    return {};
+}
+
+void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) {
+    router.add("GET", "/-/resilience", [state](Request&, Response& res) -> Task<void> {
+        auto doc = state->upstreams->to_json();
+        if (auto* ups = doc.if_contains("upstreams"); ups && ups->is_array() && state->discovery) {
+            for (auto& u : ups->as_array()) {
+                auto& o = u.as_object();
+                std::string name(o["name"].as_string());
+                auto guards = state->upstreams->find(name);
+                if (!guards) continue;
+                boost::json::array items;
+                for (const auto& t : state->discovery->instances(name)->targets) {
+                    const auto& h = t.state->health;
+                    bool ejected = guards->outlier().ejected(h);
+                    items.push_back({{"id", t.info.id},
+                                     {"address", t.info.endpoint().to_string()},
+                                     {"ejected", ejected},
+                                     {"ejections", h.ejections.load()},
+                                     {"consecutive_errors", h.consecutive_errors.load()}});
+                }
+                o["instances"] = std::move(items);
+            }
+        }
+        res.json(200, boost::json::serialize(doc));
+        co_return;
+    });
+    auto faults = [state](Request& req, Response& res) -> Task<void> {
+        if (req.method == "PUT") {
+            boost::system::error_code ec;
+            auto body = boost::json::parse(req.body, ec);
+            if (ec || !body.is_object()) throw HttpError(400, "Bad Request", "body must be a JSON object");
+            std::lock_guard lock(state->faults_mutex);
+            auto inbound = state->inbound_fault.load();
+            resilience::FaultSettings in = inbound ? *inbound : resilience::FaultSettings{};
+            std::map<std::string, resilience::FaultSettings> clients;
+            for (const auto& [key, value] : body.as_object()) {
+                if (key == "inbound") {
+                    in = {};
+                    if (auto bad = fault_from_json(value, in); !bad.empty())
+                        throw HttpError(400, "Bad Request", "inbound: " + bad);
+                } else if (key == "clients" && value.is_object()) {
+                    for (const auto& [name, f] : value.as_object()) {
+                        if (!state->clients.count(name))
+                            throw HttpError(400, "Bad Request", "clients: no client for " + std::string(name));
+                        resilience::FaultSettings settings;
+                        if (auto bad = fault_from_json(f, settings); !bad.empty())
+                            throw HttpError(400, "Bad Request", "clients." + std::string(name) + ": " + bad);
+                        clients[std::string(name)] = settings;
+                    }
+                } else {
+                    throw HttpError(400, "Bad Request", "unknown key " + std::string(key) +
+                                                            " (expected inbound or clients)");
+                }
+            }
+            state->inbound_fault.store(std::make_shared<const resilience::FaultSettings>(in));
+            for (auto& [name, settings] : clients) {
+                auto& cs = *state->clients[name];
+                auto next = std::make_shared<resilience::CallPolicy>(*cs.live.load());
+                next->fault = settings;
+                cs.live.store(std::move(next));
+            }
+            telemetry::warn("fault injection changed", {{"faults", req.body}});
+        }
+        boost::json::object doc;
+        auto in = state->inbound_fault.load();
+        doc["inbound"] = fault_json(in ? *in : resilience::FaultSettings{});
+        boost::json::object clients;
+        for (const auto& [name, cs] : state->clients) {
+            if (auto live = cs->live.load()) clients[name] = fault_json(live->fault);
+        }
+        doc["clients"] = std::move(clients);
+        res.json(200, boost::json::serialize(doc));
+        co_return;
+    };
+    router.add("GET", "/-/faults", faults);
+    router.add("PUT", "/-/faults", faults);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Client
 
 Task<Response> Client::post(const Request& incoming, std::string target, std::string body,
                             std::string content_type) {
-    auto out = net::make_request("POST", std::move(target), std::move(body), content_type);
-    co_return co_await call(incoming, std::move(out), timeout_);
+    co_return co_await call(incoming, net::make_request("POST", std::move(target), std::move(body), content_type));
 }
 
 Task<Response> Client::put(const Request& incoming, std::string target, std::string body,
                            std::string content_type) {
-    auto out = net::make_request("PUT", std::move(target), std::move(body), content_type);
-    co_return co_await call(incoming, std::move(out), timeout_);
+    co_return co_await call(incoming, net::make_request("PUT", std::move(target), std::move(body), content_type));
 }
 
 Task<Response> Client::get(const Request& incoming, std::string target) {
-    auto out = net::make_request("GET", std::move(target));
-    co_return co_await call(incoming, std::move(out), timeout_);
+    co_return co_await call(incoming, net::make_request("GET", std::move(target)));
 }
 
 Task<Response> Client::del(const Request& incoming, std::string target) {
-    auto out = net::make_request("DELETE", std::move(target));
-    co_return co_await call(incoming, std::move(out), timeout_);
+    co_return co_await call(incoming, net::make_request("DELETE", std::move(target)));
 }
 
+const std::string& Client::service() const noexcept { return client_->service; }
+void Client::set_timeout(std::chrono::milliseconds t) { client_->call.timeout = t; }
+void Client::set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy upstream) {
+    client_->call = std::move(call);
+    client_->upstream = std::move(upstream);
+}
+void Client::set_fallback(std::function<Response(const CallFailure&)> fallback) {
+    client_->fallback = std::move(fallback);
+}
+
+namespace {
+
+// One client span per attempt, its traceparent in the outgoing request.
+struct ClientSpans final : discovery::CallObserver {
+    telemetry::Span& span;
+    explicit ClientSpans(telemetry::Span& s) : span(s) {}
+    void before_attempt(net::Request&, const discovery::Target& t, int attempt) override {
+        span.set_attribute("peer.instance", t.info.id);
+        if (attempt > 1) span.set_attribute("retry", std::to_string(attempt - 1));
+    }
+};
+
+}  // namespace
+
 Task<Response> Client::call(const Request& incoming, Request out, std::chrono::milliseconds timeout) {
+    auto& cs = *client_;
     auto& disco = state_->discovery;
-    if (!disco) throw HttpError(503, "Service Unavailable", "no registry configured to find " + service_);
+    const auto& service = cs.service;
+    if (!disco) throw HttpError(503, "Service Unavailable", "no registry configured to find " + service);
+    auto policy = cs.live.load();
+    if (!policy || !cs.guards) throw HttpError(503, "Service Unavailable", "the service is not running yet");
+    if (timeout.count() <= 0) timeout = policy->timeout;
+
     auto parent =
         telemetry::TraceContext::parse_traceparent(incoming.headers.get("traceparent").value_or(""));
-    telemetry::Span span(out.method + " " + service_, telemetry::SpanKind::client, parent);
+    telemetry::Span span(out.method + " " + service, telemetry::SpanKind::client, parent);
     out.headers.set("traceparent", span.context().traceparent());
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
 
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!disco->instances(service_)->loaded)
-        co_await disco->ready(service_, std::min(timeout, std::chrono::milliseconds(2000)));
-    std::vector<std::string> tried;
+    auto now = std::chrono::steady_clock::now();
+    auto deadline = std::min(now + timeout, incoming.deadline);
     Response res;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        auto target = disco->pick(service_, tried);
-        if (!target) {
-            state_->client_errors->labels({service_, "no_instance"}).inc();
-            span.set_status(telemetry::SpanStatus::error);
-            throw HttpError(503, "Service Unavailable", "no healthy instance of " + service_);
+    discovery::CallReport report;
+    if (deadline <= now) {
+        state_->resilience_metrics->count_deadline_expired(false);
+        report.outcome = discovery::CallOutcome::timeout;
+    } else {
+        if (!disco->instances(service)->loaded) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+            co_await disco->ready(service, std::min(left, std::chrono::milliseconds(2000)));
         }
-        discovery::InFlight guard(target->state);
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                          std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        span.set_attribute("peer.instance", target->info.id);
-        auto ec = co_await net::send(target->info.endpoint(), out, res, left);
-        if (!ec) {
-            span.set_attribute("http.status_code", std::to_string(res.status));
-            if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
-            co_return res;
-        }
-        tried.push_back(target->info.id);
-        if (net::retry_on_another_instance(ec, out.method)) {
-            state_->client_errors->labels({service_, "connect"}).inc();
-            continue;
-        }
-        span.set_status(telemetry::SpanStatus::error);
-        if (ec == net::errc::timeout) {
-            state_->client_errors->labels({service_, "timeout"}).inc();
-            throw HttpError(504, "Gateway Timeout", service_ + " did not answer in time");
-        }
-        state_->client_errors->labels({service_, "failure"}).inc();
-        throw HttpError(502, "Bad Gateway", service_ + " failed: " + ec.message());
+        discovery::Instances instances{disco->instances(service), &disco->balancer(service), nullptr};
+        ClientSpans spans(span);
+        discovery::CallContext ctx;
+        ctx.policy = policy.get();
+        ctx.upstream = cs.guards.get();
+        ctx.deadline = deadline;
+        ctx.observer = &spans;
+        report = co_await discovery::call(ctx, std::move(instances), out, res);
+        if (report.outcome == discovery::CallOutcome::timeout && incoming.deadline < now + timeout)
+            state_->resilience_metrics->count_deadline_expired(false);
     }
+    if (!report.failed() && res.status < 500) {
+        span.set_attribute("http.status_code", std::to_string(res.status));
+        co_return res;
+    }
+
     span.set_status(telemetry::SpanStatus::error);
-    throw HttpError(502, "Bad Gateway", service_ + " could not be reached");
+    CallFailure failure;
+    failure.service = service;
+    if (report.failed()) {
+        auto answer = discovery::describe_failure(report, service, timeout);
+        failure.reason = discovery::to_string(report.outcome);
+        failure.status = report.outcome == discovery::CallOutcome::fault_abort ? res.status : answer.status;
+        failure.detail = std::move(answer.detail);
+        state_->client_errors->labels({service, failure.reason}).inc();
+    } else {
+        failure.reason = "status";
+        failure.status = res.status;
+        failure.detail = service + " answered " + std::to_string(res.status);
+        span.set_attribute("http.status_code", std::to_string(res.status));
+    }
+    span.set_attribute("error", failure.detail);
+    if (cs.fallback) co_return cs.fallback(failure);
+    if (policy->fallback.enabled) {
+        Response fb;
+        discovery::fallback_response(policy->fallback, failure.reason, fb);
+        co_return fb;
+    }
+    if (!report.failed()) co_return res;  // the service's own 5xx, for the caller to judge
+    throw HttpError(failure.status, std::string(net::reason_phrase(failure.status)), failure.detail);
 }
 
 // ---------------------------------------------------------------- Service
@@ -234,6 +442,8 @@ Service::Service(std::string name) : state_(std::make_shared<ServiceState>()) {
                                    {"route"}, telemetry::default_latency_buckets());
     state_->client_errors =
         &m.counter("plexus_client_errors_total", "Failed calls to other services", {"service", "kind"});
+    state_->resilience_metrics = std::make_unique<resilience::Metrics>(m);
+    state_->upstreams = std::make_unique<resilience::UpstreamSet>(*state_->resilience_metrics);
 }
 
 Service::~Service() = default;
@@ -247,8 +457,18 @@ void Service::post(std::string_view p, RouteHandler h, std::size_t m) { route("P
 void Service::put(std::string_view p, RouteHandler h, std::size_t m) { route("PUT", p, std::move(h), m); }
 void Service::del(std::string_view p, RouteHandler h) { route("DELETE", p, std::move(h)); }
 
-Client Service::client(std::string service) { return Client(state_, std::move(service)); }
+Client Service::client(std::string service) {
+    auto& slot = state_->clients[service];
+    if (!slot) {
+        slot = std::make_shared<detail::ClientState>();
+        slot->service = std::move(service);
+    }
+    return Client(state_, slot);
+}
 void Service::set_readiness(std::function<bool()> ready) { state_->readiness = std::move(ready); }
+void Service::add_readiness_check(std::string name, std::function<bool()> check) {
+    state_->readiness_checks.emplace_back(std::move(name), std::move(check));
+}
 void Service::set_metadata(std::string key, std::string value) {
     state_->metadata[std::move(key)] = std::move(value);
 }
@@ -269,6 +489,7 @@ int Service::run(int argc, char** argv) {
     std::string threads_text = env_or("PLEXUS_THREADS", "0");
     std::string log_level = env_or("PLEXUS_LOG_LEVEL", "info");
     std::string heartbeat_text = "1s", ttl_text = "5s";
+    std::string check_interval_text = env_or("PLEXUS_CHECK_INTERVAL", "1s");
     app.add_option("--registry", registry, "registry URL (http://host:port)");
     app.add_option("--listen", listen, "address to listen on (host:port, port 0 = any)");
     app.add_option("--instance-id", st.instance_id, "instance id");
@@ -277,6 +498,10 @@ int Service::run(int argc, char** argv) {
     app.add_option("--log-level", log_level, "debug, info, warn or error");
     app.add_option("--heartbeat", heartbeat_text, "heartbeat interval");
     app.add_option("--ttl", ttl_text, "registration TTL");
+    std::string config_file = env_or("PLEXUS_CONFIG", "");
+    app.add_option("--config", config_file, "YAML file with the clients' resilience policies");
+    app.add_option("--check-interval", check_interval_text,
+                   "how often the registry checks /health/ready (0 = no active check)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -285,6 +510,7 @@ int Service::run(int argc, char** argv) {
     auto level = telemetry::parse_level(log_level);
     auto heartbeat = core::parse_duration(heartbeat_text);
     auto ttl = core::parse_duration(ttl_text);
+    auto check_interval = core::parse_duration(check_interval_text);
     auto listen_ep = net::parse_listen_address(listen);
     std::optional<net::Endpoint> registry_ep;
     if (!registry.empty()) registry_ep = net::parse_endpoint(registry);
@@ -300,6 +526,12 @@ int Service::run(int argc, char** argv) {
         flag_error = "--heartbeat must be a duration such as 1s";
     else if (!ttl || *ttl < *heartbeat)
         flag_error = "--ttl must be a duration longer than --heartbeat";
+    else if (!check_interval ||
+             (check_interval->count() != 0 && (*check_interval < std::chrono::milliseconds(100) ||
+                                               *check_interval > std::chrono::minutes(10))))
+        flag_error =
+            "--check-interval (PLEXUS_CHECK_INTERVAL) must be 0 or a duration from 100ms to 10m, got '" +
+            check_interval_text + "'";
     else if (!listen_ep)
         flag_error = "--listen must be host:port";
     else if (!registry.empty() && !registry_ep)
@@ -309,6 +541,25 @@ int Service::run(int argc, char** argv) {
         return 2;
     }
     telemetry::init_logging(st.name, st.instance_id, *level);
+
+    if (!config_file.empty()) {
+        try {
+            load_config(st, config_file);
+        } catch (const core::SettingsError& e) {
+            std::fprintf(stderr, "%s: %s\n", st.name.c_str(), e.what());
+            return 2;
+        }
+    }
+    for (auto& [name, cs] : st.clients) {
+        auto bad = resilience::check(cs->call);
+        if (!bad) bad = resilience::check(cs->upstream);
+        if (bad) {
+            std::fprintf(stderr, "%s: client %s: %s\n", st.name.c_str(), name.c_str(), bad->c_str());
+            return 2;
+        }
+        cs->live.store(std::make_shared<const resilience::CallPolicy>(cs->call));
+        cs->guards = st.upstreams->get(name, cs->upstream);
+    }
 
     try {
         std::filesystem::create_directories(st.data_dir);
@@ -332,10 +583,25 @@ int Service::run(int argc, char** argv) {
         co_return;
     });
     router.add("GET", "/health/ready", [this](Request&, Response& res) -> Task<void> {
-        bool ok = state_->ready.load() && (!state_->readiness || state_->readiness());
-        res.json(ok ? 200 : 503, ok ? R"({"status":"pass"})" : R"({"status":"fail"})");
+        bool ok = state_->ready.load();
+        boost::json::object checks;
+        auto run_check = [&](const std::string& name, const std::function<bool()>& check) {
+            bool pass = false;
+            try {
+                pass = check();
+            } catch (const std::exception& e) {
+                telemetry::warn("readiness check threw", {{"check", name}, {"error", e.what()}});
+            }
+            checks[name] = pass ? "pass" : "fail";
+            ok = ok && pass;
+        };
+        if (state_->readiness) run_check("readiness", state_->readiness);
+        for (const auto& [name, check] : state_->readiness_checks) run_check(name, check);
+        boost::json::object body{{"status", ok ? "pass" : "fail"}, {"checks", std::move(checks)}};
+        res.json(ok ? 200 : 503, boost::json::serialize(body));
         co_return;
     });
+    add_admin_routes(router, state_);
     router.add("GET", "/metrics", [this](Request&, Response& res) -> Task<void> {
         res.status = 200;
         res.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -367,6 +633,13 @@ int Service::run(int argc, char** argv) {
         self.port = server.port();
         self.metadata = st.metadata;
         self.ttl = *ttl;
+        if (check_interval->count() > 0) {
+            discovery::HealthCheck check;
+            check.http = "/health/ready";
+            check.interval = *check_interval;
+            check.timeout = *check_interval / 2;
+            self.check = check;
+        }
         net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop),
                    "registration");
     }

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <atomic>
+#include <boost/json.hpp>
+#include <map>
 #include <charconv>
 #include <filesystem>
 #include <mutex>
@@ -9,8 +11,11 @@
 #include "plexus/core/duration.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/core/snapshot.hpp"
+#include "plexus/discovery/call.hpp"
 #include "plexus/gateway/forwarding.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/resilience/deadline.hpp"
+#include "plexus/resilience/upstream.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/trace.hpp"
 
@@ -24,10 +29,33 @@ using std::chrono::milliseconds;
 constexpr std::string_view kUnmatchedRoute = "-";
 constexpr std::string_view kCodeClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
-enum class Failure { none = -1, connect = 0, timeout, closed, protocol, no_instance };
-constexpr std::size_t kFailureKinds = 5;
-constexpr std::string_view kFailureNames[kFailureKinds] = {"connect", "timeout", "closed", "protocol",
-                                                           "no_instance"};
+enum class Failure { connect = 0, timeout, closed, protocol, no_instance, circuit_open, bulkhead_full, fault_abort };
+constexpr std::size_t kFailureKinds = 8;
+constexpr std::string_view kFailureNames[kFailureKinds] = {"connect",      "timeout",       "closed",
+                                                           "protocol",     "no_instance",   "circuit_open",
+                                                           "bulkhead_full", "fault_abort"};
+
+Failure failure_kind(discovery::CallOutcome o) noexcept {
+    using O = discovery::CallOutcome;
+    switch (o) {
+        case O::connect_failure:
+            return Failure::connect;
+        case O::timeout:
+            return Failure::timeout;
+        case O::reset:
+            return Failure::closed;
+        case O::no_instance:
+            return Failure::no_instance;
+        case O::circuit_open:
+            return Failure::circuit_open;
+        case O::bulkhead_full:
+            return Failure::bulkhead_full;
+        case O::fault_abort:
+            return Failure::fault_abort;
+        default:
+            return Failure::protocol;
+    }
+}
 
 // Metric children of one route, looked up once per table load.
 struct RouteMetrics {
@@ -36,10 +64,18 @@ struct RouteMetrics {
     std::array<telemetry::Counter*, kFailureKinds> errors{};
 };
 
+// A route's resilience state: its upstream's (shared with the upstream's other routes) and its
+// own breaker, if it has one.
+struct RouteGuards {
+    std::shared_ptr<resilience::Upstream> upstream;
+    std::shared_ptr<resilience::MeteredBreaker> breaker;
+};
+
 // What one request needs from a load: the table and everything derived from it. Immutable.
 struct Snapshot {
     std::shared_ptr<const RouteTable> table;
     std::vector<RouteMetrics> metrics;  // by Route::index()
+    std::vector<RouteGuards> guards;    // by Route::index()
     std::string routes_json;
 };
 
@@ -66,12 +102,6 @@ std::size_t code_class_index(int status) noexcept {
     return i >= 0 && i < 5 ? static_cast<std::size_t>(i) : 4;
 }
 
-Failure classify(const ErrorCode& ec) noexcept {
-    if (ec == net::errc::connect_failed || ec == net::errc::bad_address) return Failure::connect;
-    if (ec == net::errc::timeout || ec == net::errc::pool_exhausted) return Failure::timeout;
-    if (ec == net::errc::connection_closed) return Failure::closed;
-    return Failure::protocol;
-}
 
 void write_hex(char* out, std::uint64_t v, int digits) noexcept {
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -134,6 +164,8 @@ struct Gateway::Impl {
     telemetry::HistogramFamily& duration_family;
     telemetry::CounterFamily& errors_family;
     RouteMetrics unmatched;
+    resilience::Metrics resilience_metrics;
+    resilience::UpstreamSet upstreams;
 
     core::SnapshotCell<Snapshot> snapshot;
     std::atomic<bool> stopped{false};
@@ -153,7 +185,9 @@ struct Gateway::Impl {
                                       {"route"}, telemetry::default_latency_buckets())),
           errors_family(m.counter("plexus_gateway_upstream_errors_total",
                                   "Failed upstream exchanges, by route and kind of failure.",
-                                  {"route", "kind"})) {
+                                  {"route", "kind"})),
+          resilience_metrics(m),
+          upstreams(resilience_metrics) {
         unmatched = metrics_for(kUnmatchedRoute);
     }
 
@@ -183,8 +217,12 @@ struct Gateway::Impl {
         auto next = std::make_shared<Snapshot>();
         next->table = RouteTable::compile(std::move(routes));
         next->metrics.resize(next->table->size());
+        next->guards.resize(next->table->size());
         for (const auto& r : next->table->routes()) {
             next->metrics[r.index()] = metrics_for(r.name());
+            auto& g = next->guards[r.index()];
+            g.upstream = upstreams.get(r.settings().upstream_name(), r.settings().upstream);
+            if (r.settings().breaker) g.breaker = upstreams.breaker("route:" + r.name(), *r.settings().breaker);
             // Starts the registry watch now, so the first request rarely waits for it.
             if (!r.settings().service.empty())
                 discovery->set_policy(r.settings().service, r.settings().policy);
@@ -266,7 +304,7 @@ struct Gateway::Impl {
         std::string_view path = req.path();
         bool reserved = path.starts_with("/-/");
         if (reserved) path.remove_prefix(2);
-        enum { none, live, ready, prometheus, routes } which = none;
+        enum { none, live, ready, prometheus, routes, guards } which = none;
         if (path == "/health/live")
             which = live;
         else if (path == "/health/ready")
@@ -275,6 +313,8 @@ struct Gateway::Impl {
             which = prometheus;
         else if (reserved && path == "/routes")
             which = routes;
+        else if (reserved && path == "/resilience")
+            which = guards;
         if (which == none) {
             if (!reserved) return false;
             res.problem(404, "Not Found", "no admin endpoint at " + std::string(req.path()), req.path());
@@ -309,10 +349,58 @@ struct Gateway::Impl {
                 else
                     res.json(200, R"({"routes":[]})");
                 break;
+            case guards:
+                res.json(200, resilience_json(snap.get()));
+                break;
             case none:
                 break;
         }
         return true;
+    }
+
+    // The upstreams' breakers, bulkheads, budgets and the outlier state of their instances.
+    std::string resilience_json(const Snapshot* snap) const {
+        namespace json = boost::json;
+        std::map<std::string, json::array, std::less<>> instances;
+        if (snap) {
+            for (const auto& r : snap->table->routes()) {
+                const auto& name = r.settings().upstream_name();
+                if (instances.count(name)) continue;
+                auto guards = snap->guards[r.index()].upstream;
+                std::shared_ptr<const discovery::InstanceList> list;
+                if (r.settings().service.empty())
+                    list = std::shared_ptr<const discovery::InstanceList>(std::shared_ptr<void>(), &r.static_targets());
+                else
+                    list = discovery->instances(r.settings().service);
+                json::array items;
+                for (const auto& t : list->targets) {
+                    const auto& h = t.state->health;
+                    bool ejected = guards->outlier().ejected(h);
+                    json::object o{{"id", t.info.id},
+                                   {"address", t.info.endpoint().to_string()},
+                                   {"ejected", ejected},
+                                   {"ejections", h.ejections.load()},
+                                   {"consecutive_errors", h.consecutive_errors.load()},
+                                   {"in_flight", t.state->in_flight.load()}};
+                    if (ejected) {
+                        auto left = std::chrono::duration_cast<milliseconds>(
+                            guards->outlier().ejected_until(h) - guards->outlier().clock().now());
+                        o["ejected_for_ms"] = left.count();
+                    }
+                    items.push_back(std::move(o));
+                }
+                instances.emplace(name, std::move(items));
+            }
+        }
+        auto doc = upstreams.to_json();
+        if (auto* ups = doc.if_contains("upstreams"); ups && ups->is_array()) {
+            for (auto& u : ups->as_array()) {
+                auto& o = u.as_object();
+                auto it = instances.find(o["name"].as_string());
+                if (it != instances.end()) o["instances"] = it->second;
+            }
+        }
+        return json::serialize(doc);
     }
 
     // ------------------------------------------------------------ the request path
@@ -343,7 +431,7 @@ struct Gateway::Impl {
         std::copy(rid_view.begin(), rid_view.end(), rid_buf.begin());
 
         std::string_view upstream_id;
-        std::optional<discovery::Target> discovered;  // keeps upstream_id's bytes alive
+        std::shared_ptr<const discovery::InstanceList> held;  // keeps upstream_id's bytes alive
         if (bad_target) {
             res.problem(400, "Bad Request", "the request target must be a path without . or .. segments",
                         req.path());
@@ -354,7 +442,7 @@ struct Gateway::Impl {
                 req.headers.set(kOriginalPathHeader, req.target);
                 route->rewrite_target(req);
             }
-            co_await forward(*route, m, req, res, span, start, upstream_id, discovered);
+            co_await forward(*route, m, snap->guards[route->index()], req, res, span, start, upstream_id, held);
         }
 
         res.headers.set(kRequestIdHeader, request_id);
@@ -392,116 +480,95 @@ struct Gateway::Impl {
         }
     }
 
-    // Sends `req` to an instance of the route's target (retrying a refused or reset idempotent
-    // request once on another) and leaves the answer, or the gateway's problem response, in `res`.
-    net::Task<void> forward(const Route& route, const RouteMetrics& m, net::Request& req, net::Response& res,
-                            telemetry::Span& span, Clock::time_point start, std::string_view& upstream_id,
-                            std::optional<discovery::Target>& discovered) {
+    // One client span per attempt, carrying the traceparent the instance sees.
+    // Failed attempts count as upstream errors, also when a retry then succeeded.
+    struct AttemptSpans final : discovery::CallObserver {
+        telemetry::Span& parent;
+        const RouteMetrics& metrics;
+        std::optional<telemetry::Span> call;
+        std::array<char, 55> traceparent{};
+        AttemptSpans(telemetry::Span& p, const RouteMetrics& m) : parent(p), metrics(m) {}
+        void before_attempt(net::Request& req, const discovery::Target& t, int) override {
+            if (call) call->end();
+            call.emplace(parent.name(), telemetry::SpanKind::client, parent.context());
+            req.headers.set(kTraceparentHeader, format_traceparent(call->context(), traceparent));
+            if (call->context().sampled) call->set_attribute("peer.instance", t.info.id);
+        }
+        void after_attempt(const discovery::Target&, ErrorCode error, const net::Response& res) override {
+            if (error) {
+                metrics.errors[static_cast<std::size_t>(failure_kind(discovery::outcome_of(error)))]->inc();
+                call->set_status(telemetry::SpanStatus::error);
+                call->set_attribute("error", error.message());
+            } else if (call->context().sampled) {
+                call->set_attribute("http.status_code", std::to_string(res.status));
+            }
+        }
+    };
+
+    // Sends `req` to the route's upstream under its policies (resilience/settings.hpp) and leaves
+    // the answer, the fallback or the gateway's problem response in `res`. `held` keeps the
+    // instance list (and so `upstream_id`'s bytes) alive for the access log.
+    net::Task<void> forward(const Route& route, const RouteMetrics& m, const RouteGuards& guards,
+                            net::Request& req, net::Response& res, telemetry::Span& span, Clock::time_point start,
+                            std::string_view& upstream_id, std::shared_ptr<const discovery::InstanceList>& held) {
         const auto& rs = route.settings();
-        auto deadline = start + rs.timeout;
-        if (auto budget = req.headers.get(kDeadlineHeader)) {
-            std::int64_t ms = 0;
-            auto [p, ec] = std::from_chars(budget->data(), budget->data() + budget->size(), ms);
-            if (ec == std::errc{} && p == budget->data() + budget->size() && ms >= 0) {
-                deadline = std::min(deadline, start + milliseconds(ms));
-            }
-        }
-        bool retry = rs.retry_idempotent;
-        std::vector<std::string> tried;  // allocates only when a retry happens
-        Failure failure = Failure::none;
-        ErrorCode last_error;
-
-        for (int attempt = 0; attempt < 2; ++attempt) {
-            auto left = left_until(deadline);
-            if (left.count() <= 0) {
-                if (failure == Failure::none) failure = Failure::timeout;
-                break;
-            }
-            const net::Endpoint* endpoint = nullptr;
-            net::Endpoint discovered_endpoint;
-            std::shared_ptr<discovery::InstanceState> state;
-            if (rs.service.empty()) {
-                const auto& list = route.static_targets();
-                if (const auto* t = route.balancer().pick(list, tried)) {
-                    endpoint = &route.static_endpoint(static_cast<std::size_t>(t - list.targets.data()));
-                    state = t->state;
-                    upstream_id = t->info.id;
-                }
-            } else {
-                if (!discovery->instances(rs.service)->loaded) {
-                    co_await discovery->ready(rs.service, std::min(left, settings.discovery_wait));
-                    left = left_until(deadline);
-                }
-                if (auto picked = discovery->pick(rs.service, tried)) {
-                    discovered = std::move(picked);
-                    discovered_endpoint = discovered->info.endpoint();
-                    endpoint = &discovered_endpoint;
-                    state = discovered->state;
-                    upstream_id = discovered->info.id;
-                }
-            }
-            if (!endpoint) {
-                if (attempt == 0) {
-                    failure = Failure::no_instance;
-                    m.errors[static_cast<std::size_t>(failure)]->inc();
-                }
-                break;  // on a retry: no other instance, the first failure stands
-            }
-            if (left.count() <= 0) {
-                failure = Failure::timeout;
-                break;
-            }
-
-            discovery::InFlight in_flight(state);
-            telemetry::Span call(span.name(), telemetry::SpanKind::client, span.context());
-            std::array<char, 55> traceparent;
-            req.headers.set(kTraceparentHeader, format_traceparent(call.context(), traceparent));
-            char budget[24];
-            auto [end, ec] = std::to_chars(budget, budget + sizeof budget, left.count());
-            req.headers.set(kDeadlineHeader,
-                            std::string_view(budget, static_cast<std::size_t>(end - budget)));
-
-            if (call.context().sampled) call.set_attribute("peer.instance", std::string(upstream_id));
-            auto error = co_await net::send(*endpoint, req, res, left);
-            if (!error) {
-                failure = Failure::none;
-                if (call.context().sampled)
-                    call.set_attribute("http.status_code", std::to_string(res.status));
-                break;
-            }
-            call.set_status(telemetry::SpanStatus::error);
-            call.set_attribute("error", error.message());
-            failure = classify(error);
-            last_error = error;
-            m.errors[static_cast<std::size_t>(failure)]->inc();
-            if (retry && attempt == 0 && net::retry_on_another_instance(error, req.method)) {
-                tried.emplace_back(upstream_id);
-                continue;
-            }
-            break;
-        }
-
-        if (failure == Failure::none) {
-            prepare_downstream_response(res);
+        auto budget = req.headers.get(resilience::kDeadlineHeader);
+        auto deadline = resilience::deadline_for(start, rs.call.timeout,
+                                                 budget ? resilience::parse_budget(*budget) : std::nullopt);
+        if (deadline <= start) {
+            // The caller's budget is already spent: nobody is waiting for the answer.
+            resilience_metrics.count_deadline_expired(true);
+            res.problem(504, "Gateway Timeout", "the request's deadline (X-Plexus-Deadline-Ms) has passed",
+                        req.path());
             co_return;
         }
-        res.clear();
-        switch (failure) {
-            case Failure::no_instance:
-                res.problem(503, "Service Unavailable",
-                            rs.service.empty() ? "no upstream of route " + rs.name + " is available"
-                                               : "no healthy instance of " + rs.service,
-                            req.path());
-                break;
-            case Failure::timeout:
-                res.problem(504, "Gateway Timeout",
-                            "the upstream did not answer within " + core::format_duration(rs.timeout),
-                            req.path());
-                break;
-            default:
-                res.problem(502, "Bad Gateway", "the upstream failed: " + last_error.message(), req.path());
-                break;
+
+        discovery::Instances instances;
+        if (rs.service.empty()) {
+            // Non-owning: the route table outlives the call (the request holds its snapshot).
+            instances.list = std::shared_ptr<const discovery::InstanceList>(std::shared_ptr<void>(),
+                                                                            &route.static_targets());
+            instances.balancer = &route.balancer();
+            instances.endpoints = &route.static_endpoints();
+        } else {
+            if (!discovery->instances(rs.service)->loaded) {
+                co_await discovery->ready(rs.service, std::min(left_until(deadline), settings.discovery_wait));
+            }
+            instances.list = discovery->instances(rs.service);
+            instances.balancer = &discovery->balancer(rs.service);
         }
+        held = instances.list;
+
+        AttemptSpans spans(span, m);
+        discovery::CallContext ctx;
+        ctx.policy = &rs.call;
+        ctx.upstream = guards.upstream.get();
+        ctx.extra_breaker = guards.breaker.get();
+        ctx.deadline = deadline;
+        ctx.observer = &spans;
+        auto report = co_await discovery::call(ctx, std::move(instances), req, res);
+        if (spans.call) spans.call->end();
+        if (report.target) upstream_id = report.target->info.id;
+
+        if (report.failed()) {
+            // What no attempt's error explains (no instance, open breaker...) counts here.
+            if (!report.error) m.errors[static_cast<std::size_t>(failure_kind(report.outcome))]->inc();
+            if (report.outcome == discovery::CallOutcome::timeout && left_until(deadline).count() <= 0 &&
+                deadline < start + rs.call.timeout) {
+                resilience_metrics.count_deadline_expired(false);
+            }
+        }
+        if (rs.call.fallback.enabled && discovery::wants_fallback(report, res)) {
+            discovery::fallback_response(rs.call.fallback,
+                                         report.failed() ? discovery::to_string(report.outcome) : "upstream_error",
+                                         res);
+            co_return;
+        }
+        if (report.outcome == discovery::CallOutcome::answered || report.outcome == discovery::CallOutcome::fault_abort) {
+            if (report.outcome == discovery::CallOutcome::answered) prepare_downstream_response(res);
+            co_return;
+        }
+        discovery::failure_response(report, rs.upstream_name(), rs.call.timeout, req.path(), res);
     }
 };
 

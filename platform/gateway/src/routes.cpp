@@ -104,6 +104,13 @@ bool valid_path_text(std::string_view p) noexcept {
     return true;
 }
 
+// A problem from resilience::check, which reads "key: reason".
+std::optional<RouteProblem> policy_problem(const std::string& text) {
+    auto colon = text.find(": ");
+    if (colon == std::string::npos) return RouteProblem{"", text};
+    return RouteProblem{text.substr(0, colon), text.substr(colon + 2)};
+}
+
 std::optional<RouteProblem> problem(std::string key, std::string reason) {
     return RouteProblem{std::move(key), std::move(reason)};
 }
@@ -199,8 +206,15 @@ std::optional<RouteProblem> check_rest(const RouteSettings& r) {
             }
         }
     }
-    if (r.timeout.count() <= 0) return problem("timeout", "must be longer than 0");
+    if (r.call.timeout.count() <= 0) return problem("timeout", "must be longer than 0");
     if (r.max_body_bytes < 1) return problem("max_body_bytes", "must be at least 1");
+    if (auto bad = resilience::check(r.call)) return policy_problem(*bad);
+    if (auto bad = resilience::check(r.upstream)) return policy_problem(*bad);
+    if (r.breaker) {
+        resilience::UpstreamPolicy own;
+        own.breaker = *r.breaker;
+        if (auto bad = resilience::check(own)) return policy_problem(*bad);
+    }
     return std::nullopt;
 }
 
@@ -233,6 +247,12 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
     std::vector<RouteSettings> routes;
     std::map<std::string, std::size_t, std::less<>> names;
     std::map<std::string, std::pair<discovery::Policy, std::string>, std::less<>> service_policies;
+    std::map<std::string, resilience::UpstreamPolicy, std::less<>> upstreams;
+    std::map<std::string, std::string, std::less<>> unused;  // upstream name → its key, for errors
+    reader.each_entry("upstreams", [&](const std::string& name, core::SettingsReader& u) {
+        resilience::read_upstream_policy(u, upstreams[name]);
+        unused.emplace(name, name);
+    });
     reader.each(
         "routes",
         [&](core::SettingsReader& r) {
@@ -249,13 +269,19 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
                     if (auto p = check_match(s)) m.fail(p->key, p->reason);
                 },
                 core::Need::required);
+            // A route's own breaker; the upstream's other policies belong under `upstreams:`.
+            resilience::UpstreamPolicy own;
+            bool has_breaker = r.has("circuit_breaker");
+            resilience::read_policy(r, s.call, own);
+            if (has_breaker) s.breaker = own.breaker;
+            for (auto key : {"bulkhead", "outlier", "retry_budget"}) {
+                if (r.has(key)) r.fail(key, "is a policy of the upstream: set it under upstreams.<service or route name>");
+            }
             r.field("service", s.service);
             r.field("upstreams", s.upstreams);
             r.field("strip_prefix", s.strip_prefix);
             r.field("rewrite", s.rewrite);
-            r.field("timeout", s.timeout);
             r.field("max_body_bytes", s.max_body_bytes);
-            r.field("retry_idempotent", s.retry_idempotent);
             std::string policy;
             if (r.field("policy", policy)) {
                 auto p = discovery::parse_policy(policy);
@@ -278,9 +304,17 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
                                          "'; every route of a service needs the same policy");
                 }
             }
+            if (auto it = upstreams.find(s.upstream_name()); it != upstreams.end()) {
+                s.upstream = it->second;
+                unused.erase(s.upstream_name());
+            }
             routes.push_back(std::move(s));
         },
         core::Need::required);
+    if (!unused.empty()) {
+        reader.fail("upstreams." + unused.begin()->first,
+                    "no route uses a service or static route called '" + unused.begin()->first + "'");
+    }
     reader.done();
     return routes;
 }
@@ -385,6 +419,7 @@ std::shared_ptr<const RouteTable> RouteTable::compile(std::vector<RouteSettings>
     std::shared_ptr<RouteTable> table(new RouteTable());
     std::map<std::string, std::size_t, std::less<>> names;
     std::map<std::string, std::pair<discovery::Policy, std::string>, std::less<>> service_policies;
+    std::map<std::string, std::pair<const resilience::UpstreamPolicy*, std::string>, std::less<>> upstream_policies;
     std::vector<Rank> ranks;
     table->routes_.reserve(routes.size());
     for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -399,6 +434,11 @@ std::shared_ptr<const RouteTable> RouteTable::compile(std::vector<RouteSettings>
                 throw std::invalid_argument(where + ": policy: service '" + s.service + "' already uses " +
                                             std::string(policy_name(sp->second.first)) + " in route '" +
                                             sp->second.second + "'");
+            }
+            auto [up, first_up] = upstream_policies.emplace(s.service, std::make_pair(&s.upstream, s.name));
+            if (!first_up && !(*up->second.first == s.upstream)) {
+                throw std::invalid_argument(where + ": upstream: service '" + s.service +
+                                            "' has another upstream policy in route '" + up->second.second + "'");
             }
         }
 
@@ -508,10 +548,20 @@ std::string RouteTable::to_json() const {
         if (!s.upstreams.empty()) o["upstreams"] = json::value_from(s.upstreams);
         if (!s.strip_prefix.empty()) o["strip_prefix"] = s.strip_prefix;
         if (!s.rewrite.empty()) o["rewrite"] = s.rewrite;
-        o["timeout"] = core::format_duration(s.timeout);
+        o["timeout"] = core::format_duration(s.call.timeout);
         o["max_body_bytes"] = s.max_body_bytes;
-        o["retry_idempotent"] = s.retry_idempotent;
         o["policy"] = policy_name(s.policy);
+        o["retry"] = {{"attempts", s.call.retry.attempts},
+                      {"backoff", core::format_duration(s.call.retry.backoff)},
+                      {"non_idempotent", s.call.retry.non_idempotent}};
+        if (s.call.fault.active()) {
+            o["fault"] = {{"delay_percent", s.call.fault.delay_percent},
+                          {"delay", core::format_duration(s.call.fault.delay)},
+                          {"abort_percent", s.call.fault.abort_percent},
+                          {"abort_status", s.call.fault.abort_status}};
+        }
+        if (s.call.fallback.enabled) o["fallback"] = {{"status", s.call.fallback.status}};
+        if (s.breaker) o["circuit_breaker"] = true;
         list.push_back(std::move(o));
     }
     json::object doc;

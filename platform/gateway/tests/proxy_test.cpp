@@ -154,6 +154,16 @@ class ProxyTest : public ::testing::Test {
             res.headers.add("Proxy-Authenticate", "Basic");
             co_return;
         });
+        router_.add("GET", "/status/{code}", [this](net::Request& req, net::Response& res) -> net::Task<void> {
+            hits_.fetch_add(1);
+            res.text(std::stoi(std::string(req.param("code"))), "as asked");
+            co_return;
+        });
+        router_.add("GET", "/slow-counted", [this](net::Request& req, net::Response& res) -> net::Task<void> {
+            hits_.fetch_add(1);
+            co_await net::sleep_for(3s);
+            res.text(200, "late");
+        });
         router_.add("GET", "/slow", [](net::Request& req, net::Response& res) -> net::Task<void> {
             co_await net::sleep_for(3s);
             res.text(200, "late");
@@ -323,8 +333,9 @@ TEST_F(ProxyTest, ClosedUpstreamIs502) {
     EXPECT_EQ(res.status, 502) << res.body;
     EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
     EXPECT_TRUE(res.headers.contains("X-Request-Id"));
+    // The default policy tries twice; with no other instance, the same one again.
     EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"}"),
-              "plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"} 1");
+              "plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"} 2");
 }
 
 TEST_F(ProxyTest, SlowUpstreamIs504WithinTheRouteTimeout) {
@@ -381,7 +392,7 @@ TEST_F(ProxyTest, RetryCanBeTurnedOff) {
     r.name = "pair";
     r.prefix = "/";
     r.upstreams = {closed.address(), upstream_address()};
-    r.retry_idempotent = false;
+    r.call.retry.attempts = 1;
     auto gw = start_gateway(with_routes({r}));
     std::vector<int> statuses;
     for (int i = 0; i < 2; ++i) statuses.push_back(call(gw, "GET", "/x").status);
@@ -557,3 +568,148 @@ TEST_F(ProxyTest, ServiceRoutesNeedARegistry) {
         EXPECT_NE(std::string(e.what()).find("has no registry"), std::string::npos) << e.what();
     }
 }
+
+// ---------------------------------------------------------------- resilience policies
+
+namespace {
+
+TEST_F(ProxyTest, FallbackAnswersWhenTheUpstreamFails) {
+    ClosedPort closed;
+    auto gw = start_gateway_with("routes:\n" +
+                                 static_route("down", "/", closed.address(),
+                                              "    fallback: {status: 200, body: '{\"items\":[]}'}\n"));
+    auto res = call(gw, "GET", "/anything");
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(res.body, R"({"items":[]})");
+    EXPECT_EQ(res.headers.get("x-plexus-fallback").value_or(""), "connect_failure");
+    EXPECT_EQ(res.headers.get("content-type").value_or(""), "application/json");
+}
+
+TEST_F(ProxyTest, FaultInjectionAbortsWithoutCallingTheUpstream) {
+    auto gw = start_gateway_with("routes:\n" + static_route("chaos", "/", upstream_address(),
+                                                            "    fault: {abort: {percent: 100, status: 418}}\n"));
+    auto res = call(gw, "GET", "/x");
+    EXPECT_EQ(res.status, 418);
+    EXPECT_NE(res.body.find("fault injected"), std::string::npos) << res.body;
+    EXPECT_EQ(hits_.load(), 0);
+    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"chaos\",kind=\"fault_abort\"}"),
+              "plexus_gateway_upstream_errors_total{route=\"chaos\",kind=\"fault_abort\"} 1");
+}
+
+TEST_F(ProxyTest, FaultInjectionDelaysWithinTheTimeout) {
+    auto gw = start_gateway_with("routes:\n" +
+                                 static_route("late", "/", upstream_address(),
+                                              "    timeout: 100ms\n    fault: {delay: {percent: 100, duration: 5s}}\n"));
+    auto start = std::chrono::steady_clock::now();
+    auto res = call(gw, "GET", "/x");
+    EXPECT_EQ(res.status, 504);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);  // the delay is cut at the deadline
+    EXPECT_EQ(hits_.load(), 0);
+}
+
+TEST_F(ProxyTest, BreakerOpensOnFailuresAndFailsFastNamingTheUpstream) {
+    auto gw = start_gateway_with("routes:\n" + static_route("flaky", "/", upstream_address(), "    retry: {attempts: 1}\n") +
+                                 "upstreams:\n  flaky:\n    circuit_breaker: {size: 4, minimum_calls: 4, "
+                                 "failure_rate: 50, open_for: 1h}\n    outlier: {enabled: false}\n");
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(call(gw, "GET", "/status/500").status, 500);
+    EXPECT_EQ(hits_.load(), 4);
+    auto res = call(gw, "GET", "/status/200");
+    EXPECT_EQ(res.status, 503);
+    EXPECT_NE(res.body.find("circuit breaker of flaky is open"), std::string::npos) << res.body;
+    EXPECT_EQ(res.headers.get("x-plexus-circuit").value_or(""), "flaky");
+    EXPECT_EQ(hits_.load(), 4);  // failed fast: the upstream saw nothing
+    EXPECT_EQ(metric_line("plexus_circuit_breaker_state{breaker=\"flaky\"}"),
+              "plexus_circuit_breaker_state{breaker=\"flaky\"} 1");
+    auto admin = call(gw, "GET", "/-/resilience");
+    EXPECT_EQ(admin.status, 200);
+    EXPECT_NE(admin.body.find("\"state\":\"open\""), std::string::npos) << admin.body;
+}
+
+TEST_F(ProxyTest, ADeadInstanceIsEjectedWhileTheBreakerStaysClosed) {
+    ClosedPort closed;
+    gateway::RouteSettings r;
+    r.name = "pair";
+    r.prefix = "/";
+    r.upstreams = {closed.address(), upstream_address()};
+    r.upstream.breaker.size = 10;
+    r.upstream.breaker.minimum_calls = 5;
+    r.upstream.outlier.consecutive_errors = 3;
+    auto gw = start_gateway(with_routes({r}));
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(call(gw, "GET", "/x").status, 200) << i;
+    EXPECT_EQ(metric_line("plexus_circuit_breaker_state{breaker=\"pair\"}"),
+              "plexus_circuit_breaker_state{breaker=\"pair\"} 0");
+    EXPECT_EQ(metric_line("plexus_outlier_ejections_total{upstream=\"pair\"}"),
+              "plexus_outlier_ejections_total{upstream=\"pair\"} 1");
+    // Once ejected, the dead instance is no longer tried: no more connect errors.
+    auto errors = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"}");
+    EXPECT_EQ(errors, "plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"} 3");
+    auto admin = call(gw, "GET", "/-/resilience");
+    EXPECT_NE(admin.body.find("\"ejected\":true"), std::string::npos) << admin.body;
+}
+
+TEST_F(ProxyTest, RetriesA503OnceWhenThePolicySaysSo) {
+    auto gw = start_gateway_with("routes:\n" + static_route("again", "/", upstream_address(),
+                                                            "    retry: {attempts: 3, backoff: 1ms}\n"));
+    auto res = call(gw, "GET", "/status/503");
+    EXPECT_EQ(res.status, 503);  // still 503 after the retries: the upstream's own answer
+    EXPECT_EQ(hits_.load(), 3);
+    EXPECT_EQ(metric_line("plexus_retries_total{upstream=\"again\"}"), "plexus_retries_total{upstream=\"again\"} 2");
+    hits_ = 0;
+    EXPECT_EQ(call(gw, "GET", "/status/500").status, 500);  // 500 is not retried by default
+    EXPECT_EQ(hits_.load(), 1);
+}
+
+TEST_F(ProxyTest, PerTryTimeoutIsRetriedWithinTheRouteTimeout) {
+    auto gw = start_gateway_with("routes:\n" +
+                                 static_route("slow", "/", upstream_address(),
+                                              "    timeout: 1s\n    retry: {attempts: 2, backoff: 1ms, "
+                                              "per_try_timeout: 200ms, on: [timeout]}\n"));
+    auto start = std::chrono::steady_clock::now();
+    auto res = call(gw, "GET", "/slow-counted");
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(res.status, 504);
+    EXPECT_EQ(hits_.load(), 2);
+    EXPECT_GE(took, 390ms);
+    EXPECT_LT(took, 1500ms);
+}
+
+TEST_F(ProxyTest, ExpiredDeadlineIs504WithoutCallingTheUpstream) {
+    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address()));
+    auto res = call(gw, "GET", "/x", {{"X-Plexus-Deadline-Ms", "0"}});
+    EXPECT_EQ(res.status, 504);
+    EXPECT_EQ(hits_.load(), 0);
+    EXPECT_EQ(metric_line("plexus_deadline_expired_total{where=\"inbound\"}"),
+              "plexus_deadline_expired_total{where=\"inbound\"} 1");
+}
+
+TEST_F(ProxyTest, TheUpstreamLearnsTheRemainingBudget) {
+    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 3s\n"));
+    auto res = call(gw, "GET", "/x", {{"X-Plexus-Deadline-Ms", "1500"}});
+    ASSERT_EQ(res.status, 200);
+    auto at = res.body.find("X-Plexus-Deadline-Ms: ");
+    ASSERT_NE(at, std::string::npos) << res.body;
+    auto budget = std::stoi(res.body.substr(at + 22));
+    EXPECT_GT(budget, 1000);
+    EXPECT_LE(budget, 1500);  // the caller's budget, not the route's 3 s
+}
+
+TEST_F(ProxyTest, ShortBudgetCutsASlowUpstream) {
+    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 10s\n"));
+    auto start = std::chrono::steady_clock::now();
+    auto res = call(gw, "GET", "/slow", {{"X-Plexus-Deadline-Ms", "150"}});
+    EXPECT_EQ(res.status, 504);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST_F(ProxyTest, UnknownUpstreamEntryIsAnError) {
+    try {
+        gateway::parse_routes("routes:\n" + static_route("a", "/", upstream_address()) +
+                                  "upstreams:\n  b:\n    bulkhead: {max_concurrent: 1}\n",
+                              "r.yaml");
+        FAIL() << "accepted";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("upstreams.b: no route uses"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace

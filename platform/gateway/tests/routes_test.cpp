@@ -66,13 +66,19 @@ routes:
     rewrite: /products/{id}
     timeout: 5s
     max_body_bytes: 65536
-    retry_idempotent: false
+    retry: {attempts: 1}
     policy: least_request
+    circuit_breaker: {size: 10, minimum_calls: 5}
+    fallback: {status: 200, body: '{"items":[]}'}
   - name: static
     match:
       prefix: /api/
     upstreams: ["127.0.0.1:9001", "http://127.0.0.1:9002"]
     strip_prefix: /api
+upstreams:
+  catalog:
+    bulkhead: {max_concurrent: 7}
+    outlier: {consecutive_errors: 2}
 )",
                                         "routes.yaml");
     ASSERT_EQ(routes.size(), 2u);
@@ -83,18 +89,28 @@ routes:
     EXPECT_EQ(p.host, "shop.local");
     EXPECT_EQ(p.service, "catalog");
     EXPECT_EQ(p.rewrite, "/products/{id}");
-    EXPECT_EQ(p.timeout, 5s);
+    EXPECT_EQ(p.call.timeout, 5s);
     EXPECT_EQ(p.max_body_bytes, 65536);
-    EXPECT_FALSE(p.retry_idempotent);
+    EXPECT_EQ(p.call.retry.attempts, 1);
     EXPECT_EQ(p.policy, plexus::discovery::Policy::least_request);
+    ASSERT_TRUE(p.breaker.has_value());
+    EXPECT_EQ(p.breaker->size, 10);
+    EXPECT_EQ(p.breaker->minimum_calls, 5);
+    EXPECT_TRUE(p.call.fallback.enabled);
+    EXPECT_EQ(p.call.fallback.body, R"({"items":[]})");
+    EXPECT_EQ(p.upstream.bulkhead.max_concurrent, 7);  // from upstreams.catalog
+    EXPECT_EQ(p.upstream.outlier.consecutive_errors, 2);
 
     const auto& s = routes[1];
     EXPECT_EQ(s.prefix, "/api/");
     EXPECT_EQ(s.upstreams.size(), 2u);
     EXPECT_EQ(s.strip_prefix, "/api");
-    EXPECT_EQ(s.timeout, 15s);  // defaults
+    EXPECT_EQ(s.call.timeout, 15s);  // defaults
     EXPECT_EQ(s.max_body_bytes, 1048576);
-    EXPECT_TRUE(s.retry_idempotent);
+    EXPECT_EQ(s.call.retry.attempts, plexus::resilience::RetrySettings{}.attempts);
+    EXPECT_FALSE(s.breaker.has_value());
+    EXPECT_FALSE(s.call.fallback.enabled);
+    EXPECT_EQ(s.upstream.bulkhead.max_concurrent, plexus::resilience::BulkheadSettings{}.max_concurrent);
     EXPECT_EQ(s.policy, plexus::discovery::Policy::round_robin);
 }
 
@@ -177,7 +193,7 @@ TEST(RoutesFile, BadDurationIsRejected) {
         "    match: {path: /a}\n"
         "    upstreams: [\"127.0.0.1:1\"]\n"
         "    timeout: 0\n");
-    EXPECT_NE(zero.find("routes.yaml:5: routes[0].timeout: must be longer than 0"), std::string::npos)
+    EXPECT_NE(zero.find("routes.yaml:5: routes[0].timeout: must be positive"), std::string::npos)
         << zero;
 }
 
@@ -221,8 +237,11 @@ TEST(RoutesFile, OtherMistakesNameTheirKey) {
               std::string::npos);
     EXPECT_NE(route_with("    max_body_bytes: 0\n").find("routes[0].max_body_bytes: must be at least 1"),
               std::string::npos);
-    EXPECT_NE(route_with("    retry_idempotent: maybe\n")
-                  .find("routes[0].retry_idempotent: expected true or false"),
+    EXPECT_NE(route_with("    retry: {non_idempotent: maybe}\n")
+                  .find("routes[0].retry.non_idempotent: expected true or false"),
+              std::string::npos);
+    EXPECT_NE(route_with("    bulkhead: {max_concurrent: 3}\n")
+                  .find("routes[0].bulkhead: is a policy of the upstream"),
               std::string::npos);
     EXPECT_NE(load_error("routes:\n"
                          "  - name: a\n"

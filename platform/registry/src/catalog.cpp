@@ -27,7 +27,37 @@ const std::vector<std::string> kMigrations = {
          tags TEXT NOT NULL, metadata TEXT NOT NULL, ttl_ms INTEGER NOT NULL, draining INTEGER NOT NULL,
          PRIMARY KEY (service, id));
        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);)",
+    // The instance's active check as its registration JSON object; '' for none.
+    "ALTER TABLE instances ADD COLUMN health_check TEXT NOT NULL DEFAULT ''",
 };
+
+bool listed(const discovery::InstanceInfo& in) {
+    return !in.draining && (in.status == "passing" || in.status == "warning");
+}
+
+std::string validate_check(const discovery::HealthCheck& c) {
+    using std::chrono::milliseconds;
+    if (c.http.empty() || c.http.front() != '/' || c.http.size() > 1024) {
+        return "check.http must be a path starting with '/' (at most 1024 characters)";
+    }
+    for (char ch : c.http) {
+        if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f)
+            return "check.http contains invalid characters";
+    }
+    if (c.interval < milliseconds(100) || c.interval > milliseconds(600'000)) {
+        return "check.interval_ms must be between 100 and 600000";
+    }
+    if (c.timeout <= milliseconds(0) || c.timeout > c.interval) {
+        return "check.timeout_ms must be greater than 0 and at most check.interval_ms";
+    }
+    if (c.healthy_threshold < 1 || c.healthy_threshold > 10) {
+        return "check.healthy_threshold must be between 1 and 10";
+    }
+    if (c.unhealthy_threshold < 1 || c.unhealthy_threshold > 10) {
+        return "check.unhealthy_threshold must be between 1 and 10";
+    }
+    return {};
+}
 
 }  // namespace
 
@@ -37,8 +67,8 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
     if (auto r = db_->migrate(kMigrations); !r) {
         throw std::runtime_error("registry database: " + r.error().message());
     }
-    auto rows =
-        db_->query("SELECT service, id, address, port, tags, metadata, ttl_ms, draining FROM instances");
+    auto rows = db_->query(
+        "SELECT service, id, address, port, tags, metadata, ttl_ms, draining, health_check FROM instances");
     if (!rows) throw std::runtime_error("registry database: " + rows.error().message());
     auto now = clock_.now();
     for (const auto& row : *rows) {
@@ -52,9 +82,17 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
             json::value_to<std::map<std::string, std::string>>(json::parse(row.get<std::string>(5)));
         in.ttl = std::chrono::milliseconds(row.get<std::int64_t>(6));
         in.draining = row.get<bool>(7);
+        if (auto check = row.get<std::string>(8); !check.empty()) {
+            auto parsed = discovery::health_check_from_json(check);
+            if (!parsed) {
+                throw std::runtime_error("registry database: the check of " + in.service + "/" + in.id +
+                                         " does not parse: " + check);
+            }
+            in.check = std::move(*parsed);
+        }
         auto expires = now + in.ttl;
         auto service = in.service, id = in.id;
-        services_[service][id] = Entry{std::move(in), expires};
+        services_[service][id] = Entry{std::move(in), expires, ++registrations_};
     }
     if (auto idx = db_->query_one("SELECT value FROM meta WHERE key = 'index'")) {
         index_ = static_cast<std::uint64_t>(idx->get<std::int64_t>(0)) + 1;
@@ -85,7 +123,10 @@ std::string Catalog::validate(const discovery::InstanceInfo& in) const {
     if (bytes > limits_.max_metadata_bytes) {
         return "tags and metadata exceed " + std::to_string(limits_.max_metadata_bytes) + " bytes";
     }
-    if (in.status != "passing" && in.status != "critical") return "status must be passing or critical";
+    if (in.status != "passing" && in.status != "warning" && in.status != "critical") {
+        return "status must be passing, warning or critical";
+    }
+    if (in.check) return validate_check(*in.check);
     return {};
 }
 
@@ -102,13 +143,15 @@ Result<void> Catalog::persist_upsert(const discovery::InstanceInfo& in) {
     json::object md;
     for (const auto& [k, v] : in.metadata) md[k] = v;
     auto r = db_->execute(
-        "INSERT INTO instances (service, id, address, port, tags, metadata, ttl_ms, draining) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET address = excluded.address, "
-        "port = excluded.port, tags = excluded.tags, metadata = excluded.metadata, ttl_ms = excluded.ttl_ms, "
-        "draining = excluded.draining",
+        "INSERT INTO instances (service, id, address, port, tags, metadata, ttl_ms, draining, health_check) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET "
+        "address = excluded.address, port = excluded.port, tags = excluded.tags, "
+        "metadata = excluded.metadata, ttl_ms = excluded.ttl_ms, draining = excluded.draining, "
+        "health_check = excluded.health_check",
         in.service, in.id, in.address, static_cast<std::int64_t>(in.port), json::serialize(tags),
         json::serialize(md), static_cast<std::int64_t>(in.ttl.count()),
-        static_cast<std::int64_t>(in.draining));
+        static_cast<std::int64_t>(in.draining),
+        in.check ? discovery::health_check_to_json(*in.check) : std::string());
     if (!r) return r.error();
     return {};
 }
@@ -134,6 +177,7 @@ Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std
         return core::errc::invalid_argument;
     }
     in.draining = false;
+    if (in.check) in.status = "passing";  // the check decides from here on
     std::uint64_t idx;
     auto service = in.service;
     {
@@ -144,7 +188,7 @@ Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std
         }
         auto expires = clock_.now() + in.ttl;
         auto id = in.id;
-        services_[service][id] = Entry{std::move(in), expires};
+        services_[service][id] = Entry{std::move(in), expires, ++registrations_};
         idx = bump(service);
         persist_index();
     }
@@ -226,6 +270,26 @@ std::size_t Catalog::reap() {
     return removed;
 }
 
+Result<bool> Catalog::set_status(const std::string& service, const std::string& id, const std::string& status,
+                                 std::uint64_t registration) {
+    if (status != "passing" && status != "warning" && status != "critical")
+        return core::errc::invalid_argument;
+    {
+        std::lock_guard lock(mutex_);
+        auto s = services_.find(service);
+        if (s == services_.end()) return core::errc::not_found;
+        auto i = s->second.find(id);
+        if (i == s->second.end()) return core::errc::not_found;
+        if (registration != 0 && i->second.registration != registration) return core::errc::not_found;
+        if (i->second.info.status == status) return false;
+        i->second.info.status = status;
+        bump(service);
+        persist_index();
+    }
+    notify({service});
+    return true;
+}
+
 discovery::ServiceSnapshot Catalog::snapshot(const std::string& service, bool all) const {
     std::lock_guard lock(mutex_);
     discovery::ServiceSnapshot snap;
@@ -234,7 +298,7 @@ discovery::ServiceSnapshot Catalog::snapshot(const std::string& service, bool al
     auto s = services_.find(service);
     if (s == services_.end()) return snap;
     for (const auto& [id, e] : s->second) {
-        if (!all && (e.info.draining || e.info.status != "passing")) continue;
+        if (!all && !listed(e.info)) continue;
         snap.instances.push_back(e.info);
     }
     return snap;
@@ -251,7 +315,7 @@ std::vector<ServiceSummary> Catalog::services() const {
     std::vector<ServiceSummary> out;
     for (const auto& [name, instances] : services_) {
         ServiceSummary s{name, instances.size(), 0, service_index_.at(name)};
-        for (const auto& [id, e] : instances) s.healthy += !e.info.draining && e.info.status == "passing";
+        for (const auto& [id, e] : instances) s.healthy += listed(e.info);
         out.push_back(std::move(s));
     }
     return out;
@@ -262,19 +326,31 @@ std::uint64_t Catalog::index() const {
     return index_;
 }
 
+std::vector<CheckTarget> Catalog::check_targets(const std::string& service) const {
+    std::lock_guard lock(mutex_);
+    std::vector<CheckTarget> out;
+    auto s = services_.find(service);
+    if (s == services_.end()) return out;
+    for (const auto& [id, e] : s->second) {
+        if (e.info.check) out.push_back(CheckTarget{e.info, e.registration});
+    }
+    return out;
+}
+
 void Catalog::on_change(std::function<void(const std::string&)> fn) {
     std::lock_guard lock(mutex_);
-    on_change_ = std::move(fn);
+    on_change_.push_back(std::move(fn));
 }
 
 void Catalog::notify(const std::vector<std::string>& services) {
-    std::function<void(const std::string&)> fn;
+    std::vector<std::function<void(const std::string&)>> fns;
     {
         std::lock_guard lock(mutex_);
-        fn = on_change_;
+        fns = on_change_;
     }
-    if (!fn) return;
-    for (const auto& s : services) fn(s);
+    for (const auto& s : services) {
+        for (const auto& fn : fns) fn(s);
+    }
 }
 
 }  // namespace plexus::registry

@@ -8,6 +8,7 @@
 #include "plexus/net/client.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
+#include "plexus/registry/health_checker.hpp"
 #include "plexus/store/database.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
@@ -55,7 +56,8 @@ struct Api::Impl {
         telemetry::info("instance registered", {{"for_service", in.service},
                                                 {"instance_id", in.id},
                                                 {"address", in.address},
-                                                {"port", in.port}});
+                                                {"port", in.port},
+                                                {"check", in.check ? in.check->http : std::string()}});
         reply_index(res, *idx, {});
     }
 
@@ -197,6 +199,7 @@ int run(const Settings& settings) {
     Api api(catalog, metrics, settings.max_wait);
 
     net::Runtime runtime(settings.threads);
+    HealthChecker checker(catalog, metrics, runtime);
     net::Router router;
     api.add_routes(router);
     router.add("GET", "/health/live", [](Request&, Response& r) -> Task<void> {
@@ -233,6 +236,7 @@ int run(const Settings& settings) {
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         telemetry::info("shutting down", {{"signal", sig}});
         stop->store(true);
+        checker.stop();
         api.stop_watches();
         server.shutdown([&runtime] { runtime.stop(); });
     });

@@ -436,3 +436,67 @@ TEST_F(RegistryApiMaxWaitTest, WaitIsCappedAtMaxWait) {
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), index);
 }
+
+TEST_F(RegistryApiTest, RegistrationWithACheckRoundTrips) {
+    auto res = request("PUT", "/v1/services/x/instances/x1",
+                       R"({"address":"127.0.0.1","port":9001,"ttl_ms":30000,"check":{"http":"/health/ready",)"
+                       R"("interval_ms":60000,"timeout_ms":250,"unhealthy_threshold":3}})");
+    ASSERT_EQ(res.status, 200) << res.body;
+    auto listed = get("/v1/services/x");
+    auto instance = body_of(listed).at("instances").as_array().at(0).as_object();
+    EXPECT_EQ(json::value_to<std::string>(instance.at("status")), "passing");
+    EXPECT_EQ(json::serialize(instance.at("check")),
+              R"({"http":"/health/ready","interval_ms":60000,"timeout_ms":250,"healthy_threshold":1,)"
+              R"("unhealthy_threshold":3})");
+    auto parsed = discovery::instance_from_json(json::serialize(instance));
+    ASSERT_TRUE(parsed) << parsed.error().message();
+    ASSERT_TRUE(parsed->check);
+    EXPECT_EQ(*parsed->check, (discovery::HealthCheck{"/health/ready", 60s, 250ms, 1, 3}));
+
+    // A warning instance is listed; a critical one only with all=true.
+    ASSERT_TRUE(catalog_.set_status("x", "x1", "warning"));
+    EXPECT_EQ(ids_of(get("/v1/services/x")), std::vector<std::string>{"x1"});
+    ASSERT_TRUE(catalog_.set_status("x", "x1", "critical"));
+    EXPECT_TRUE(ids_of(get("/v1/services/x")).empty());
+    EXPECT_EQ(ids_of(get("/v1/services/x?all=true")), std::vector<std::string>{"x1"});
+}
+
+TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAStatusChanges) {
+    auto index = put("x", "x1", 9001);
+    auto t0 = Clock::now();
+    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
+    ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
+    ASSERT_TRUE(catalog_.set_status("x", "x1", "critical"));
+    auto res = wait(watch);
+    ASSERT_TRUE(res) << res.error().message();
+    EXPECT_LT(since(t0), 2s);
+    EXPECT_GT(body_index(*res), index);
+    EXPECT_TRUE(ids_of(*res).empty());
+}
+
+TEST_F(RegistryApiTest, InvalidChecksAre400NamingTheField) {
+    struct Case {
+        const char* check;
+        const char* field;
+    };
+    const Case cases[] = {
+        {R"("/health/ready")", "check must be an object"},
+        {R"({"interval_ms":1000})", "check.http"},
+        {R"({"http":"health"})", "check.http"},
+        {R"({"http":"/h","interval_ms":50})", "check.interval_ms"},
+        {R"({"http":"/h","interval_ms":"1s"})", "check.interval_ms"},
+        {R"({"http":"/h","interval_ms":1000,"timeout_ms":2000})", "check.timeout_ms"},
+        {R"({"http":"/h","timeout_ms":0})", "check.timeout_ms"},
+        {R"({"http":"/h","healthy_threshold":0})", "check.healthy_threshold"},
+        {R"({"http":"/h","unhealthy_threshold":11})", "check.unhealthy_threshold"},
+        {R"({"http":"/h","unhealthy_threshold":4294967297})", "check.unhealthy_threshold"},
+    };
+    for (const auto& c : cases) {
+        auto res = request("PUT", "/v1/services/x/instances/x1",
+                           R"({"address":"127.0.0.1","port":9001,"check":)" + std::string(c.check) + "}");
+        EXPECT_EQ(res.status, 400) << c.check << ": " << res.body;
+        EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json") << c.check;
+        EXPECT_NE(res.body.find(c.field), std::string::npos) << c.check << ": " << res.body;
+    }
+    EXPECT_TRUE(catalog_.services().empty());
+}

@@ -235,7 +235,7 @@ class Deployment {
             if (in.id == s.name) {
                 std::lock_guard lock(ports_mutex_);
                 service_ports_[s.name] = in.port;
-                return in.status == "passing" && !in.draining;
+                return in.status != "critical" && !in.draining;
             }
         }
         return false;
@@ -330,10 +330,16 @@ class ControlClient {
     }
 
     std::optional<net::Response> call(std::string method, std::string target, std::string body = {}) {
+        return fetch({"127.0.0.1", port_}, std::move(method), std::move(target), std::move(body), 2s);
+    }
+
+    /// A request to any endpoint (an instance's admin API), from the same io thread.
+    std::optional<net::Response> fetch(net::Endpoint ep, std::string method, std::string target,
+                                       std::string body = {}, std::chrono::milliseconds timeout = 2s) {
         auto r = net::run_blocking(runtime_.executor(0),
-                                   net::fetch({"127.0.0.1", port_}, std::move(method), std::move(target),
-                                              std::move(body), "application/json", 2s),
-                                   3s);
+                                   net::fetch(std::move(ep), std::move(method), std::move(target), std::move(body),
+                                              "application/json", timeout),
+                                   timeout + 1s);
         if (!r || !*r) return std::nullopt;
         return std::move(**r);
     }
@@ -464,6 +470,57 @@ int up(const UpOptions& o) {
     return wait_detached(child, data_dir, examples, o);
 }
 
+// The breakers of every running instance that serves /-/resilience (the gateway and the SDK
+// services), with the instances their outlier detection has ejected.
+void print_breakers(ControlClient& control, const json::object& status, std::ostream& out) {
+    struct Row {
+        std::string instance, upstream, state, failures, refused, ejected;
+    };
+    std::vector<Row> rows;
+    for (const auto& v : status.at("instances").as_array()) {
+        const auto& i = v.as_object();
+        if (i.at("state").as_string() != "running") continue;
+        auto ep = net::parse_endpoint(std::string(i.at("address").as_string()));
+        if (!ep) continue;
+        auto r = control.fetch(*ep, "GET", "/-/resilience", {}, 800ms);
+        if (!r || r->status != 200) continue;
+        boost::system::error_code ec;
+        auto doc = json::parse(r->body, ec);
+        if (ec || !doc.is_object()) continue;
+        const auto* ups = doc.as_object().if_contains("upstreams");
+        if (!ups || !ups->is_array()) continue;
+        for (const auto& u : ups->as_array()) {
+            const auto& o = u.as_object();
+            const auto& b = o.at("breaker").as_object();
+            Row row;
+            row.instance = std::string(i.at("name").as_string());
+            row.upstream = std::string(o.at("name").as_string());
+            row.state = std::string(b.at("state").as_string());
+            double rate = b.at("failure_rate").to_number<double>();
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.0f%%", rate);
+            row.failures = rate < 0 ? "-" : buf;
+            row.refused = std::to_string(b.at("not_permitted").to_number<std::int64_t>());
+            if (const auto* list = o.if_contains("instances"); list && list->is_array()) {
+                for (const auto& in : list->as_array()) {
+                    if (!in.as_object().at("ejected").as_bool()) continue;
+                    if (!row.ejected.empty()) row.ejected += ",";
+                    row.ejected += std::string(in.as_object().at("id").as_string());
+                }
+            }
+            if (row.ejected.empty()) row.ejected = "-";
+            rows.push_back(std::move(row));
+        }
+    }
+    if (rows.empty()) return;
+    out << "\n" << std::left << std::setw(16) << "INSTANCE" << std::setw(14) << "UPSTREAM" << std::setw(11)
+        << "BREAKER" << std::setw(10) << "FAILURES" << std::setw(9) << "REFUSED" << "EJECTED\n";
+    for (const auto& r : rows) {
+        out << std::setw(16) << r.instance << std::setw(14) << r.upstream << std::setw(11) << r.state
+            << std::setw(10) << r.failures << std::setw(9) << r.refused << r.ejected << "\n";
+    }
+}
+
 int status(const std::string& data_dir, std::ostream& out) {
     auto state = read_state(data_dir);
     if (!state) {
@@ -471,7 +528,8 @@ int status(const std::string& data_dir, std::ostream& out) {
         return 1;
     }
     auto port = static_cast<int>(state->at("control_port").to_number<std::int64_t>());
-    auto s = ControlClient(port).status();
+    ControlClient control(port);
+    auto s = control.status();
     if (!s) {
         out << "the supervisor of " << data_dir << " does not answer (pid "
             << state->at("pid").to_number<std::int64_t>() << ")\n";
@@ -493,6 +551,7 @@ int status(const std::string& data_dir, std::ostream& out) {
             << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
     }
     if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
+    print_breakers(control, *s, out);
     return 0;
 }
 

@@ -21,6 +21,17 @@
 ///   --threads N       [PLEXUS_THREADS]      io threads, default one per core
 ///   --log-level L     [PLEXUS_LOG_LEVEL]    debug, info, warn, error
 ///   --heartbeat D / --ttl D                 default 1s / 5s
+///   --check-interval D [PLEXUS_CHECK_INTERVAL]  default 1s: the registry GETs /health/ready this
+///                                           often (timeout half of it); 0 = no active check
+///   --config FILE     [PLEXUS_CONFIG]       YAML: `clients: {<service>: <policy>}` overriding the
+///                                           clients' policies (see resilience/settings.hpp)
+///
+/// Admin endpoints (not reachable through the gateway, which reserves /-/):
+///   GET /-/resilience        the clients' breakers, bulkheads, budgets and ejected instances
+///   GET /-/faults, PUT /-/faults   fault injection at run time, for tests and game days:
+///       {"inbound": {"delay_percent": 100, "delay_ms": 2000, "abort_percent": 0, "abort_status": 503},
+///        "clients": {"inventory": {...same keys...}}}   (a PUT replaces the parts it names)
+/// A request whose X-Plexus-Deadline-Ms budget is 0 is answered 504 without running the handler.
 
 #include <chrono>
 #include <functional>
@@ -29,6 +40,7 @@
 
 #include "plexus/net/http.hpp"
 #include "plexus/net/task.hpp"
+#include "plexus/resilience/settings.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
@@ -48,15 +60,33 @@ inline Response json_response(int status, std::string body) {
 
 namespace detail {
 struct ServiceState;
-}
+struct ClientState;
+}  // namespace detail
+
+/// Why a call failed, handed to a client's fallback.
+struct CallFailure {
+    std::string service;
+    /// no_instance, circuit_open, bulkhead_full, timeout, connect_failure, reset, protocol,
+    /// fault_abort, or status (the service answered 5xx)
+    std::string reason;
+    int status = 0;  ///< the upstream's 5xx, or what the failure maps to (502, 503, 504)
+    std::string detail;
+};
 
 /// Calls one service by name: instances come from the registry (pushed by watches), picked by
-/// the load-balancing policy. Cheap to copy; usable from any handler on any thread.
+/// the load-balancing policy, skipping ejected outliers. Cheap to copy (copies share their
+/// policies); usable from any handler on any thread.
 ///
-/// Each call takes the incoming request it serves, so the correlation id and trace context
-/// travel downstream. Failures throw HttpError: 503 when no instance is healthy, 504 on
-/// timeout, 502 when the instance fails. An idempotent call whose connection is refused, or reset
-/// before an answer arrived, is retried once on another instance.
+/// Each call takes the incoming request it serves, so the correlation id, the trace context and
+/// the deadline travel downstream: a call ends by min(its timeout, the incoming deadline), and
+/// tells the service how long it has left (X-Plexus-Deadline-Ms).
+///
+/// Every call goes through the client's policies (resilience/settings.hpp): timeout, retries with
+/// backoff and a retry budget, the service's circuit breaker and bulkhead, outlier ejection,
+/// fault injection. Failures throw HttpError — 503 when no instance is healthy, the breaker is
+/// open or the bulkhead full; 504 on timeout; 502 when the instance fails — unless a fallback is
+/// declared (set_fallback, or `fallback:` in the policy): then its answer is returned instead,
+/// also in place of a 5xx answer.
 class Client {
   public:
     Task<Response> get(const Request& incoming, std::string target);
@@ -65,20 +95,26 @@ class Client {
     Task<Response> put(const Request& incoming, std::string target, std::string body,
                        std::string content_type = "application/json");
     Task<Response> del(const Request& incoming, std::string target);
-    /// A call with any method and headers; `timeout` bounds the whole exchange.
-    Task<Response> call(const Request& incoming, Request outgoing, std::chrono::milliseconds timeout);
+    /// A call with any method and headers; `timeout` (0: the policy's) bounds the whole exchange.
+    Task<Response> call(const Request& incoming, Request outgoing,
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
 
-    const std::string& service() const noexcept { return service_; }
-    /// Default per-call timeout (5 s).
-    void set_timeout(std::chrono::milliseconds t) noexcept { timeout_ = t; }
+    const std::string& service() const noexcept;
+    /// The per-call timeout (default 5 s); same as setting the policy's timeout.
+    void set_timeout(std::chrono::milliseconds t);
+    /// The client's policies: `call` (timeout, retry, fault injection, static fallback) and
+    /// `upstream` (breaker, bulkhead, outlier detection, retry budget of calls to the service).
+    /// Set before run(); an entry `clients.<service>` of the --config file overrides them.
+    void set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy upstream = {});
+    /// A degraded answer returned instead of an error when a call fails or answers 5xx.
+    void set_fallback(std::function<Response(const CallFailure&)> fallback);
 
   private:
     friend class Service;
-    Client(std::shared_ptr<detail::ServiceState> state, std::string service)
-        : state_(std::move(state)), service_(std::move(service)) {}
+    Client(std::shared_ptr<detail::ServiceState> state, std::shared_ptr<detail::ClientState> client)
+        : state_(std::move(state)), client_(std::move(client)) {}
     std::shared_ptr<detail::ServiceState> state_;
-    std::string service_;
-    std::chrono::milliseconds timeout_{5000};
+    std::shared_ptr<detail::ClientState> client_;
 };
 
 /// A request handler: business code only.
@@ -103,6 +139,13 @@ class Service {
 
     /// Extra readiness condition: /health/ready answers 503 while it returns false.
     void set_readiness(std::function<bool()> ready);
+    /// A declared dependency of readiness, e.g. "the database answers". /health/ready answers
+    /// 200 {"status":"pass","checks":{"db":"pass",...}} when every check passes, otherwise 503
+    /// {"status":"fail",...} with each failing check "fail" (a check that throws fails). With the
+    /// registry's active check (see --check-interval) a failing instance leaves discovery without
+    /// being stopped, and comes back once its checks pass. Checks run on an io thread at every
+    /// probe: keep them quick and non-blocking (read a flag, try a lock). Add before run().
+    void add_readiness_check(std::string name, std::function<bool()> check);
     /// Tags and metadata published with the registration.
     void set_metadata(std::string key, std::string value);
     /// Called once after flags are parsed and before listening (open databases here). An

@@ -20,6 +20,7 @@
 #include "plexus/core/snapshot.hpp"
 #include "plexus/discovery/registry_client.hpp"
 #include "plexus/net/signal.hpp"
+#include "plexus/resilience/outlier.hpp"
 
 namespace plexus::discovery {
 
@@ -27,9 +28,11 @@ enum class Policy { round_robin, least_request };
 /// "round_robin" or "least_request"; nullopt otherwise.
 std::optional<Policy> parse_policy(std::string_view text) noexcept;
 
-/// Per-instance state that survives snapshot swaps (in-flight count for least_request).
+/// Per-instance state that survives snapshot swaps: the in-flight count for least_request and
+/// the outlier-detection state (consecutive errors, ejection).
 struct InstanceState {
     std::atomic<std::int64_t> in_flight{0};
+    resilience::HostHealth health;
 };
 
 /// An instance in a snapshot.
@@ -72,8 +75,10 @@ class InFlight {
 class Balancer {
   public:
     explicit Balancer(Policy policy = Policy::round_robin) : policy_(policy) {}
-    /// The chosen target, skipping the ids in `exclude` when others exist; nullptr if empty.
-    const Target* pick(const InstanceList& list, const std::vector<std::string>& exclude = {});
+    /// The chosen target, skipping the ids in `exclude`; nullptr if none is left. With an
+    /// outlier detector, ejected instances are skipped too while any other is eligible.
+    const Target* pick(const InstanceList& list, const std::vector<std::string>& exclude = {},
+                       const resilience::OutlierDetector* outlier = nullptr);
     Policy policy() const noexcept { return policy_.load(std::memory_order_relaxed); }
     void set_policy(Policy p) noexcept { policy_.store(p, std::memory_order_relaxed); }
 
@@ -99,7 +104,11 @@ class Discovery {
                                                          std::chrono::milliseconds timeout);
     /// Picks an instance with the service's balancer (policy set by set_policy, default
     /// round_robin). Returns a copy (the target stays valid after later swaps).
-    std::optional<Target> pick(const std::string& service, const std::vector<std::string>& exclude = {});
+    std::optional<Target> pick(const std::string& service, const std::vector<std::string>& exclude = {},
+                               const resilience::OutlierDetector* outlier = nullptr);
+    /// The service's balancer (lives as long as this Discovery); with instances(), a pick that
+    /// copies nothing: the target stays valid while the caller holds the list.
+    Balancer& balancer(const std::string& service);
     void set_policy(const std::string& service, Policy policy);
     /// Stops every watch (at shutdown). Idempotent.
     void stop();

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,21 @@ enum class errc {
 const boost::system::error_category& discovery_category() noexcept;
 inline ErrorCode make_error_code(errc e) noexcept { return {static_cast<int>(e), discovery_category()}; }
 
+/// An active health check the registry runs against an instance: `GET http://address:port<http>`
+/// every `interval`, each bounded by `timeout`. A 2xx answer passes, 429 is a warning (the instance
+/// stays in discovery), anything else fails (another status, connection refused, timeout).
+/// `unhealthy_threshold` consecutive failures make the instance "critical" (out of discovery);
+/// `healthy_threshold` consecutive passes make it "passing" again.
+struct HealthCheck {
+    std::string http;  ///< the path to GET, starting with '/'
+    std::chrono::milliseconds interval{1000};
+    std::chrono::milliseconds timeout{500};
+    int healthy_threshold = 1;
+    int unhealthy_threshold = 2;
+
+    friend bool operator==(const HealthCheck&, const HealthCheck&) = default;
+};
+
 /// One registered instance of a service, as the registry reports it.
 struct InstanceInfo {
     std::string service;
@@ -34,7 +50,9 @@ struct InstanceInfo {
     std::map<std::string, std::string> metadata;
     std::chrono::milliseconds ttl{5000};
     bool draining = false;
-    std::string status = "passing";  ///< "passing" or "critical"
+    /// "passing", "warning" (listed, but e.g. overloaded) or "critical" (not listed).
+    std::string status = "passing";
+    std::optional<HealthCheck> check;  ///< none: only the TTL decides whether it stays
 
     net::Endpoint endpoint() const { return {address, port}; }
 };
@@ -73,13 +91,19 @@ class RegistryClient {
 
 /// Parses the registry's instance JSON object; used by the client and the registry's tests.
 Result<InstanceInfo> instance_from_json(std::string_view json);
-/// Parses a registration body of the registry API (address, port, tags, metadata, ttl_ms, status)
-/// for instance `id` of `service`. errc::rejected with `problem` saying what is wrong; the values
+/// Parses a registration body of the registry API (address, port, tags, metadata, ttl_ms, status,
+/// check) for instance `id` of `service`. errc::rejected with `problem` saying what is wrong; the values
 /// are checked for form here and for sense by the registry.
 Result<InstanceInfo> registration_from_json(std::string_view body, std::string service, std::string id,
                                             std::string* problem);
 /// Serialises an instance as the registry's JSON object.
 std::string instance_to_json(const InstanceInfo& instance);
+/// A check as its JSON object: {"http":"/health/ready","interval_ms":1000,"timeout_ms":500,
+/// "healthy_threshold":1,"unhealthy_threshold":2}.
+std::string health_check_to_json(const HealthCheck& check);
+/// Parses a check's JSON object; absent fields keep their defaults, `http` is required.
+/// errc::rejected with `problem` naming the field that is missing or of the wrong type.
+Result<HealthCheck> health_check_from_json(std::string_view json, std::string* problem = nullptr);
 
 }  // namespace plexus::discovery
 

@@ -3,6 +3,7 @@
 /// gateway. They own their bytes; the server reuses one Request and one Response per connection
 /// (`clear()` keeps capacity), so steady-state traffic allocates nothing for them.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -61,6 +62,9 @@ struct Request {
     std::string remote_address;  ///< peer IP address
     bool keep_alive = true;      ///< whether the client allows reusing the connection
     PathParams params;           ///< captured by the router
+    /// When the caller stops waiting (from its X-Plexus-Deadline-Ms budget, set by the SDK);
+    /// time_point::max() when it did not say. Outbound calls made for this request end by then.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
     /// The path part of the target (before '?').
     std::string_view path() const noexcept;

@@ -13,10 +13,23 @@
 ///         # upstreams: ["127.0.0.1:9001"]  # a static list; exactly one of the two
 ///         strip_prefix: /api            # optional
 ///         rewrite: /products/{id}       # optional; exclusive with strip_prefix
-///         timeout: 5s                   # default 15s: the whole upstream exchange, retry included
 ///         max_body_bytes: 1048576       # default 1 MiB
-///         retry_idempotent: true        # default true
 ///         policy: round_robin           # or least_request
+///         timeout: 5s                   # default 15s: the whole upstream exchange, retries included
+///         retry: {attempts: 3}          # and the other call policies of resilience/settings.hpp:
+///         fault: {...}                  #   retry, fault, fallback
+///         fallback: {...}
+///         circuit_breaker: {...}        # optional: a breaker of this route's own
+///
+///     upstreams:                        # optional: policies shared by every call to an upstream
+///       catalog:                        # a service name, or a route name for static upstreams
+///         circuit_breaker: {...}
+///         bulkhead: {max_concurrent: 500}
+///         outlier: {...}
+///         retry_budget: {...}
+///
+/// Every upstream gets a circuit breaker, a bulkhead, a retry budget and outlier detection with
+/// the defaults of resilience/settings.hpp unless its entry says otherwise.
 ///
 /// Precedence (RouteTable::match): exact paths, then patterns (more literal segments first, a
 /// trailing catch-all last), then prefixes (longer first); among routes with the same path
@@ -37,6 +50,7 @@
 #include "plexus/net/client.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/router.hpp"
+#include "plexus/resilience/settings.hpp"
 
 namespace plexus::gateway {
 
@@ -53,10 +67,16 @@ struct RouteSettings {
     /// Replacement path. With `path`, a template using its `{param}`s ("/products/{id}"); with
     /// `prefix`, it replaces the matched prefix ("/v2" turns /api/v1/x into /v2/x).
     std::string rewrite;
-    std::chrono::milliseconds timeout{15'000};
     std::int64_t max_body_bytes = 1024 * 1024;
-    bool retry_idempotent = true;  ///< retry once elsewhere when the connection was refused
     discovery::Policy policy = discovery::Policy::round_robin;
+    resilience::CallPolicy call;  ///< timeout, retry, fault injection, fallback
+    /// The policy of the route's upstream, from the file's `upstreams:` entry (defaults if none);
+    /// every route of one service must carry the same.
+    resilience::UpstreamPolicy upstream;
+    std::optional<resilience::BreakerSettings> breaker;  ///< the route's own breaker, if any
+
+    /// What the upstream policy is keyed by: the service, or the route's name for static upstreams.
+    const std::string& upstream_name() const noexcept { return service.empty() ? name : service; }
 };
 
 /// Parses a routes document; `name` stands for the file in messages. Throws core::SettingsError
@@ -113,6 +133,8 @@ class Route {
     const net::Endpoint& static_endpoint(std::size_t i) const noexcept { return endpoints_[i]; }
     /// The balancer over the static targets (thread-safe, atomics only).
     discovery::Balancer& balancer() const noexcept { return *balancer_; }
+    /// The endpoints of the static targets, by position.
+    const std::vector<net::Endpoint>& static_endpoints() const noexcept { return endpoints_; }
 
   private:
     friend class RouteTable;

@@ -7,12 +7,16 @@
 ///   DELETE /v1/services/{service}/instances/{id}            deregister
 ///   GET    /v1/services                                     list services
 ///   GET    /v1/services/{service}[?all=true][&index=N&wait=30s]
-///          instances (healthy only unless all=true); with index, a blocking watch that answers
-///          as soon as the service's index exceeds N, or when `wait` ends. Every answer carries
-///          the current index in its body and in `X-Plexus-Index`.
+///          instances ("passing" and "warning", not draining, unless all=true); with index, a
+///          blocking watch that answers as soon as the service's index exceeds N, or when `wait`
+///          ends. Every answer carries the current index in its body and in `X-Plexus-Index`.
 ///   GET    /health/live, /health/ready, /metrics
 ///
 /// Registration body: {"address":"127.0.0.1","port":8080,"tags":[],"metadata":{},"ttl_ms":5000}
+/// plus an optional active check (see HealthChecker), run by the registry in addition to the TTL:
+///   "check": {"http":"/health/ready","interval_ms":1000,"timeout_ms":500,
+///             "healthy_threshold":1,"unhealthy_threshold":2}
+/// A registration that does not make sense answers 400 problem+json naming the field.
 
 #include <chrono>
 #include <memory>
