@@ -163,3 +163,81 @@ TEST_F(RegistryWithServices, BadRegistrationsGetProblemDetails) {
     // Over the registration body limit (64 KiB).
     EXPECT_EQ(put("/v1/services/shop/instances/i1", std::string(70000, ' ')).status, 413);
 }
+
+// ---------------------------------------------------------------- resilience of SDK clients
+
+TEST_F(RegistryWithServices, CatalogFallsBackWhileInventoryIsSlowAndRecoversAfterwards) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    auto catalog = start_service(SHOP_CATALOG_BIN, "catalog", "catalog-0",
+                                 {"--config", std::string(PLEXUS_SOURCE_DIR) + "/deploy/catalog.yaml"});
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1 && healthy("catalog") == 1; }));
+    int port = instance_port("catalog", "catalog-0");
+    int inventory_port = instance_port("inventory", "inventory-0");
+    auto availability = [&] {
+        auto r = http_get(port, "/products/1");
+        EXPECT_EQ(r.status, 200) << r.body;
+        return json::serialize(json::parse(r.body).as_object()["availability"]);
+    };
+    auto breaker_state = [&] {
+        auto doc = json::parse(http_get(port, "/-/resilience").body).as_object();
+        for (const auto& u : doc["upstreams"].as_array()) {
+            if (u.at("name").as_string() == "inventory")
+                return std::string(u.at("breaker").at("state").as_string());
+        }
+        return std::string("(none)");
+    };
+    ASSERT_EQ(availability(), R"({"in_stock":true,"quantity":25})");
+
+    // Inventory turns slow: every answer now comes from the fallback, within catalog's 600 ms
+    // budget for inventory (the gateway's 5 s are never approached), and the breaker opens.
+    auto slow = http("PUT", inventory_port, "/-/faults", R"({"inbound":{"delay_percent":100,"delay_ms":2000}})");
+    ASSERT_EQ(slow.status, 200) << slow.body;
+    for (int i = 0; i < 12; ++i) {
+        auto start = std::chrono::steady_clock::now();
+        EXPECT_EQ(availability(), R"("unknown")") << i;
+        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900)) << i;
+    }
+    EXPECT_EQ(breaker_state(), "open");
+    auto metrics = http_get(port, "/metrics").body;
+    EXPECT_NE(metrics.find(R"(plexus_circuit_breaker_transitions_total{breaker="inventory",from="closed",to="open"} 1)"),
+              std::string::npos);
+
+    // Healed: after open_for (3 s) the breaker lets its 3 trial calls through; they pass, it closes.
+    ASSERT_EQ(http("PUT", inventory_port, "/-/faults", R"({"inbound":{}})").status, 200);
+    EXPECT_TRUE(eventually(
+        [&] { return availability() == R"({"in_stock":true,"quantity":25})" && breaker_state() == "closed"; },
+        std::chrono::seconds(15)))
+        << breaker_state();
+}
+
+TEST_F(RegistryWithServices, SpentDeadlineIs504WithoutDoingTheWork) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1; }));
+    int port = instance_port("inventory", "inventory-0");
+    auto r = http("GET", port, "/stock/1", {}, {{"X-Plexus-Deadline-Ms", "0"}, {"X-Request-Id", "late-1"}});
+    EXPECT_EQ(r.status, 504) << r.body;
+    EXPECT_EQ(r.headers["content-type"], "application/problem+json");
+    EXPECT_NE(r.body.find("deadline"), std::string::npos);
+    EXPECT_EQ(http("GET", port, "/stock/1", {}, {{"X-Plexus-Deadline-Ms", "500"}}).status, 200);
+    auto metrics = http_get(port, "/metrics").body;
+    EXPECT_NE(metrics.find(R"(plexus_deadline_expired_total{where="inbound"} 1)"), std::string::npos);
+}
+
+TEST_F(RegistryWithServices, FaultsEndpointValidatesAndReportsTheFaults) {
+    auto catalog = start_service(SHOP_CATALOG_BIN, "catalog", "catalog-0");
+    ASSERT_TRUE(eventually([&] { return healthy("catalog") == 1; }));
+    int port = instance_port("catalog", "catalog-0");
+    EXPECT_EQ(http("PUT", port, "/-/faults", "not json").status, 400);
+    auto bad = http("PUT", port, "/-/faults", R"({"inbound":{"delay_percent":200}})");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("delay_percent must be from 0 to 100"), std::string::npos) << bad.body;
+    EXPECT_EQ(http("PUT", port, "/-/faults", R"({"clients":{"payments":{}}})").status, 400);
+    auto ok = http("PUT", port, "/-/faults", R"({"clients":{"inventory":{"abort_percent":100,"abort_status":503}}})");
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    auto doc = json::parse(http_get(port, "/-/faults").body).as_object();
+    EXPECT_EQ(doc["clients"].at("inventory").at("abort_status").as_int64(), 503);
+    // With every call to inventory aborted, the product is still served, from the fallback.
+    auto r = http_get(port, "/products/2");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find(R"("availability":"unknown")"), std::string::npos) << r.body;
+}
