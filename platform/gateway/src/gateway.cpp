@@ -29,33 +29,10 @@ using std::chrono::milliseconds;
 constexpr std::string_view kUnmatchedRoute = "-";
 constexpr std::string_view kCodeClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
-enum class Failure { connect = 0, timeout, closed, protocol, no_instance, circuit_open, bulkhead_full, fault_abort };
+// Upstream error kinds are the failed call outcomes (discovery::CallOutcome after `answered`).
 constexpr std::size_t kFailureKinds = 8;
-constexpr std::string_view kFailureNames[kFailureKinds] = {"connect",      "timeout",       "closed",
-                                                           "protocol",     "no_instance",   "circuit_open",
-                                                           "bulkhead_full", "fault_abort"};
 
-Failure failure_kind(discovery::CallOutcome o) noexcept {
-    using O = discovery::CallOutcome;
-    switch (o) {
-        case O::connect_failure:
-            return Failure::connect;
-        case O::timeout:
-            return Failure::timeout;
-        case O::reset:
-            return Failure::closed;
-        case O::no_instance:
-            return Failure::no_instance;
-        case O::circuit_open:
-            return Failure::circuit_open;
-        case O::bulkhead_full:
-            return Failure::bulkhead_full;
-        case O::fault_abort:
-            return Failure::fault_abort;
-        default:
-            return Failure::protocol;
-    }
-}
+std::size_t failure_index(discovery::CallOutcome o) noexcept { return static_cast<std::size_t>(o) - 1; }
 
 // Metric children of one route, looked up once per table load.
 struct RouteMetrics {
@@ -195,8 +172,10 @@ struct Gateway::Impl {
         RouteMetrics m;
         for (std::size_t i = 0; i < 5; ++i) m.requests[i] = &requests_family.labels({route, kCodeClasses[i]});
         m.duration = &duration_family.labels({route});
-        for (std::size_t i = 0; i < kFailureKinds; ++i)
-            m.errors[i] = &errors_family.labels({route, kFailureNames[i]});
+        for (std::size_t i = 0; i < kFailureKinds; ++i) {
+            auto kind = discovery::to_string(static_cast<discovery::CallOutcome>(i + 1));
+            m.errors[i] = &errors_family.labels({route, kind});
+        }
         return m;
     }
 
@@ -496,7 +475,7 @@ struct Gateway::Impl {
         }
         void after_attempt(const discovery::Target&, ErrorCode error, const net::Response& res) override {
             if (error) {
-                metrics.errors[static_cast<std::size_t>(failure_kind(discovery::outcome_of(error)))]->inc();
+                metrics.errors[failure_index(discovery::outcome_of(error))]->inc();
                 call->set_status(telemetry::SpanStatus::error);
                 call->set_attribute("error", error.message());
             } else if (call->context().sampled) {
@@ -552,7 +531,7 @@ struct Gateway::Impl {
 
         if (report.failed()) {
             // What no attempt's error explains (no instance, open breaker...) counts here.
-            if (!report.error) m.errors[static_cast<std::size_t>(failure_kind(report.outcome))]->inc();
+            if (!report.error) m.errors[failure_index(report.outcome)]->inc();
             if (report.outcome == discovery::CallOutcome::timeout && left_until(deadline).count() <= 0 &&
                 deadline < start + rs.call.timeout) {
                 resilience_metrics.count_deadline_expired(false);

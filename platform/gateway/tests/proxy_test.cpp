@@ -334,8 +334,8 @@ TEST_F(ProxyTest, ClosedUpstreamIs502) {
     EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
     EXPECT_TRUE(res.headers.contains("X-Request-Id"));
     // The default policy tries twice; with no other instance, the same one again.
-    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"}"),
-              "plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect\"} 2");
+    EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect_failure\"}"),
+              "plexus_gateway_upstream_errors_total{route=\"dead\",kind=\"connect_failure\"} 2");
 }
 
 TEST_F(ProxyTest, SlowUpstreamIs504WithinTheRouteTimeout) {
@@ -365,7 +365,7 @@ TEST_F(ProxyTest, IdempotentRequestIsRetriedOnTheOtherUpstream) {
     }
     EXPECT_EQ(hits_.load(), 4);
     // At least the first request met the refusing upstream first (round robin starts there).
-    auto refused = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"}");
+    auto refused = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
     auto count = refused.substr(refused.rfind(' ') + 1);
     EXPECT_GE(std::atoi(count.c_str()), 1) << refused;
     EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"pair\",code_class=\"2xx\"}"),
@@ -641,8 +641,8 @@ TEST_F(ProxyTest, ADeadInstanceIsEjectedWhileTheBreakerStaysClosed) {
     EXPECT_EQ(metric_line("plexus_outlier_ejections_total{upstream=\"pair\"}"),
               "plexus_outlier_ejections_total{upstream=\"pair\"} 1");
     // Once ejected, the dead instance is no longer tried: no more connect errors.
-    auto errors = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"}");
-    EXPECT_EQ(errors, "plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect\"} 3");
+    auto errors = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
+    EXPECT_EQ(errors, "plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"} 3");
     auto admin = call(gw, "GET", "/-/resilience");
     EXPECT_NE(admin.body.find("\"ejected\":true"), std::string::npos) << admin.body;
 }

@@ -20,22 +20,25 @@
 /// Answers of the gateway itself, all `application/problem+json`: 400 for a target that is not
 /// an origin-form path or has dot segments, 404 when no route matches, 503 when the route's
 /// service has no healthy instance, 504 when the upstream does not answer within the route's
-/// timeout, 502 when the upstream connection fails (refused, closed, invalid HTTP). An idempotent
-/// request (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) whose connection was refused (nothing was
-/// sent) is retried once on another instance within the remaining timeout.
+/// timeout, 502 when the upstream connection fails (refused, closed, invalid HTTP). Each call
+/// runs under the route's resilience policies (discovery::call): retries, the upstream's circuit
+/// breaker (503 naming it when open), bulkhead, outlier ejection, fault injection, a fallback.
 ///
 /// Admin endpoints, answered before any user route (GET or HEAD; other methods get 405):
 ///   /health/live, /health/ready   liveness; readiness = a route table is loaded
 ///   /metrics                      Prometheus text of the metrics registry
 ///   /-/routes                     the loaded routes as JSON
+///   /-/resilience                 upstreams' breakers, bulkheads, retry budgets, ejected instances
 /// The same are also served under `/-/` (`/-/health/live`, `/-/metrics`...); every other `/-/`
 /// path is reserved and answers 404.
 ///
 /// Metrics (in the registry given to the constructor):
 ///   plexus_gateway_requests_total{route,code_class}         code_class "1xx".."5xx"
 ///   plexus_gateway_request_duration_seconds{route}          histogram
-///   plexus_gateway_upstream_errors_total{route,kind}        connect, timeout, closed, protocol,
-///                                                           no_instance
+///   plexus_gateway_upstream_errors_total{route,kind}        connect_failure, reset, timeout,
+///                                                           protocol (per failed attempt),
+///                                                           no_instance, circuit_open,
+///                                                           bulkhead_full, fault_abort
 /// Requests that match no route count under route="-". Admin requests are not counted or logged.
 ///
 /// Access log: one info line `"msg":"access"` per proxied request with method, path (as the
