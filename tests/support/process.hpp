@@ -46,15 +46,18 @@ int free_port();
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = kWait);
 
-/// A fresh temporary directory, removed with its contents at destruction.
+/// A fresh temporary directory, removed with its contents at destruction unless keep() was
+/// called (to look at what a failed test left).
 class TempDir {
   public:
     TempDir();
     ~TempDir();
     const std::string& path() const noexcept { return path_; }
+    void keep() noexcept { keep_ = true; }
 
   private:
     std::string path_;
+    bool keep_ = false;
 };
 
 /// Runs a command through /bin/sh, returning its exit code and combined output.

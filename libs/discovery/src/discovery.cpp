@@ -156,15 +156,18 @@ net::Task<void> Discovery::watch_loop(std::shared_ptr<Entry> e, RegistryClient c
         backoff = std::chrono::milliseconds(100);
         auto old = e->list.load();
         if (old->loaded && r->index == old->index) continue;
-        // Keep per-instance state (in-flight counts) for instances that stay.
+        // Keep per-instance state (in-flight counts, outlier ejection) for instances that stay.
+        // Keyed by id and address: a supervisor restarts a dead instance under the same id on a
+        // new port, and the new process must not inherit the old one's ejection.
+        auto key = [](const InstanceInfo& in) { return in.id + "@" + in.endpoint().to_string(); };
         std::unordered_map<std::string, std::shared_ptr<InstanceState>> states;
-        for (const auto& t : old->targets) states.emplace(t.info.id, t.state);
+        for (const auto& t : old->targets) states.emplace(key(t.info), t.state);
         auto next = std::make_shared<InstanceList>();
         next->index = r->index;
         next->loaded = true;
         for (auto& in : r->instances) {
             if (in.draining || (in.status != "passing" && in.status != "warning")) continue;
-            auto it = states.find(in.id);
+            auto it = states.find(key(in));
             auto state = it != states.end() ? it->second : std::make_shared<InstanceState>();
             next->targets.push_back(Target{std::move(in), std::move(state)});
         }

@@ -197,6 +197,20 @@ TEST_F(DiscoveryTest, InFlightCountsSurviveASnapshotSwap) {
     EXPECT_EQ(list->targets[1].state->in_flight.load(), 0);
 }
 
+TEST_F(DiscoveryTest, AnInstanceRestartedOnAnotherPortStartsWithAFreshState) {
+    ASSERT_FALSE(register_instance(instance("catalog", "catalog-a", 7001)));
+    ASSERT_EQ(ready("catalog")->targets.size(), 1u);
+    auto before = discovery_.instances("catalog")->targets[0].state;
+    before->health.ejections = 3;  // as outlier detection leaves a dead instance
+    expect_watches_pending(1);
+    // The supervisor restarts it under the same id; the new process listens elsewhere.
+    ASSERT_FALSE(register_instance(instance("catalog", "catalog-a", 7101)));
+    ASSERT_TRUE(wait_until([&] { return discovery_.instances("catalog")->targets.at(0).info.port == 7101; }));
+    auto after = discovery_.instances("catalog")->targets[0].state;
+    EXPECT_NE(after, before);
+    EXPECT_EQ(after->health.ejections.load(), 0);
+}
+
 TEST_F(DiscoveryTest, LeastRequestPolicyAvoidsTheBusyInstance) {
     ASSERT_FALSE(register_instance(instance("catalog", "catalog-a", 7001)));
     ASSERT_FALSE(register_instance(instance("catalog", "catalog-b", 7002)));

@@ -251,10 +251,6 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_port_z
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) { return parse_host_port(text, false); }
 
-bool retry_on_another_instance(ErrorCode error, std::string_view method) noexcept {
-    return (error == errc::connect_failed || error == errc::connection_closed) && is_idempotent(method);
-}
-
 std::optional<Endpoint> parse_listen_address(std::string_view text) { return parse_host_port(text, true); }
 
 void set_client_settings(const ClientSettings& settings) {

@@ -1123,12 +1123,3 @@ TEST(ParseListenAddress, AllowsPortZeroAndNothingLooser) {
 }
 
 }  // namespace
-
-TEST(RetryRule, OnlyRefusedOrResetIdempotentRequestsGoToAnotherInstance) {
-    using net::errc;
-    EXPECT_TRUE(net::retry_on_another_instance(errc::connect_failed, "GET"));
-    EXPECT_TRUE(net::retry_on_another_instance(errc::connection_closed, "PUT"));
-    EXPECT_FALSE(net::retry_on_another_instance(errc::connect_failed, "POST"));
-    EXPECT_FALSE(net::retry_on_another_instance(errc::timeout, "GET"));
-    EXPECT_FALSE(net::retry_on_another_instance(errc::protocol_error, "GET"));
-}

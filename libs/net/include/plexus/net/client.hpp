@@ -29,10 +29,6 @@ enum class errc {
 const boost::system::error_category& net_category() noexcept;
 inline ErrorCode make_error_code(errc e) noexcept { return {static_cast<int>(e), net_category()}; }
 
-/// Whether a failed send of a `method` request may be repeated on another instance: the
-/// connection was refused (nothing sent) or reset before an answer arrived, and the method is
-/// idempotent. A timeout is never repeated: its budget is spent.
-bool retry_on_another_instance(ErrorCode error, std::string_view method) noexcept;
 
 struct Endpoint {
     std::string host;  ///< numeric address or host name
