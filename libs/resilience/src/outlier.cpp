@@ -74,7 +74,8 @@ bool OutlierDetector::on_failure(HostHealth& h, std::span<HostHealth* const> pee
 }
 
 bool OutlierDetector::ejected(const HostHealth& h) const noexcept {
-    return h.ejected_until.load(std::memory_order_acquire) > nanos_of(clock_->now());
+    auto until = h.ejected_until.load(std::memory_order_acquire);
+    return until != 0 && until > nanos_of(clock_->now());  // never ejected: no clock read
 }
 
 core::SteadyTime OutlierDetector::ejected_until(const HostHealth& h) const noexcept {
