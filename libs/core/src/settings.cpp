@@ -18,6 +18,7 @@ struct SettingsReader::Impl {
     std::set<std::string, std::less<>> asked;
 
     std::string key_path(std::string_view key) const {
+        if (key.empty()) return path;  // the map itself
         return path.empty() ? std::string(key) : path + "." + std::string(key);
     }
     int line_of(const YAML::Node& n) const { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }

@@ -143,3 +143,13 @@ TEST(Settings, SyntaxErrorNamesLine) {
     auto err = error_of("name: gw\nport: [1, 2\n");
     EXPECT_EQ(err.rfind("sample.yaml:", 0), 0u) << err;
 }
+
+TEST(Settings, AFailureWithoutAKeyNamesTheMapItself) {
+    auto r = SettingsReader::from_text("clients:\n  payments:\n    timeout: 1s\n", "c.yaml");
+    try {
+        r.each_entry("clients", [](const std::string&, SettingsReader& c) { c.fail("", "no such client"); });
+        FAIL() << "no error";
+    } catch (const SettingsError& e) {
+        EXPECT_STREQ(e.what(), "c.yaml:3: clients.payments: no such client");
+    }
+}

@@ -67,7 +67,8 @@ class SettingsReader {
                     Need need = Need::optional);
 
     bool has(std::string_view key) const;
-    /// Throws SettingsError naming this position and `key` with `reason`.
+    /// Throws SettingsError naming this position and `key` with `reason`; an empty `key` names
+    /// this map itself.
     [[noreturn]] void fail(std::string_view key, std::string_view reason) const;
     /// Fails on the first key in this map that no call above asked for.
     void done();
