@@ -61,11 +61,22 @@ struct ServiceState {
     telemetry::CounterFamily* requests = nullptr;
     telemetry::HistogramFamily* latency = nullptr;
     telemetry::CounterFamily* client_errors = nullptr;
+    std::mutex clients_mutex;  // guards `clients` and `running`; clients may be made at any time
     std::map<std::string, std::shared_ptr<ClientState>, std::less<>> clients;
+    bool running = false;  // the clients' policies are in force (set by run())
     std::unique_ptr<resilience::Metrics> resilience_metrics;
     std::unique_ptr<resilience::UpstreamSet> upstreams;
     core::SnapshotCell<resilience::FaultSettings> inbound_fault;
-    std::mutex faults_mutex;  // serialises /-/faults updates
+
+    // Puts a client's policies in force; clients_mutex held. An empty string, or the problem.
+    std::string activate(const std::string& name, ClientState& cs) {
+        auto bad = resilience::check(cs.call);
+        if (!bad) bad = resilience::check(cs.upstream);
+        if (bad) return *bad;
+        cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
+        cs.guards = upstreams->get(name, cs.upstream);
+        return {};
+    }
 };
 
 }  // namespace detail
@@ -264,11 +275,11 @@ void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) 
         co_return;
     });
     auto faults = [state](Request& req, Response& res) -> Task<void> {
+        std::lock_guard lock(state->clients_mutex);  // no suspension below
         if (req.method == "PUT") {
             boost::system::error_code ec;
             auto body = boost::json::parse(req.body, ec);
             if (ec || !body.is_object()) throw HttpError(400, "Bad Request", "body must be a JSON object");
-            std::lock_guard lock(state->faults_mutex);
             auto inbound = state->inbound_fault.load();
             resilience::FaultSettings in = inbound ? *inbound : resilience::FaultSettings{};
             std::map<std::string, resilience::FaultSettings> clients;
@@ -458,10 +469,13 @@ void Service::put(std::string_view p, RouteHandler h, std::size_t m) { route("PU
 void Service::del(std::string_view p, RouteHandler h) { route("DELETE", p, std::move(h)); }
 
 Client Service::client(std::string service) {
+    std::lock_guard lock(state_->clients_mutex);
     auto& slot = state_->clients[service];
     if (!slot) {
         slot = std::make_shared<detail::ClientState>();
-        slot->service = std::move(service);
+        slot->service = service;
+        // Made while running (in a handler, say): its default policies apply at once.
+        if (state_->running) state_->activate(service, *slot);
     }
     return Client(state_, slot);
 }
@@ -550,15 +564,15 @@ int Service::run(int argc, char** argv) {
             return 2;
         }
     }
-    for (auto& [name, cs] : st.clients) {
-        auto bad = resilience::check(cs->call);
-        if (!bad) bad = resilience::check(cs->upstream);
-        if (bad) {
-            std::fprintf(stderr, "%s: client %s: %s\n", st.name.c_str(), name.c_str(), bad->c_str());
-            return 2;
+    {
+        std::lock_guard lock(st.clients_mutex);
+        for (auto& [name, cs] : st.clients) {
+            if (auto bad = st.activate(name, *cs); !bad.empty()) {
+                std::fprintf(stderr, "%s: client %s: %s\n", st.name.c_str(), name.c_str(), bad.c_str());
+                return 2;
+            }
         }
-        cs->live.store(std::make_shared<const resilience::CallPolicy>(cs->call));
-        cs->guards = st.upstreams->get(name, cs->upstream);
+        st.running = true;
     }
 
     try {

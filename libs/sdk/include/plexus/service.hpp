@@ -134,7 +134,8 @@ class Service {
     void del(std::string_view pattern, RouteHandler h);
     void route(std::string method, std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
 
-    /// A client for another service (resolved through the registry once running).
+    /// A client for another service (resolved through the registry once running). Clients of one
+    /// service share their policies and state; one may be made at any time, also in a handler.
     Client client(std::string service);
 
     /// Extra readiness condition: /health/ready answers 503 while it returns false.
