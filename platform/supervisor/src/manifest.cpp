@@ -97,6 +97,14 @@ std::optional<std::string> check_restart(const RestartPolicy& p) {
     return std::nullopt;
 }
 
+std::optional<std::string> check_liveness(const LivenessPolicy& p) {
+    if (p.interval <= std::chrono::milliseconds::zero()) return "interval must be positive";
+    if (p.failures < 1 || p.failures > kMaxLivenessFailures)
+        return "failures must be between 1 and " + std::to_string(kMaxLivenessFailures);
+    if (p.grace < std::chrono::milliseconds::zero()) return "grace must not be negative";
+    return std::nullopt;
+}
+
 // One pass over the document. `daemon_names` is null on the first pass, which collects the
 // names; the second pass can then check `{port:NAME}` references in any order.
 Manifest read_manifest(SettingsReader& r, const std::string& manifest_dir,
@@ -165,6 +173,13 @@ Manifest read_manifest(SettingsReader& r, const std::string& manifest_dir,
             s.fail("max_backoff", "must not be shorter than initial_backoff");
         }
         s.field("reset_after", m.restart.reset_after);
+    });
+    r.section("liveness", [&](SettingsReader& s) {
+        s.field("interval", m.liveness.interval);
+        if (m.liveness.interval <= std::chrono::milliseconds::zero()) s.fail("interval", "must be positive");
+        s.field("failures", m.liveness.failures, 1, kMaxLivenessFailures);
+        s.field("grace", m.liveness.grace);
+        if (m.liveness.grace < std::chrono::milliseconds::zero()) s.fail("grace", "must not be negative");
     });
     r.field("stop_timeout", m.stop_timeout);
     r.field("examples", m.examples);
@@ -247,6 +262,7 @@ std::optional<std::string> validate_manifest(const Manifest& m) {
         }
     }
     if (auto error = check_restart(m.restart)) return "restart: " + *error;
+    if (auto error = check_liveness(m.liveness)) return "liveness: " + *error;
     if (m.stop_timeout < std::chrono::milliseconds::zero()) return "stop_timeout must not be negative";
     return std::nullopt;
 }

@@ -52,6 +52,10 @@ std::string absolute_dir(const fs::path& p) {
     return normal.string();
 }
 
+std::string plural(int n, std::string_view word) {
+    return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
 std::map<std::string, std::string> environment_snapshot() {
     std::map<std::string, std::string> env;
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -101,6 +105,9 @@ struct Instance {
     bool killed = false;  // SIGKILL already sent
     bool probed = false;
     core::SteadyTime last_probe{};
+    bool liveness_probed = false;
+    core::SteadyTime last_liveness_probe{};
+    std::string kill_reason;  // why the loop SIGKILLed a running process; appended to last_exit
     core::SteadyTime stop_deadline{};
 };
 
@@ -234,6 +241,9 @@ struct Supervisor::Impl {
         inst.st.started_wall = clock.wall();
         inst.killed = false;
         inst.probed = false;
+        inst.liveness_probed = false;
+        inst.st.liveness_failures = 0;
+        inst.kill_reason.clear();
         Result<int> pid = inst.spec.argv.empty()
                               ? Result<int>(core::make_error_code(core::errc::invalid_argument))
                               : spawn_process(inst.spec);
@@ -259,6 +269,10 @@ struct Supervisor::Impl {
         inst.st.pid = 0;
         inst.st.healthy = false;
         inst.st.last_exit = status.describe();
+        if (!inst.kill_reason.empty()) {
+            inst.st.last_exit += " (" + inst.kill_reason + ")";
+            inst.kill_reason.clear();
+        }
         if (inst.st.state == InstanceState::stopping || inst.retire || shutting_down) {
             inst.st.state = InstanceState::stopped;
             event_locked(inst, "stopped (" + inst.st.last_exit + ")");
@@ -272,6 +286,8 @@ struct Supervisor::Impl {
 
     void terminate_locked(Instance& inst, core::SteadyTime now) {
         signal_group(inst.st.pid, SIGTERM);
+        // A stopped process (SIGSTOP) would only see the SIGTERM once continued.
+        signal_group(inst.st.pid, SIGCONT);
         inst.st.state = InstanceState::stopping;
         inst.stop_deadline = now + manifest.stop_timeout;
         event_locked(inst, "stopping (SIGTERM)");
@@ -341,7 +357,8 @@ struct Supervisor::Impl {
         if (!options.health_probe) return jobs;
         for (auto& inst : instances) {
             const auto state = inst->st.state;
-            if (inst->st.pid <= 0 || (state != InstanceState::starting && state != InstanceState::running))
+            if (inst->st.pid <= 0 || inst->killed ||
+                (state != InstanceState::starting && state != InstanceState::running))
                 continue;
             if (inst->probed && now - inst->last_probe < options.probe_interval) continue;
             inst->probed = true;
@@ -367,8 +384,72 @@ struct Supervisor::Impl {
         }
     }
 
-    void tick() {
+    // Running instances whose process is past its grace period and due for a liveness probe; one
+    // already SIGKILLed is left to the reaper.
+    std::vector<ProbeJob> due_liveness_locked(core::SteadyTime now) {
         std::vector<ProbeJob> jobs;
+        if (!options.liveness_probe) return jobs;
+        for (auto& inst : instances) {
+            if (inst->st.pid <= 0 || inst->killed || inst->st.state != InstanceState::running) continue;
+            if (now - inst->st.started_at < options.liveness_grace) continue;
+            if (inst->liveness_probed && now - inst->last_liveness_probe < options.liveness_interval)
+                continue;
+            inst->liveness_probed = true;
+            inst->last_liveness_probe = now;
+            jobs.push_back(ProbeJob{inst->st, false, {}});
+        }
+        return jobs;
+    }
+
+    void apply_liveness_locked(const std::vector<ProbeJob>& jobs) {
+        for (const auto& job : jobs) {
+            Instance* inst = find_locked(job.status.name);
+            if (inst == nullptr || inst->st.pid != job.status.pid || inst->killed ||
+                inst->st.state != InstanceState::running)
+                continue;  // exited, scaled away or being stopped meanwhile
+            if (job.ok) {
+                if (inst->st.liveness_failures > 0) {
+                    event_locked(*inst, "alive again after " +
+                                            plural(inst->st.liveness_failures, "failed liveness probe"));
+                }
+                inst->st.liveness_failures = 0;
+                continue;
+            }
+            const int failures = ++inst->st.liveness_failures;
+            if (!job.error.empty()) inst->st.last_error = job.error;
+            if (failures < options.liveness_failures) {
+                event_locked(*inst, "liveness probe failed (" + std::to_string(failures) + " of " +
+                                        std::to_string(options.liveness_failures) + ")" +
+                                        (job.error.empty() ? "" : ": " + job.error));
+                continue;
+            }
+            // The exit this causes goes through the ordinary path: reaped, then restarted with backoff.
+            inst->kill_reason = "not alive: " + plural(failures, "liveness probe") + " failed";
+            inst->st.last_error = inst->kill_reason + "; killed";
+            inst->st.healthy = false;
+            signal_group(inst->st.pid, SIGKILL);
+            inst->killed = true;
+            event_locked(*inst, inst->st.last_error);
+        }
+    }
+
+    // Runs `probe` for every job, on this thread and without the lock.
+    static void run_probes(const std::function<bool(const InstanceStatus&)>& probe,
+                           std::vector<ProbeJob>& jobs, std::string_view what) {
+        for (auto& job : jobs) {
+            try {
+                job.ok = probe(job.status);
+            } catch (const std::exception& e) {
+                job.error = std::string(what) + " threw: " + e.what();
+            } catch (...) {
+                job.error = std::string(what) + " threw";
+            }
+        }
+    }
+
+    void tick() {
+        std::vector<ProbeJob> health;
+        std::vector<ProbeJob> liveness;
         {
             std::lock_guard lock(mutex);
             if (shutting_down) return;
@@ -377,20 +458,15 @@ struct Supervisor::Impl {
             escalate_locked(now);
             reconcile_locked(now);
             start_due_locked(now);
-            jobs = due_probes_locked(now);
+            health = due_probes_locked(now);
+            liveness = due_liveness_locked(now);
         }
-        if (!jobs.empty()) {
-            for (auto& job : jobs) {
-                try {
-                    job.ok = options.health_probe(job.status);
-                } catch (const std::exception& e) {
-                    job.error = std::string("health probe threw: ") + e.what();
-                } catch (...) {
-                    job.error = "health probe threw";
-                }
-            }
+        if (!health.empty() || !liveness.empty()) {
+            run_probes(options.health_probe, health, "health probe");
+            run_probes(options.liveness_probe, liveness, "liveness probe");
             std::lock_guard lock(mutex);
-            apply_probes_locked(jobs);
+            apply_probes_locked(health);
+            apply_liveness_locked(liveness);
         }
         flush_events();
     }
@@ -517,6 +593,10 @@ Supervisor::Supervisor(Manifest manifest, SupervisorOptions options, core::Clock
     : impl_(std::make_unique<Impl>(std::move(manifest), std::move(options), clock)) {
     auto& m = impl_->manifest;
     if (auto why = validate_manifest(m)) throw StartupError("invalid manifest: " + *why);
+    const auto& o = impl_->options;
+    if (o.liveness_interval <= milliseconds::zero()) throw StartupError("liveness_interval must be positive");
+    if (o.liveness_failures < 1) throw StartupError("liveness_failures must be at least 1");
+    if (o.liveness_grace < milliseconds::zero()) throw StartupError("liveness_grace must not be negative");
     impl_->manifest_dir = absolute_dir(m.manifest_dir);
     if (!impl_->options.data_dir.empty()) {
         impl_->data_dir = absolute_dir(impl_->options.data_dir);

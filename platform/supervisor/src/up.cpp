@@ -35,6 +35,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr const char* kStateFile = "supervisor.json";
+// A live process answers /health/live at once; one that does not within this is hung or stopped.
+constexpr auto kLivenessTimeout = 500ms;
 
 std::optional<json::object> read_state(const std::string& data_dir) {
     std::ifstream in(data_dir + "/" + kStateFile);
@@ -95,6 +97,10 @@ class Deployment {
         so.bin_dir = o.bin_dir;
         so.data_dir = data_dir_;
         so.health_probe = [this](const InstanceStatus& s) { return probe(s); };
+        so.liveness_probe = [this](const InstanceStatus& s) { return live(s); };
+        so.liveness_interval = manifest.liveness.interval;
+        so.liveness_failures = manifest.liveness.failures;
+        so.liveness_grace = manifest.liveness.grace;
         so.on_event = [this](const InstanceStatus& s, std::string_view msg) { on_event(s, msg); };
         supervisor_ = std::make_unique<Supervisor>(std::move(manifest), std::move(so));
     }
@@ -239,6 +245,27 @@ class Deployment {
             }
         }
         return false;
+    }
+
+    // GET /health/live on the instance's port: the daemon's own, or for a service the port the
+    // health probe learned from the registry. Any answer below 500 means the process still serves
+    // requests (a daemon without /health/live answers 404). Nothing to ask — a daemon with no
+    // health path, a service whose port is not known yet — counts as alive.
+    bool live(const InstanceStatus& s) {
+        int port = s.port;
+        if (s.kind == InstanceKind::daemon) {
+            if (s.health_path.empty()) return true;
+        } else {
+            std::lock_guard lock(ports_mutex_);
+            auto it = service_ports_.find(s.name);
+            port = it == service_ports_.end() ? 0 : it->second;
+        }
+        if (port <= 0) return true;
+        auto r = net::run_blocking(runtime_.executor(0),
+                                   net::fetch({"127.0.0.1", static_cast<std::uint16_t>(port)}, "GET",
+                                              "/health/live", {}, {}, kLivenessTimeout),
+                                   kLivenessTimeout + 500ms);
+        return r && *r && (*r)->status < 500;
     }
 
     bool all_healthy() const {

@@ -88,6 +88,29 @@ TEST(Manifest, OptionalKeysHaveDefaults) {
     EXPECT_EQ(m.services.at(0).replicas, 1);
     EXPECT_EQ(m.restart.initial_backoff, 200ms);
     EXPECT_EQ(m.stop_timeout, 10s);
+    EXPECT_EQ(m.liveness.interval, 1s);
+    EXPECT_EQ(m.liveness.failures, 3);
+    EXPECT_EQ(m.liveness.grace, 10s);
+}
+
+TEST(Manifest, ReadsTheLivenessSection) {
+    auto m = parse("name: tiny\nliveness: {interval: 2s, failures: 5, grace: 0s}\n");
+    EXPECT_EQ(m.liveness.interval, 2s);
+    EXPECT_EQ(m.liveness.failures, 5);
+    EXPECT_EQ(m.liveness.grace, 0ms);
+    m = parse("name: tiny\nliveness:\n  grace: 30s\n");
+    EXPECT_EQ(m.liveness.interval, 1s);
+    EXPECT_EQ(m.liveness.failures, 3);
+    EXPECT_EQ(m.liveness.grace, 30s);
+
+    EXPECT_THAT(error_of("name: shop\nliveness:\n  interval: 0\n"),
+                HasSubstr("shop.yaml:3: liveness.interval: must be positive"));
+    EXPECT_THAT(error_of("name: shop\nliveness:\n  interval: 1s\n  failures: 0\n"),
+                HasSubstr("shop.yaml:4: liveness.failures: must be between 1 and 100, got 0"));
+    EXPECT_THAT(error_of("name: shop\nliveness:\n  grace: soon\n"),
+                HasSubstr("shop.yaml:3: liveness.grace: expected a duration"));
+    EXPECT_THAT(error_of("name: shop\nliveness:\n  path: /health/live\n"),
+                HasSubstr("shop.yaml:3: liveness.path: unknown key"));
 }
 
 TEST(Manifest, LoadsAFileAndRecordsItsDirectory) {
@@ -187,6 +210,14 @@ TEST(Manifest, ValidatesManifestsBuiltInCode) {
     EXPECT_THAT(validate_manifest(m).value_or(""), HasSubstr("{port} is only available to daemons"));
     m.services[0].command = {"x"};
     EXPECT_EQ(validate_manifest(m), std::nullopt);
+    m.liveness.failures = 0;
+    EXPECT_THAT(validate_manifest(m).value_or(""), HasSubstr("liveness: failures must be between 1 and 100"));
+    m.liveness.failures = 3;
+    m.liveness.interval = 0ms;
+    EXPECT_THAT(validate_manifest(m).value_or(""), HasSubstr("liveness: interval must be positive"));
+    m.liveness.interval = 1s;
+    m.liveness.grace = -1s;
+    EXPECT_THAT(validate_manifest(m).value_or(""), HasSubstr("liveness: grace must not be negative"));
 }
 
 TEST(Placeholders, ExpandEveryKnownName) {

@@ -5,9 +5,11 @@
 #include <signal.h>
 
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "plexus/core/clock.hpp"
@@ -24,6 +26,13 @@ using ::testing::HasSubstr;
 namespace {
 
 bool gone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// The process is stopped (state T in /proc/<pid>/stat).
+bool stopped(int pid) {
+    auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
+}
 
 ServiceSpec service(std::string name, std::vector<std::string> command, int replicas = 1) {
     ServiceSpec s;
@@ -390,11 +399,279 @@ TEST_F(SupervisorTest, ProbesAtMostOncePerIntervalAndRecordsHealth) {
     sup.tick();
     EXPECT_EQ(calls, 2);
     EXPECT_FALSE(find("web-0").healthy);
-    EXPECT_EQ(find("web-0").state, InstanceState::running);  // no liveness restarts
+    EXPECT_EQ(find("web-0").state, InstanceState::running);  // unhealthy is not dead: no restart
 }
 
 TEST_F(SupervisorTest, RejectsAnInvalidManifest) {
     auto m = manifest();
     m.services.push_back(service("web", {}));
     EXPECT_THROW(make(std::move(m), options()), StartupError);
+}
+
+namespace {
+
+// A service of one sleeping replica with a scripted liveness probe: each call takes the next
+// answer of `answers` (true once they run out) and counts itself.
+class LivenessTest : public SupervisorTest {
+  protected:
+    SupervisorOptions liveness_options() {
+        auto o = options();
+        o.liveness_interval = 1s;
+        o.liveness_failures = 3;
+        o.liveness_grace = 10s;
+        o.liveness_probe = [this](const InstanceStatus& s) {
+            ++calls_;
+            probed_pids_.push_back(s.pid);
+            if (answers_.empty()) return true;
+            bool ok = answers_.front();
+            answers_.pop_front();
+            return ok;
+        };
+        return o;
+    }
+
+    Supervisor& start_web(SupervisorOptions o) {
+        auto m = manifest();
+        m.services.push_back(service("web", kSleep));
+        auto& sup = make(std::move(m), std::move(o));
+        EXPECT_TRUE(sup.start());
+        EXPECT_EQ(find("web-0").state, InstanceState::running);
+        return sup;
+    }
+
+    // Advances the clock by `d` and ticks once.
+    void step(std::chrono::milliseconds d) {
+        clock_.advance(d);
+        sup_->tick();
+    }
+
+    bool has_event(const std::string& text) {
+        auto all = events();
+        return std::find(all.begin(), all.end(), text) != all.end();
+    }
+
+    std::deque<bool> answers_;
+    int calls_ = 0;
+    std::vector<int> probed_pids_;
+};
+
+}  // namespace
+
+TEST_F(LivenessTest, ConsecutiveFailuresKillTheProcessAndItIsRestarted) {
+    answers_ = {false, false, false};
+    start_web(liveness_options());
+    const int pid = find("web-0").pid;
+
+    step(10s);  // the grace period is over: first probe
+    EXPECT_EQ(calls_, 1);
+    EXPECT_EQ(find("web-0").liveness_failures, 1);
+    EXPECT_TRUE(has_event("web-0: liveness probe failed (1 of 3)"));
+    step(1s);
+    EXPECT_EQ(find("web-0").liveness_failures, 2);
+    EXPECT_EQ(find("web-0").pid, pid);  // not yet
+    step(1s);
+    EXPECT_EQ(calls_, 3);
+    EXPECT_EQ(find("web-0").last_error, "not alive: 3 liveness probes failed; killed");
+    EXPECT_FALSE(find("web-0").healthy);
+    EXPECT_TRUE(has_event("web-0: not alive: 3 liveness probes failed; killed"));
+
+    // The ordinary exit path: reaped, backoff, restarted.
+    ASSERT_TRUE(wait_for([&] { return find("web-0").state == InstanceState::backoff; }));
+    EXPECT_TRUE(gone(pid));
+    EXPECT_EQ(find("web-0").last_exit, "killed by SIGKILL (not alive: 3 liveness probes failed)");
+    EXPECT_EQ(calls_, 3);  // nothing probes a dying process
+    step(200ms);
+    auto s = find("web-0");
+    EXPECT_EQ(s.state, InstanceState::running);
+    EXPECT_EQ(s.restarts, 1);
+    EXPECT_GT(s.pid, 0);
+    EXPECT_NE(s.pid, pid);
+    EXPECT_EQ(s.liveness_failures, 0);
+    EXPECT_EQ(s.last_error, "");
+
+    // The new process gets its own grace period, then is probed again (and passes).
+    step(9s);
+    EXPECT_EQ(calls_, 3);
+    step(1s);
+    EXPECT_EQ(calls_, 4);
+    EXPECT_EQ(probed_pids_.back(), s.pid);
+    EXPECT_EQ(find("web-0").pid, s.pid);
+}
+
+TEST_F(LivenessTest, APassingProbeResetsTheCount) {
+    answers_ = {false, false, true, false, false, true, false, false, false};
+    start_web(liveness_options());
+    const int pid = find("web-0").pid;
+
+    step(10s);
+    step(1s);
+    EXPECT_EQ(find("web-0").liveness_failures, 2);
+    step(1s);  // passes
+    EXPECT_EQ(find("web-0").liveness_failures, 0);
+    EXPECT_TRUE(has_event("web-0: alive again after 2 failed liveness probes"));
+    step(1s);
+    step(1s);
+    step(1s);  // passes
+    step(1s);
+    step(1s);
+    EXPECT_EQ(calls_, 8);
+    EXPECT_EQ(find("web-0").liveness_failures, 2);
+    EXPECT_EQ(find("web-0").pid, pid);  // never three in a row
+    EXPECT_EQ(find("web-0").restarts, 0);
+    step(1s);  // the third in a row
+    EXPECT_EQ(find("web-0").last_error, "not alive: 3 liveness probes failed; killed");
+    ASSERT_TRUE(wait_for([&] { return find("web-0").state == InstanceState::backoff; }));
+    EXPECT_TRUE(gone(pid));
+}
+
+TEST_F(LivenessTest, NoVerdictDuringTheGracePeriod) {
+    answers_ = {false, false, false};
+    auto o = liveness_options();
+    o.liveness_failures = 1;
+    start_web(std::move(o));
+    const int pid = find("web-0").pid;
+
+    for (int i = 0; i < 9; ++i) step(1s);
+    step(999ms);
+    EXPECT_EQ(calls_, 0);
+    EXPECT_EQ(find("web-0").pid, pid);
+    step(1ms);  // 10 s after the start
+    EXPECT_EQ(calls_, 1);
+    EXPECT_EQ(find("web-0").last_error, "not alive: 1 liveness probe failed; killed");
+}
+
+TEST_F(LivenessTest, NoVerdictBeforeTheHealthProbePassedOnce) {
+    answers_ = {false};
+    auto o = liveness_options();
+    o.liveness_failures = 1;
+    o.liveness_grace = 0ms;
+    std::atomic<bool> healthy{false};
+    o.health_probe = [&](const InstanceStatus&) { return healthy.load(); };
+    auto m = manifest();
+    m.services.push_back(service("web", kSleep));
+    auto& sup = make(std::move(m), std::move(o));
+    ASSERT_TRUE(sup.start());
+    const int pid = find("web-0").pid;
+
+    for (int i = 0; i < 30; ++i) step(1s);
+    EXPECT_EQ(find("web-0").state, InstanceState::starting);
+    EXPECT_EQ(calls_, 0);
+    healthy = true;
+    step(1s);  // healthy: running from now on
+    EXPECT_EQ(find("web-0").state, InstanceState::running);
+    EXPECT_EQ(calls_, 0);  // the probes due are chosen before the health probe's verdict
+    step(1s);
+    EXPECT_EQ(calls_, 1);
+    EXPECT_EQ(probed_pids_.back(), pid);
+    EXPECT_EQ(find("web-0").last_error, "not alive: 1 liveness probe failed; killed");
+}
+
+TEST_F(LivenessTest, ProbesAtMostOncePerInterval) {
+    start_web(liveness_options());
+    step(10s);
+    EXPECT_EQ(calls_, 1);
+    for (int i = 0; i < 5; ++i) sup_->tick();
+    step(999ms);
+    EXPECT_EQ(calls_, 1);
+    step(1ms);
+    EXPECT_EQ(calls_, 2);
+    step(5s);  // a late tick probes once, not once per missed interval
+    EXPECT_EQ(calls_, 3);
+    step(500ms);
+    EXPECT_EQ(calls_, 3);
+}
+
+TEST_F(LivenessTest, WithoutAProbeNothingIsKilled) {
+    auto o = options();
+    std::atomic<bool> healthy{true};
+    o.health_probe = [&](const InstanceStatus&) { return healthy.load(); };
+    o.liveness_failures = 1;
+    o.liveness_grace = 0ms;
+    start_web(std::move(o));
+    const int pid = find("web-0").pid;
+    healthy = false;
+    for (int i = 0; i < 60; ++i) step(1s);
+    auto s = find("web-0");
+    EXPECT_EQ(s.pid, pid);
+    EXPECT_EQ(s.state, InstanceState::running);
+    EXPECT_FALSE(s.healthy);
+    EXPECT_EQ(s.restarts, 0);
+    EXPECT_FALSE(gone(pid));
+}
+
+TEST_F(LivenessTest, AProbeThatThrowsCountsAsAFailure) {
+    auto o = liveness_options();
+    o.liveness_probe = [this](const InstanceStatus&) -> bool {
+        ++calls_;
+        throw std::runtime_error("boom");
+    };
+    start_web(std::move(o));
+    const int pid = find("web-0").pid;
+
+    step(10s);
+    EXPECT_EQ(find("web-0").liveness_failures, 1);
+    EXPECT_EQ(find("web-0").last_error, "liveness probe threw: boom");
+    EXPECT_TRUE(has_event("web-0: liveness probe failed (1 of 3): liveness probe threw: boom"));
+    step(1s);
+    step(1s);
+    EXPECT_EQ(calls_, 3);
+    EXPECT_EQ(find("web-0").last_error, "not alive: 3 liveness probes failed; killed");
+    ASSERT_TRUE(wait_for([&] { return find("web-0").state == InstanceState::backoff; }));
+    EXPECT_TRUE(gone(pid));
+    step(200ms);
+    EXPECT_EQ(find("web-0").restarts, 1);
+}
+
+// A real stopped process: the probe reads its state from /proc, as a hung HTTP server would not
+// answer. SIGKILL ends it although it is stopped.
+TEST_F(LivenessTest, HealsAStoppedProcess) {
+    auto o = liveness_options();
+    o.liveness_probe = [this](const InstanceStatus& s) {
+        ++calls_;
+        return !stopped(s.pid);
+    };
+    start_web(std::move(o));
+    const int pid = find("web-0").pid;
+    step(10s);
+    EXPECT_EQ(find("web-0").liveness_failures, 0);
+
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    ASSERT_TRUE(wait_for([&] { return stopped(pid); }));
+    step(1s);
+    step(1s);
+    step(1s);
+    EXPECT_EQ(find("web-0").liveness_failures, 3);
+    ASSERT_TRUE(wait_for([&] { return find("web-0").state == InstanceState::backoff; }));
+    EXPECT_TRUE(gone(pid));
+    step(200ms);
+    auto s = find("web-0");
+    EXPECT_EQ(s.state, InstanceState::running);
+    EXPECT_NE(s.pid, pid);
+    EXPECT_EQ(s.restarts, 1);
+}
+
+TEST_F(LivenessTest, StopAllEndsAStoppedProcessWithoutWaitingForTheTimeout) {
+    start_web(options());
+    const int pid = find("web-0").pid;
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    ASSERT_TRUE(wait_for([&] { return stopped(pid); }));
+    const auto begin = std::chrono::steady_clock::now();
+    sup_->stop_all(5s);
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, 4s);
+    EXPECT_TRUE(gone(pid));
+    EXPECT_EQ(find("web-0").last_exit, "killed by SIGTERM");
+}
+
+TEST_F(LivenessTest, RejectsLivenessSettingsOutOfRange) {
+    auto m = manifest();
+    m.services.push_back(service("web", kSleep));
+    auto o = options();
+    o.liveness_failures = 0;
+    EXPECT_THROW(make(m, o), StartupError);
+    o = options();
+    o.liveness_interval = 0ms;
+    EXPECT_THROW(make(m, o), StartupError);
+    o = options();
+    o.liveness_grace = -1ms;
+    EXPECT_THROW(make(m, o), StartupError);
 }

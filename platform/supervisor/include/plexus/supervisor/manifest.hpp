@@ -17,6 +17,7 @@
 ///         replicas: 2              # 0..64
 ///         env: {CATALOG_DB: "{data_dir}/catalog/catalog.db"}
 ///     restart: {initial_backoff: 200ms, max_backoff: 10s, reset_after: 30s}
+///     liveness: {interval: 1s, failures: 3, grace: 10s}   # optional; these are the defaults
 ///     stop_timeout: 10s
 ///
 /// Placeholders, expanded in `command` items and `env` values when a process is started:
@@ -69,6 +70,22 @@ struct DaemonSpec {
     std::map<std::string, std::string> env;
 };
 
+/// The `liveness:` section of a manifest: how often `plexus up` checks that a running instance
+/// still answers, and after how many failures in a row it is killed and restarted. `plexus up`
+/// hands these to SupervisorOptions (liveness_interval, liveness_failures, liveness_grace); the
+/// Supervisor reads only its options.
+struct LivenessPolicy {
+    /// Least time between two checks of one process. Must be positive.
+    std::chrono::milliseconds interval{1000};
+    /// Failures in a row that get the process killed; 1..kMaxLivenessFailures.
+    int failures = 3;
+    /// No verdict before a process has been up this long (and passed its health probe). Not negative.
+    std::chrono::milliseconds grace{10000};
+};
+
+/// Most failures in a row a liveness policy may wait for.
+inline constexpr int kMaxLivenessFailures = 100;
+
 /// An application service: `replicas` identical processes.
 ///
 /// Besides the supervisor's own environment and `env`, each replica gets:
@@ -105,6 +122,8 @@ struct Manifest {
     RestartPolicy restart;
     /// How long a process gets between SIGTERM and SIGKILL.
     std::chrono::milliseconds stop_timeout{10000};
+    /// Liveness checks run by `plexus up` (see LivenessPolicy).
+    LivenessPolicy liveness;
     /// Example commands printed once everything is up; `{gateway}` stands for the gateway's URL.
     std::vector<std::string> examples;
 
@@ -123,7 +142,7 @@ Manifest load_manifest(const std::string& path);
 Manifest parse_manifest(std::string_view yaml, const std::string& file_name, const std::string& manifest_dir);
 
 /// Checks a manifest built in code by the rules the loader applies (names, ports, replicas,
-/// placeholders, restart policy). Returns the first problem as a sentence, or nullopt.
+/// placeholders, restart and liveness policies). Returns the first problem as a sentence, or nullopt.
 std::optional<std::string> validate_manifest(const Manifest& manifest);
 
 /// Where a placeholder text is used: daemons may use `{port}`, services may not.

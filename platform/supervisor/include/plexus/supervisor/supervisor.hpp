@@ -6,6 +6,7 @@
 ///     options.plexus_binary = "/usr/bin/plexus";
 ///     options.bin_dir = "/opt/shop/bin";
 ///     options.health_probe = [&](const InstanceStatus& s) { return http_get_ok(s.port, s.health_path); };
+///     options.liveness_probe = [&](const InstanceStatus& s) { return http_get_ok(s.port, "/health/live"); };
 ///     supervisor::Supervisor sup(supervisor::load_manifest("plexus.yaml"), options);
 ///     if (!sup.start(stop)) return;          // daemons in order, each healthy, then services
 ///     sup.run(stop);                          // tick() every tick_interval until stop is requested
@@ -13,26 +14,36 @@
 ///
 /// Control loop. `tick()` reaps exited children (waitpid WNOHANG), schedules restarts with
 /// exponential backoff (see backoff.hpp), starts what is due, applies `scale()` requests, escalates
-/// stops to SIGKILL after stop_timeout, and runs the health probe (at most once per
-/// `probe_interval` per instance). Every process exit is restarted, whatever its status: the
-/// desired state is "running". A process that exits leaves nothing behind: what is left of its
-/// process group is SIGKILLed when it is reaped (so a child must not daemonise itself).
+/// stops to SIGKILL after stop_timeout, runs the health probe (at most once per `probe_interval`
+/// per instance) and the liveness probe (see below). Every process exit is restarted, whatever its
+/// status: the desired state is "running". A process that exits leaves nothing behind: what is
+/// left of its process group is SIGKILLed when it is reaped (so a child must not daemonise itself).
 ///
-/// Time. Everything the loop schedules — backoff, reset_after, probe interval, startup timeout,
-/// the SIGKILL deadline of a scaled-down replica — reads the injected `core::Clock`, so tests
-/// drive it with a ManualClock. `stop_all()`'s timeout is real time, so that shutdown is bounded
-/// whatever the clock; so are `run_until`'s timeout and the pause between ticks.
+/// Liveness. The health probe says whether an instance is ready (it only marks it unhealthy); the
+/// liveness probe says whether the process still answers at all. An instance in state running (its
+/// health probe passed once) whose process has been up for `liveness_grace` is probed at most once
+/// per `liveness_interval`; after `liveness_failures` failures in a row (an exception counts as
+/// one) its process group is SIGKILLed and the ordinary exit path restarts it with backoff, as if
+/// it had crashed. A passing probe resets the count. This heals a process that runs but is hung,
+/// deadlocked or stopped (SIGSTOP: SIGKILL ends a stopped process too).
+///
+/// Time. Everything the loop schedules — backoff, reset_after, probe and liveness intervals, the
+/// liveness grace, startup timeout, the SIGKILL deadline of a scaled-down replica — reads the
+/// injected `core::Clock`, so tests drive it with a ManualClock. `stop_all()`'s timeout is real
+/// time, so that shutdown is bounded whatever the clock; so are `run_until`'s timeout and the pause
+/// between ticks.
 ///
 /// Threads. The *control* methods — start, tick, run, run_until, stop_all and the destructor —
 /// must be called from one thread at a time, and that thread must outlive the children
 /// (PR_SET_PDEATHSIG is tied to the forking thread, see process.hpp): typically `plexus up`'s main
 /// thread. `status()`, `scale()`, `daemon_port()` and the accessors are thread-safe and may be
 /// called from any thread (e.g. the HTTP control API); `scale()` only records the request and
-/// wakes the loop, the next tick applies it. The health probe and the event callback are called
-/// on the control thread without any lock held, so they may call status().
+/// wakes the loop, the next tick applies it. The health and liveness probes and the event callback
+/// are called on the control thread without any lock held, so they may call status().
 ///
-/// Not handled here: restarting a process that runs but fails its probe (liveness), rolling
-/// deploys, and SIGCHLD set to SIG_IGN by the host program (exits then read "status unknown").
+/// Not handled here: a process that never passes its first health probe is not restarted (it stays
+/// `starting`, with no liveness verdict); rolling deploys; and SIGCHLD set to SIG_IGN by the host
+/// program (exits then read "status unknown").
 
 #include <chrono>
 #include <functional>
@@ -107,16 +118,20 @@ struct InstanceStatus {
     InstanceState state = InstanceState::backoff;
     /// The last probe passed (true while running when no probe is set).
     bool healthy = false;
-    /// Starts after the first one (failed starts included).
+    /// Starts after the first one (failed starts included, and restarts after a liveness kill).
     int restarts = 0;
+    /// Liveness probes of the current process that failed in a row (0 after a passing one).
+    int liveness_failures = 0;
     /// When the current (or last) process was started, on the injected clock and as wall time.
     core::SteadyTime started_at{};
     core::SystemTime started_wall{};
     /// In backoff: when the next start is due.
     core::SteadyTime next_start{};
-    /// How the last process ended ("exited with status 1"), "" if none has yet.
+    /// How the last process ended ("exited with status 1"), "" if none has yet. A process the
+    /// supervisor killed as not alive reads "killed by SIGKILL (not alive: 3 liveness probes failed)".
     std::string last_exit;
-    /// Why the last start failed or the last probe threw, "" if it did not.
+    /// Why the last start failed, the last probe threw, or the process was killed as not alive; ""
+    /// if none of these happened (cleared when a process starts).
     std::string last_error;
     /// `<logs_dir>/<name>.log`: the process's stdout and stderr.
     std::string log_file;
@@ -141,6 +156,21 @@ struct SupervisorOptions {
     std::function<bool(const InstanceStatus&)> health_probe;
     /// Least time between two probes of one instance (on the injected clock).
     std::chrono::milliseconds probe_interval{1000};
+    /// Decides whether a running instance's process is still alive (e.g. an HTTP GET of
+    /// /health/live that answers). Called like health_probe: on the control thread from tick(),
+    /// without locks, blocking the loop, so it must be bounded by its own short timeout. Only for
+    /// instances in state running (their health probe passed once) whose process has been up for
+    /// `liveness_grace`, at most once per `liveness_interval`. `liveness_failures` failures in a row
+    /// (an exception counts as one) get the process group SIGKILLed and the instance restarted with
+    /// backoff. Unset: no liveness checks.
+    std::function<bool(const InstanceStatus&)> liveness_probe;
+    /// Least time between two liveness probes of one process (on the injected clock). Positive.
+    std::chrono::milliseconds liveness_interval{1000};
+    /// Failed liveness probes in a row that get a process killed. At least 1.
+    int liveness_failures = 3;
+    /// How long after its start a process gets no liveness verdict (on the injected clock). Not
+    /// negative.
+    std::chrono::milliseconds liveness_grace{10000};
     /// How long start() waits for each daemon's first passing probe.
     std::chrono::milliseconds startup_timeout{30000};
     /// The pause between ticks in run(), run_until() and start().
@@ -155,7 +185,8 @@ struct SupervisorOptions {
 class Supervisor {
   public:
     /// Prepares to run `manifest` (nothing is started yet). Throws StartupError if the manifest
-    /// breaks the rules `load_manifest` enforces (see validate_manifest).
+    /// breaks the rules `load_manifest` enforces (see validate_manifest) or a liveness setting of
+    /// `options` is out of range.
     Supervisor(Manifest manifest, SupervisorOptions options, core::Clock& clock = core::Clock::real());
     /// Stops everything still running, as stop_all() with the manifest's stop_timeout.
     ~Supervisor();
@@ -181,7 +212,8 @@ class Supervisor {
     /// waiting on a condition in the CLI.
     bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
-    /// Stops everything for good: no more restarts; SIGTERM to all service replicas, wait up to
+    /// Stops everything for good: no more restarts; SIGTERM to all service replicas (and SIGCONT, so
+    /// that a stopped one sees it), wait up to
     /// `timeout` for them, SIGKILL the rest; then the same for each daemon in reverse start order.
     /// Every child is reaped before it returns. Real-time bounded by (1 + daemons) * timeout plus
     /// the reaping of SIGKILLed processes. Control thread. Later scale() calls fail with
