@@ -192,7 +192,7 @@ net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Req
         // ---- retry?
         if (!failed) break;
         if (attempt >= attempts) break;
-        if (!resilience::retryable(policy.retry, req.method, failure, res.status)) break;
+        if (!resilience::retryable(policy.retry, net::is_idempotent(req.method), failure, res.status)) break;
         if (!up.budget().try_retry()) {
             up.count_budget_exhausted();
             break;

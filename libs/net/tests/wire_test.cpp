@@ -1,5 +1,7 @@
 #include "wire.hpp"
 
+#include "plexus/net/http.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -73,6 +75,11 @@ Decoded decode_bytewise(std::string_view in, std::size_t max_body = 1024) {
 }  // namespace
 
 // ---------------------------------------------------------------- head scanner
+
+TEST(Methods, IdempotentPerRfc9110) {
+    for (auto m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) EXPECT_TRUE(is_idempotent(m)) << m;
+    for (auto m : {"POST", "PATCH", "CONNECT", "get", "Put", "", "GETX"}) EXPECT_FALSE(is_idempotent(m)) << m;
+}
 
 TEST(HeadScanner, FindsTheEndOfTheHeadAcrossPartialReads) {
     const std::string head = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";

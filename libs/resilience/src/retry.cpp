@@ -72,13 +72,8 @@ struct BudgetBucket {
 
 }  // namespace
 
-bool is_idempotent(std::string_view method) noexcept {
-    return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
-           method == "PUT" || method == "DELETE";
-}
-
-bool retryable(const RetrySettings& retry, std::string_view method, Failure failure, int status) noexcept {
-    if (!retry.non_idempotent && !is_idempotent(method)) return false;
+bool retryable(const RetrySettings& retry, bool idempotent, Failure failure, int status) noexcept {
+    if (!retry.non_idempotent && !idempotent) return false;
     switch (failure) {
         case Failure::none:
             return retry.on.status(status);

@@ -14,38 +14,33 @@ using namespace plexus;
 using namespace plexus::resilience;
 using namespace std::chrono_literals;
 
-TEST(Retry, IdempotentMethods) {
-    for (auto m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) EXPECT_TRUE(is_idempotent(m)) << m;
-    for (auto m : {"POST", "PATCH", "CONNECT", "get", "Put", "", "GETX"}) EXPECT_FALSE(is_idempotent(m)) << m;
-}
-
 TEST(Retry, DefaultsRetryConnectFailuresResetsAnd502To504) {
     RetrySettings r;
-    EXPECT_TRUE(retryable(r, "GET", Failure::connect_failure, 0));
-    EXPECT_TRUE(retryable(r, "GET", Failure::reset, 0));
-    EXPECT_FALSE(retryable(r, "GET", Failure::timeout, 0));
-    EXPECT_FALSE(retryable(r, "GET", Failure::protocol, 0));
-    EXPECT_TRUE(retryable(r, "GET", Failure::none, 502));
-    EXPECT_TRUE(retryable(r, "GET", Failure::none, 503));
-    EXPECT_TRUE(retryable(r, "GET", Failure::none, 504));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 500));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 505));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 200));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 404));
+    EXPECT_TRUE(retryable(r, true, Failure::connect_failure, 0));
+    EXPECT_TRUE(retryable(r, true, Failure::reset, 0));
+    EXPECT_FALSE(retryable(r, true, Failure::timeout, 0));
+    EXPECT_FALSE(retryable(r, true, Failure::protocol, 0));
+    EXPECT_TRUE(retryable(r, true, Failure::none, 502));
+    EXPECT_TRUE(retryable(r, true, Failure::none, 503));
+    EXPECT_TRUE(retryable(r, true, Failure::none, 504));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 500));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 505));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 200));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 404));
 }
 
 TEST(Retry, NonIdempotentOnlyWhenAllowed) {
     RetrySettings r;
     for (auto f : {Failure::connect_failure, Failure::reset, Failure::none}) {
-        EXPECT_FALSE(retryable(r, "POST", f, 503));
-        EXPECT_FALSE(retryable(r, "PATCH", f, 503));
+        EXPECT_FALSE(retryable(r, false, f, 503));
+        EXPECT_FALSE(retryable(r, false, f, 503));
     }
     r.non_idempotent = true;
-    EXPECT_TRUE(retryable(r, "POST", Failure::connect_failure, 0));
-    EXPECT_TRUE(retryable(r, "POST", Failure::reset, 0));
-    EXPECT_TRUE(retryable(r, "PATCH", Failure::none, 503));
-    EXPECT_FALSE(retryable(r, "POST", Failure::none, 500));
-    EXPECT_FALSE(retryable(r, "POST", Failure::protocol, 0));
+    EXPECT_TRUE(retryable(r, false, Failure::connect_failure, 0));
+    EXPECT_TRUE(retryable(r, false, Failure::reset, 0));
+    EXPECT_TRUE(retryable(r, false, Failure::none, 503));
+    EXPECT_FALSE(retryable(r, false, Failure::none, 500));
+    EXPECT_FALSE(retryable(r, false, Failure::protocol, 0));
 }
 
 TEST(Retry, ConditionsFollowTheFlags) {
@@ -56,16 +51,16 @@ TEST(Retry, ConditionsFollowTheFlags) {
     r.on.statuses.reset();
     r.on.statuses.set(0);   // 500
     r.on.statuses.set(99);  // 599
-    EXPECT_FALSE(retryable(r, "GET", Failure::connect_failure, 0));
-    EXPECT_FALSE(retryable(r, "GET", Failure::reset, 0));
-    EXPECT_TRUE(retryable(r, "GET", Failure::timeout, 0));
-    EXPECT_FALSE(retryable(r, "GET", Failure::protocol, 0));
-    EXPECT_TRUE(retryable(r, "GET", Failure::none, 500));
-    EXPECT_TRUE(retryable(r, "GET", Failure::none, 599));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 503));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 600));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, 499));
-    EXPECT_FALSE(retryable(r, "GET", Failure::none, -1));
+    EXPECT_FALSE(retryable(r, true, Failure::connect_failure, 0));
+    EXPECT_FALSE(retryable(r, true, Failure::reset, 0));
+    EXPECT_TRUE(retryable(r, true, Failure::timeout, 0));
+    EXPECT_FALSE(retryable(r, true, Failure::protocol, 0));
+    EXPECT_TRUE(retryable(r, true, Failure::none, 500));
+    EXPECT_TRUE(retryable(r, true, Failure::none, 599));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 503));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 600));
+    EXPECT_FALSE(retryable(r, true, Failure::none, 499));
+    EXPECT_FALSE(retryable(r, true, Failure::none, -1));
 }
 
 TEST(Retry, BackoffIsFullJitterUpToTheExponentialCap) {

@@ -618,7 +618,7 @@ int Service::run(int argc, char** argv) {
     add_admin_routes(router, state_);
     router.add("GET", "/metrics", [this](Request&, Response& res) -> Task<void> {
         res.status = 200;
-        res.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        res.headers.set("Content-Type", telemetry::kPrometheusContentType);
         res.body = state_->metrics->render();
         co_return;
     });

@@ -212,7 +212,7 @@ int run(const Settings& settings) {
     });
     router.add("GET", "/metrics", [&metrics](Request&, Response& r) -> Task<void> {
         r.status = 200;
-        r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        r.headers.set("Content-Type", telemetry::kPrometheusContentType);
         r.body = metrics.render();
         co_return;
     });

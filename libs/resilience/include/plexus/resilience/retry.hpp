@@ -15,13 +15,10 @@
 
 namespace plexus::resilience {
 
-/// Whether HTTP method `method` is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE).
-bool is_idempotent(std::string_view method) noexcept;
-
 /// Whether an attempt that ended with `failure` (or, when failure == none, with HTTP `status`)
-/// may be retried under `retry`, for a request with `method`. Does not look at attempts, the
-/// deadline or the budget.
-bool retryable(const RetrySettings& retry, std::string_view method, Failure failure, int status) noexcept;
+/// may be retried under `retry`, for a request whose method is `idempotent` or not (see
+/// net::is_idempotent). Does not look at attempts, the deadline or the budget.
+bool retryable(const RetrySettings& retry, bool idempotent, Failure failure, int status) noexcept;
 
 /// The wait before retry number `retry_number` (1 for the first retry): a uniformly random
 /// duration in [0, min(max_backoff, backoff × 2^(retry_number-1))] ("full jitter").
