@@ -180,6 +180,15 @@ class ProxyTest : public ::testing::Test {
 
     std::string upstream_address() const { return "127.0.0.1:" + std::to_string(upstream_); }
 
+    // Route "pair": every path, to a closed port first, then to the upstream.
+    gateway::RouteSettings pair_route(const ClosedPort& closed) const {
+        gateway::RouteSettings r;
+        r.name = "pair";
+        r.prefix = "/";
+        r.upstreams = {closed.address(), upstream_address()};
+        return r;
+    }
+
     // Starts a gateway and its server; returns the server's port.
     std::uint16_t start_gateway(gateway::GatewaySettings settings, discovery::Discovery* disco = nullptr) {
         gateways_.push_back(std::make_unique<gateway::Gateway>(std::move(settings), disco, metrics_));
@@ -354,10 +363,7 @@ TEST_F(ProxyTest, SlowUpstreamIs504WithinTheRouteTimeout) {
 
 TEST_F(ProxyTest, IdempotentRequestIsRetriedOnTheOtherUpstream) {
     ClosedPort closed;
-    gateway::RouteSettings r;
-    r.name = "pair";
-    r.prefix = "/";
-    r.upstreams = {closed.address(), upstream_address()};  // round robin starts with the closed one
+    auto r = pair_route(closed);  // round robin starts with the closed one
     auto gw = start_gateway(with_routes({r}));
     for (int i = 0; i < 4; ++i) {
         auto res = call(gw, i % 2 ? "GET" : "PUT", "/item");
@@ -374,10 +380,7 @@ TEST_F(ProxyTest, IdempotentRequestIsRetriedOnTheOtherUpstream) {
 
 TEST_F(ProxyTest, PostIsNotRetried) {
     ClosedPort closed;
-    gateway::RouteSettings r;
-    r.name = "pair";
-    r.prefix = "/";
-    r.upstreams = {closed.address(), upstream_address()};
+    auto r = pair_route(closed);
     auto gw = start_gateway(with_routes({r}));
     std::vector<int> statuses;
     for (int i = 0; i < 2; ++i) statuses.push_back(call(gw, "POST", "/orders", {}, "x").status);
@@ -388,10 +391,7 @@ TEST_F(ProxyTest, PostIsNotRetried) {
 
 TEST_F(ProxyTest, RetryCanBeTurnedOff) {
     ClosedPort closed;
-    gateway::RouteSettings r;
-    r.name = "pair";
-    r.prefix = "/";
-    r.upstreams = {closed.address(), upstream_address()};
+    auto r = pair_route(closed);
     r.call.retry.attempts = 1;
     auto gw = start_gateway(with_routes({r}));
     std::vector<int> statuses;
@@ -627,10 +627,7 @@ TEST_F(ProxyTest, BreakerOpensOnFailuresAndFailsFastNamingTheUpstream) {
 
 TEST_F(ProxyTest, ADeadInstanceIsEjectedWhileTheBreakerStaysClosed) {
     ClosedPort closed;
-    gateway::RouteSettings r;
-    r.name = "pair";
-    r.prefix = "/";
-    r.upstreams = {closed.address(), upstream_address()};
+    auto r = pair_route(closed);
     r.upstream.breaker.size = 10;
     r.upstream.breaker.minimum_calls = 5;
     r.upstream.outlier.consecutive_errors = 3;
