@@ -433,6 +433,23 @@ struct Supervisor::Impl {
         }
     }
 
+    // A process that has not passed its first health probe within startup_timeout is stuck (it
+    // cannot reach the registry, waits on a lock...): it is killed and restarted with backoff,
+    // like one that stops answering. Not during start(), which fails the whole startup instead.
+    void expire_startups_locked(core::SteadyTime now) {
+        if (!options.health_probe || !services_active) return;
+        for (auto& inst : instances) {
+            if (inst->st.pid <= 0 || inst->killed || inst->st.state != InstanceState::starting) continue;
+            if (now - inst->st.started_at < options.startup_timeout) continue;
+            inst->kill_reason = "not healthy within " + core::format_duration(options.startup_timeout) +
+                                " of its start";
+            inst->st.last_error = inst->kill_reason + "; killed";
+            signal_group(inst->st.pid, SIGKILL);
+            inst->killed = true;
+            event_locked(*inst, inst->st.last_error);
+        }
+    }
+
     // Runs `probe` for every job, on this thread and without the lock.
     static void run_probes(const std::function<bool(const InstanceStatus&)>& probe,
                            std::vector<ProbeJob>& jobs, std::string_view what) {
@@ -458,6 +475,7 @@ struct Supervisor::Impl {
             escalate_locked(now);
             reconcile_locked(now);
             start_due_locked(now);
+            expire_startups_locked(now);
             health = due_probes_locked(now);
             liveness = due_liveness_locked(now);
         }

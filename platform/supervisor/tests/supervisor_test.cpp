@@ -498,6 +498,39 @@ TEST_F(LivenessTest, ConsecutiveFailuresKillTheProcessAndItIsRestarted) {
     EXPECT_EQ(find("web-0").pid, s.pid);
 }
 
+TEST_F(LivenessTest, AProcessNeverHealthyWithinTheStartupTimeoutIsRestarted) {
+    auto o = options();
+    o.startup_timeout = 30s;
+    bool healthy = false;
+    o.health_probe = [&](const InstanceStatus&) { return healthy; };
+    auto m = manifest();
+    m.services.push_back(service("web", kSleep));
+    auto& sup = make(std::move(m), std::move(o));
+    ASSERT_TRUE(sup.start());
+    const int pid = find("web-0").pid;
+    EXPECT_EQ(find("web-0").state, InstanceState::starting);
+
+    step(29s);
+    EXPECT_EQ(find("web-0").pid, pid);  // not yet
+    step(1s);
+    EXPECT_EQ(find("web-0").last_error, "not healthy within 30s of its start; killed");
+    EXPECT_TRUE(has_event("web-0: not healthy within 30s of its start; killed"));
+    ASSERT_TRUE(wait_for([&] { return find("web-0").state == InstanceState::backoff; }));
+    EXPECT_TRUE(gone(pid));
+    EXPECT_EQ(find("web-0").last_exit, "killed by SIGKILL (not healthy within 30s of its start)");
+
+    // Restarted; this time it becomes healthy and stays.
+    healthy = true;
+    step(200ms);
+    step(1s);
+    auto s = find("web-0");
+    EXPECT_EQ(s.restarts, 1);
+    EXPECT_NE(s.pid, pid);
+    EXPECT_EQ(s.state, InstanceState::running);
+    step(60s);
+    EXPECT_EQ(find("web-0").pid, s.pid);
+}
+
 TEST_F(LivenessTest, APassingProbeResetsTheCount) {
     answers_ = {false, false, true, false, false, true, false, false, false};
     start_web(liveness_options());
@@ -545,6 +578,7 @@ TEST_F(LivenessTest, NoVerdictBeforeTheHealthProbePassedOnce) {
     auto o = liveness_options();
     o.liveness_failures = 1;
     o.liveness_grace = 0ms;
+    o.startup_timeout = 1h;  // long unhealthy, but not stuck for the startup deadline
     std::atomic<bool> healthy{false};
     o.health_probe = [&](const InstanceStatus&) { return healthy.load(); };
     auto m = manifest();

@@ -41,9 +41,12 @@
 /// wakes the loop, the next tick applies it. The health and liveness probes and the event callback
 /// are called on the control thread without any lock held, so they may call status().
 ///
-/// Not handled here: a process that never passes its first health probe is not restarted (it stays
-/// `starting`, with no liveness verdict); rolling deploys; and SIGCHLD set to SIG_IGN by the host
-/// program (exits then read "status unknown").
+/// A process that does not pass its first health probe within `startup_timeout` of its start is
+/// killed and restarted the same way (once start() has brought the daemons up; during start() a
+/// daemon that is not healthy in time fails the startup instead).
+///
+/// Not handled here: rolling deploys, and SIGCHLD set to SIG_IGN by the host program (exits then
+/// read "status unknown").
 
 #include <chrono>
 #include <functional>
@@ -171,7 +174,8 @@ struct SupervisorOptions {
     /// How long after its start a process gets no liveness verdict (on the injected clock). Not
     /// negative.
     std::chrono::milliseconds liveness_grace{10000};
-    /// How long start() waits for each daemon's first passing probe.
+    /// How long start() waits for each daemon's first passing probe; later, how long any started
+    /// process may take to pass its first probe before it is killed and restarted.
     std::chrono::milliseconds startup_timeout{30000};
     /// The pause between ticks in run(), run_until() and start().
     std::chrono::milliseconds tick_interval{100};
