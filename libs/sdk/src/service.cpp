@@ -2,11 +2,10 @@
 
 #include <CLI/CLI.hpp>
 #include <array>
+#include <boost/json.hpp>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
-
-#include <boost/json.hpp>
 
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
@@ -132,7 +131,8 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
                 }
             }
             if (auto fault = st->inbound_fault.load(); fault && fault->active()) {
-                auto d = resilience::decide_fault(*fault, resilience::fast_random(), resilience::fast_random());
+                auto d =
+                    resilience::decide_fault(*fault, resilience::fast_random(), resilience::fast_random());
                 if (d.delay.count() > 0) co_await net::sleep_for(d.delay);
                 if (d.abort_status) {
                     throw HttpError(d.abort_status, std::string(net::reason_phrase(d.abort_status)),
@@ -157,7 +157,7 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
             st->requests->labels({route_name, req.method, code_class(res.status)}).inc();
         }
         latency->observe(elapsed);
-        span.set_attribute("http.status_code", std::to_string(res.status));
+        if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
         span.end();
         telemetry::info("request",
@@ -291,15 +291,16 @@ void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) 
                 } else if (key == "clients" && value.is_object()) {
                     for (const auto& [name, f] : value.as_object()) {
                         if (!state->clients.count(name))
-                            throw HttpError(400, "Bad Request", "clients: no client for " + std::string(name));
+                            throw HttpError(400, "Bad Request",
+                                            "clients: no client for " + std::string(name));
                         resilience::FaultSettings settings;
                         if (auto bad = fault_from_json(f, settings); !bad.empty())
                             throw HttpError(400, "Bad Request", "clients." + std::string(name) + ": " + bad);
                         clients[std::string(name)] = settings;
                     }
                 } else {
-                    throw HttpError(400, "Bad Request", "unknown key " + std::string(key) +
-                                                            " (expected inbound or clients)");
+                    throw HttpError(400, "Bad Request",
+                                    "unknown key " + std::string(key) + " (expected inbound or clients)");
                 }
             }
             state->inbound_fault.store(std::make_shared<const resilience::FaultSettings>(in));
@@ -332,12 +333,14 @@ void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) 
 
 Task<Response> Client::post(const Request& incoming, std::string target, std::string body,
                             std::string content_type) {
-    co_return co_await call(incoming, net::make_request("POST", std::move(target), std::move(body), content_type));
+    co_return co_await call(incoming,
+                            net::make_request("POST", std::move(target), std::move(body), content_type));
 }
 
 Task<Response> Client::put(const Request& incoming, std::string target, std::string body,
                            std::string content_type) {
-    co_return co_await call(incoming, net::make_request("PUT", std::move(target), std::move(body), content_type));
+    co_return co_await call(incoming,
+                            net::make_request("PUT", std::move(target), std::move(body), content_type));
 }
 
 Task<Response> Client::get(const Request& incoming, std::string target) {
@@ -365,6 +368,7 @@ struct ClientSpans final : discovery::CallObserver {
     telemetry::Span& span;
     explicit ClientSpans(telemetry::Span& s) : span(s) {}
     void before_attempt(net::Request&, const discovery::Target& t, int attempt) override {
+        if (!span.recording()) return;
         span.set_attribute("peer.instance", t.info.id);
         if (attempt > 1) span.set_attribute("retry", std::to_string(attempt - 1));
     }
@@ -411,7 +415,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
             state_->resilience_metrics->count_deadline_expired(false);
     }
     if (!report.failed() && res.status < 500) {
-        span.set_attribute("http.status_code", std::to_string(res.status));
+        if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         co_return res;
     }
 

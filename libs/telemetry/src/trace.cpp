@@ -1,5 +1,6 @@
 #include "plexus/telemetry/trace.hpp"
 
+#include <atomic>
 #include <memory>
 
 #include "plexus/core/snapshot.hpp"
@@ -36,6 +37,13 @@ std::string_view trim_ows(std::string_view s) noexcept {
 core::SnapshotCell<SpanSink>& sink_slot() {
     static auto& slot = *new core::SnapshotCell<SpanSink>;
     return slot;
+}
+
+// Whether a sink is set: lets a span that nobody would see skip the slot's load.
+std::atomic<bool> sink_set{false};
+
+bool anyone_listens() noexcept {
+    return sink_set.load(std::memory_order_relaxed) || log_enabled(Level::info);
 }
 
 }  // namespace
@@ -105,7 +113,9 @@ std::string_view to_string(SpanStatus status) noexcept {
 
 void set_span_sink(SpanSink sink) {
     // Spans ending concurrently keep their own reference to the previous sink.
-    sink_slot().store(sink ? std::make_shared<const SpanSink>(std::move(sink)) : nullptr);
+    const bool set = static_cast<bool>(sink);
+    sink_slot().store(set ? std::make_shared<const SpanSink>(std::move(sink)) : nullptr);
+    sink_set.store(set, std::memory_order_relaxed);
 }
 
 void log_span(const SpanRecord& record) {
@@ -138,12 +148,14 @@ void log_span(const SpanRecord& record) {
 }
 
 Span::Span(std::string name, SpanKind kind, std::optional<TraceContext> parent, const core::Clock& clock)
-    : context_(parent ? parent->child() : TraceContext::root()), clock_(&clock), start_steady_(clock.now()) {
+    : context_(parent ? parent->child() : TraceContext::root()), clock_(&clock) {
     record_.name = std::move(name);
     record_.kind = kind;
     record_.trace_id = context_.trace_id;
     record_.span_id = context_.span_id;
     if (parent) record_.parent_id = parent->span_id;
+    recording_ = context_.sampled && anyone_listens();
+    if (recording_) start_steady_ = clock.now();  // a span nobody records reads no clock
 }
 
 Span::~Span() { end(); }
@@ -153,12 +165,13 @@ Span::Span(Span&& other) noexcept
       context_(other.context_),
       clock_(other.clock_),
       start_steady_(other.start_steady_),
+      recording_(other.recording_),
       ended_(other.ended_) {
     other.ended_ = true;
 }
 
 void Span::set_attribute(std::string key, std::string value) {
-    if (ended_) return;
+    if (ended_ || !recording_) return;
     record_.attributes.emplace_back(std::move(key), std::move(value));
 }
 
@@ -169,9 +182,8 @@ void Span::set_status(SpanStatus status) noexcept {
 void Span::end() noexcept {
     if (ended_) return;
     ended_ = true;
-    if (!context_.sampled) return;
+    if (!recording_) return;  // nobody would have seen it
     auto sink = sink_slot().load();
-    if (!sink && !log_enabled(Level::info)) return;  // nobody would see it
     auto elapsed = clock_->now() - start_steady_;
     record_.duration = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
     // The wall-clock start, from the end: one clock read less on every span's way in.

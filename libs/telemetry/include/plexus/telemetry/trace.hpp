@@ -107,7 +107,9 @@ void set_span_sink(SpanSink sink);
 void log_span(const SpanRecord& record);
 
 /// One timed operation of a trace. Starts when constructed; `end()` (or the destructor) measures
-/// the duration and, if the trace is sampled, hands the record to the span sink.
+/// the duration and, if the span is recording, hands the record to the span sink. Whether it
+/// records is decided when it starts (see `recording()`): a span that nobody would see costs
+/// only its ids.
 /// Not thread-safe: a span belongs to one request and is used by one thread or coroutine at a
 /// time; its `context()` can be copied anywhere.
 class Span {
@@ -136,14 +138,18 @@ class Span {
     /// The span's name.
     const std::string& name() const noexcept { return record_.name; }
 
-    /// Adds an annotation. Ignored after `end()`.
+    /// Whether the finished span will go anywhere: the trace is sampled and a span sink is set
+    /// or info-level logging is on, as of the span's start. Callers skip building attributes
+    /// when it is false.
+    bool recording() const noexcept { return recording_; }
+    /// Adds an annotation. Ignored after `end()` and when the span is not recording.
     void set_attribute(std::string key, std::string value);
     /// Sets the outcome. Ignored after `end()`.
     void set_status(SpanStatus status) noexcept;
 
     /// True once `end()` has run.
     bool ended() const noexcept { return ended_; }
-    /// Records the duration and hands the finished span to the sink if sampled. Only the first
+    /// Records the duration and hands the finished span to the sink if recording. Only the first
     /// call has an effect. Never throws: an exception from the sink is caught and logged.
     void end() noexcept;
 
@@ -152,6 +158,7 @@ class Span {
     TraceContext context_;
     const core::Clock* clock_;
     core::SteadyTime start_steady_;
+    bool recording_ = false;
     bool ended_ = false;
 };
 
