@@ -1,5 +1,6 @@
 #include "plexus/core/ids.hpp"
 
+#include <array>
 #include <random>
 
 namespace plexus::core {
@@ -51,6 +52,28 @@ std::uint64_t random_u64() noexcept { return tl_generator.next(); }
 void append_hex(std::string& out, std::uint64_t value, int digits) {
     static constexpr char kDigits[] = "0123456789abcdef";
     for (int i = digits - 1; i >= 0; --i) out.push_back(kDigits[(value >> (i * 4)) & 0xF]);
+}
+
+namespace {
+// The two hex characters of every byte.
+constexpr std::array<char, 512> kHexPairs = [] {
+    std::array<char, 512> t{};
+    constexpr char kDigits[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+        t[static_cast<std::size_t>(2 * b)] = kDigits[b >> 4];
+        t[static_cast<std::size_t>(2 * b + 1)] = kDigits[b & 0xF];
+    }
+    return t;
+}();
+}  // namespace
+
+void write_hex16(char* out, std::uint64_t value) noexcept {
+    for (int i = 7; i >= 0; --i) {
+        const auto* pair = &kHexPairs[2 * (value & 0xFF)];
+        out[2 * i] = pair[0];
+        out[2 * i + 1] = pair[1];
+        value >>= 8;
+    }
 }
 
 std::string TraceId::hex() const {

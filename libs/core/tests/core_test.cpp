@@ -38,6 +38,16 @@ TEST(Ids, RequestIdsAreDistinct) {
     EXPECT_EQ(new_instance_id("catalog").rfind("catalog-", 0), 0u);
 }
 
+TEST(Ids, WriteHex16MatchesAppendHex) {
+    for (std::uint64_t v : {0ull, 1ull, 0xabcdef0123456789ull, ~0ull, 0x00ff00ff00ff00ffull}) {
+        char out[16];
+        plexus::core::write_hex16(out, v);
+        std::string expected;
+        plexus::core::append_hex(expected, v, 16);
+        EXPECT_EQ(std::string_view(out, 16), expected);
+    }
+}
+
 TEST(Duration, ParsesUnits) {
     EXPECT_EQ(parse_duration("250ms"), 250ms);
     EXPECT_EQ(parse_duration("5s"), 5000ms);

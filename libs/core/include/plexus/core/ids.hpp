@@ -50,4 +50,8 @@ std::uint64_t random_u64() noexcept;
 /// Appends `value` as `digits` lowercase hex characters (most significant first).
 void append_hex(std::string& out, std::uint64_t value, int digits);
 
+/// Writes `value` as exactly 16 lowercase hex characters to `out` (most significant first),
+/// without allocating: for ids written on every request.
+void write_hex16(char* out, std::uint64_t value) noexcept;
+
 }  // namespace plexus::core
