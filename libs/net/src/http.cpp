@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <cstdint>
+#include <cstring>
 
 #include "wire.hpp"
 
@@ -24,49 +26,175 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
-std::optional<std::string_view> Headers::get(std::string_view name) const noexcept {
-    for (std::size_t i = 0; i < size_; ++i) {
-        if (iequals(items_[i].name, name)) return std::string_view(items_[i].value);
+namespace {
+// `a` equals `lower_b` (same size, only lowercase letters, digits and '-'), ignoring the case of
+// `a`. Eight bytes at a time: a letter of `lower_b` has bit 0x40 set, digits and '-' do not, so
+// OR-ing 0x20 into `a` at exactly the letters' positions folds its case there and nowhere else.
+bool equals_lower(std::string_view a, std::string_view lower_b) noexcept {
+    const std::size_t n = a.size();
+    if (n < 8) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (lower(a[i]) != lower_b[i]) return false;
+        }
+        return true;
     }
-    return std::nullopt;
+    auto same = [&](std::size_t i) {
+        std::uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, lower_b.data() + i, 8);
+        return (x | ((y & 0x4040404040404040ull) >> 1)) == y;
+    };
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+        if (!same(i)) return false;
+    }
+    return same(n - 8);  // the last eight bytes, overlapping the previous word
+}
+}  // namespace
+
+FieldId field_id(std::string_view n) noexcept {
+    auto is = [n](std::string_view lower_name) { return equals_lower(n, lower_name); };
+    switch (n.size()) {
+        case 2:
+            if (is("te")) return FieldId::te;
+            break;
+        case 4:
+            if (is("host")) return FieldId::host;
+            if (is("date")) return FieldId::date;
+            break;
+        case 6:
+            if (is("expect")) return FieldId::expect;
+            break;
+        case 7:
+            if (is("trailer")) return FieldId::trailer;
+            if (is("upgrade")) return FieldId::upgrade;
+            break;
+        case 10:
+            if (is("connection")) return FieldId::connection;
+            if (is("keep-alive")) return FieldId::keep_alive;
+            break;
+        case 11:
+            if (is("traceparent")) return FieldId::traceparent;
+            break;
+        case 12:
+            if (is("content-type")) return FieldId::content_type;
+            if (is("x-request-id")) return FieldId::x_request_id;
+            break;
+        case 14:
+            if (is("content-length")) return FieldId::content_length;
+            break;
+        case 15:
+            if (is("x-forwarded-for")) return FieldId::x_forwarded_for;
+            break;
+        case 16:
+            if (is("proxy-connection")) return FieldId::proxy_connection;
+            if (is("x-forwarded-host")) return FieldId::x_forwarded_host;
+            break;
+        case 17:
+            if (is("transfer-encoding")) return FieldId::transfer_encoding;
+            if (is("x-forwarded-proto")) return FieldId::x_forwarded_proto;
+            break;
+        case 18:
+            if (is("proxy-authenticate")) return FieldId::proxy_authenticate;
+            break;
+        case 19:
+            if (is("proxy-authorization")) return FieldId::proxy_authorization;
+            break;
+        case 20:
+            if (is("x-plexus-deadline-ms")) return FieldId::x_plexus_deadline_ms;
+            break;
+        case 22:
+            if (is("x-plexus-original-path")) return FieldId::x_plexus_original_path;
+            break;
+        default:
+            break;
+    }
+    return FieldId::other;
 }
 
-void Headers::add(std::string_view name, std::string_view value) {
+namespace {
+// clear + append: a plain copy into the string's existing capacity, cheaper than assign's
+// general path (which must allow `v` to alias `s`; here it never does).
+void copy_into(std::string& s, std::string_view v) {
+    s.clear();
+    s.append(v.data(), v.size());
+}
+}  // namespace
+
+std::size_t Headers::find(FieldId id, std::string_view name, std::size_t from) const noexcept {
+    for (std::size_t i = from; i < size_; ++i) {
+        const auto& h = items_[i];
+        if (h.id_ != id) continue;
+        if (id != FieldId::other || iequals(h.name_, name)) return i;
+    }
+    return size_;
+}
+
+void Headers::compact() noexcept {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < size_; ++i) {
+        if (items_[i].dropped_) {
+            items_[i].dropped_ = false;
+            continue;
+        }
+        // Swapped, not moved: the dropped field's strings keep their capacity in the spare part.
+        if (kept != i) std::swap(items_[kept], items_[i]);
+        ++kept;
+    }
+    size_ = kept;
+}
+
+std::optional<std::string_view> Headers::get(std::string_view name) const noexcept {
+    auto i = find(field_id(name), name);
+    if (i == size_) return std::nullopt;
+    return std::string_view(items_[i].value);
+}
+
+std::optional<std::string_view> Headers::get(FieldId id) const noexcept {
+    auto i = find(id, {});
+    if (i == size_ || id == FieldId::other) return std::nullopt;
+    return std::string_view(items_[i].value);
+}
+
+const Header& Headers::add(std::string_view name, std::string_view value) {
     if (size_ == items_.size()) items_.emplace_back();
     auto& h = items_[size_++];
-    h.name.assign(name);
-    h.value.assign(value);
+    copy_into(h.name_, name);
+    copy_into(h.value, value);
+    h.id_ = field_id(name);
+    h.dropped_ = false;
+    return h;
 }
 
 void Headers::set(std::string_view name, std::string_view value) {
-    for (std::size_t i = 0; i < size_; ++i) {
-        if (iequals(items_[i].name, name)) {
-            items_[i].value.assign(value);
-            // drop any further fields of the same name
-            for (std::size_t j = size_; j-- > i + 1;) {
-                if (iequals(items_[j].name, name)) {
-                    std::rotate(items_.begin() + j, items_.begin() + j + 1, items_.begin() + size_);
-                    --size_;
-                }
-            }
-            return;
-        }
+    const auto id = field_id(name);
+    auto first = find(id, name);
+    if (first == size_) {
+        add(name, value);
+        return;
     }
-    add(name, value);
+    items_[first].value.assign(value);
+    bool more = false;
+    for (auto i = find(id, name, first + 1); i < size_; i = find(id, name, i + 1)) {
+        items_[i].dropped_ = true;
+        more = true;
+    }
+    if (more) compact();
 }
 
 std::size_t Headers::remove(std::string_view name) {
+    const auto id = field_id(name);
     std::size_t removed = 0;
-    for (std::size_t i = 0; i < size_;) {
-        if (iequals(items_[i].name, name)) {
-            std::rotate(items_.begin() + i, items_.begin() + i + 1, items_.begin() + size_);
-            --size_;
-            ++removed;
-        } else {
-            ++i;
-        }
+    for (auto i = find(id, name); i < size_; i = find(id, name, i + 1)) {
+        items_[i].dropped_ = true;
+        ++removed;
     }
+    if (removed) compact();
     return removed;
+}
+
+void Headers::rename(Header& h, std::string_view name) {
+    h.name_.assign(name);
+    h.id_ = field_id(name);
 }
 
 std::string_view Request::path() const noexcept {
@@ -260,7 +388,24 @@ std::optional<std::string> percent_decode(std::string_view in) {
     return out;
 }
 
-bool is_hop_by_hop(std::string_view name) noexcept { return wire::is_hop_by_hop(name); }
+bool is_hop_by_hop(std::string_view name) noexcept { return is_hop_by_hop(field_id(name)); }
+
+bool is_hop_by_hop(FieldId id) noexcept {
+    switch (id) {
+        case FieldId::connection:
+        case FieldId::keep_alive:
+        case FieldId::proxy_connection:
+        case FieldId::te:
+        case FieldId::trailer:
+        case FieldId::transfer_encoding:
+        case FieldId::upgrade:
+        case FieldId::proxy_authenticate:
+        case FieldId::proxy_authorization:
+            return true;
+        default:
+            return false;
+    }
+}
 
 bool is_idempotent(std::string_view method) noexcept {
     return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||

@@ -1,5 +1,6 @@
 #include "wire.hpp"
 
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -9,36 +10,20 @@ namespace plexus::net::wire {
 
 namespace {
 
-bool is_tchar(unsigned char c) noexcept {
-    if (c >= 'a' && c <= 'z') return true;
-    if (c >= 'A' && c <= 'Z') return true;
-    if (c >= '0' && c <= '9') return true;
-    switch (c) {
-        case '!':
-        case '#':
-        case '$':
-        case '%':
-        case '&':
-        case '\'':
-        case '*':
-        case '+':
-        case '-':
-        case '.':
-        case '^':
-        case '_':
-        case '`':
-        case '|':
-        case '~':
-            return true;
-        default:
-            return false;
-    }
-}
+// RFC 9110 tchar: the characters of a token (method, field name).
+constexpr std::array<bool, 256> kTchar = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+    return t;
+}();
 
 bool is_token(std::string_view s) noexcept {
     if (s.empty()) return false;
     for (unsigned char c : s) {
-        if (!is_tchar(c)) return false;
+        if (!kTchar[c]) return false;
     }
     return true;
 }
@@ -73,22 +58,28 @@ template <class Fn>
 HeadError parse_fields(std::string_view rest, std::size_t max_headers, Headers& headers, Fn&& on_field) {
     std::size_t count = 0;
     while (true) {
-        auto eol = rest.find("\r\n");
-        if (eol == std::string_view::npos) return {400, "unterminated header block"};
-        auto line = rest.substr(0, eol);
-        rest.remove_prefix(eol + 2);
+        const auto* cr = static_cast<const char*>(std::memchr(rest.data(), '\r', rest.size()));
+        if (!cr || cr + 1 == rest.data() + rest.size() || cr[1] != '\n')
+            return {400, "unterminated header block"};
+        const std::string_view line(rest.data(), static_cast<std::size_t>(cr - rest.data()));
+        rest.remove_prefix(line.size() + 2);
         if (line.empty()) return {};
         if (line.front() == ' ' || line.front() == '\t')
             return {400, "obsolete line folding is not accepted"};
-        auto colon = line.find(':');
-        if (colon == std::string_view::npos) return {400, "header field without a colon"};
+        // The name is the run of token characters; the colon must follow it at once.
+        std::size_t colon = 0;
+        while (colon < line.size() && kTchar[static_cast<unsigned char>(line[colon])]) ++colon;
+        if (colon == line.size() || line[colon] != ':') {
+            if (line.find(':') == std::string_view::npos) return {400, "header field without a colon"};
+            return {400, "invalid header field name"};
+        }
+        if (colon == 0) return {400, "invalid header field name"};
         auto name = line.substr(0, colon);
-        if (!is_token(name)) return {400, "invalid header field name"};
         auto value = trim_ows(line.substr(colon + 1));
         if (!is_field_value(value)) return {400, "invalid character in header field value"};
         if (++count > max_headers) return {431, "too many header fields"};
-        headers.add(name, value);
-        if (auto err = on_field(name, value)) return err;
+        const auto& field = headers.add(name, value);
+        if (auto err = on_field(field.id(), value)) return err;
     }
 }
 
@@ -101,8 +92,8 @@ struct FramingFields {
     bool connection_close = false;
     bool connection_keep_alive = false;
 
-    HeadError on_field(std::string_view name, std::string_view value) {
-        if (iequals(name, "content-length")) {
+    HeadError on_field(FieldId id, std::string_view value) {
+        if (id == FieldId::content_length) {
             // "5, 5" is allowed as long as every element agrees.
             while (true) {
                 auto comma = value.find(',');
@@ -115,7 +106,7 @@ struct FramingFields {
                 if (comma == std::string_view::npos) break;
                 value.remove_prefix(comma + 1);
             }
-        } else if (iequals(name, "transfer-encoding")) {
+        } else if (id == FieldId::transfer_encoding) {
             // Repeated fields form one list ("chunked, chunked"), which is not plain "chunked".
             if (has_te) unsupported_te = true;
             has_te = true;
@@ -125,7 +116,7 @@ struct FramingFields {
                 // Only plain "chunked" is implemented.
                 unsupported_te = true;
             }
-        } else if (iequals(name, "connection")) {
+        } else if (id == FieldId::connection) {
             std::string_view v = value;
             while (!v.empty()) {
                 auto comma = v.find(',');
@@ -156,24 +147,32 @@ char* ReadBuffer::prepare(std::size_t n) {
 }
 
 HeadScanner::Status HeadScanner::scan(std::string_view data, std::size_t max_bytes) noexcept {
+    // Line by line with memchr: every CR must be followed by LF and every LF preceded by CR.
     // Heads may start with empty lines between pipelined messages (RFC 9112 2.2): not accepted
     // here; a leading CRLF is simply an empty start line, reported by the parser.
-    while (pos_ < data.size()) {
-        char c = data[pos_];
-        if (c == '\r') {
-            if (pos_ + 1 >= data.size()) break;  // need the next byte
-            if (data[pos_ + 1] != '\n') return Status::bad_line_ending;
-            if (pos_ == line_start_ && pos_ != 0) {
-                head_size_ = pos_ + 2;
-                pos_ += 2;
-                return Status::complete;
-            }
-            pos_ += 2;
-            line_start_ = pos_;
-            continue;
+    const std::size_t size = data.size();
+    while (pos_ < size) {
+        const char* from = data.data() + pos_;
+        const auto* cr = static_cast<const char*>(std::memchr(from, '\r', size - pos_));
+        const std::size_t upto = cr ? static_cast<std::size_t>(cr - from) : size - pos_;
+        if (std::memchr(from, '\n', upto)) return Status::bad_line_ending;
+        if (!cr) {
+            pos_ = size;
+            break;
         }
-        if (c == '\n') return Status::bad_line_ending;
-        ++pos_;
+        const std::size_t at = pos_ + upto;
+        if (at + 1 >= size) {
+            pos_ = at;  // need the byte after the CR
+            break;
+        }
+        if (data[at + 1] != '\n') return Status::bad_line_ending;
+        if (at == line_start_ && at != 0) {
+            head_size_ = at + 2;
+            pos_ = head_size_;
+            return head_size_ > max_bytes ? Status::too_large : Status::complete;
+        }
+        pos_ = at + 2;
+        line_start_ = pos_;
         if (pos_ > max_bytes) return Status::too_large;
     }
     if (pos_ > max_bytes) return Status::too_large;
@@ -209,10 +208,10 @@ HeadError parse_request_head(std::string_view head, std::size_t max_headers, Req
 
     FramingFields ff;
     if (auto err = parse_fields(head.substr(eol + 2), max_headers, req.headers,
-                                [&](std::string_view n, std::string_view v) { return ff.on_field(n, v); })) {
+                                [&](FieldId id, std::string_view v) { return ff.on_field(id, v); })) {
         return err;
     }
-    if (req.version_minor == 1 && !req.headers.contains("host")) return {400, "missing Host header"};
+    if (req.version_minor == 1 && !req.headers.get(FieldId::host)) return {400, "missing Host header"};
     if (ff.has_te && ff.has_length) return {400, "both Content-Length and Transfer-Encoding"};
     if (ff.has_te) {
         if (req.version_minor == 0) return {400, "Transfer-Encoding in an HTTP/1.0 request"};
@@ -246,7 +245,7 @@ HeadError parse_response_head(std::string_view head, std::string_view request_me
     res.status = status;
     FramingFields ff;
     if (auto err = parse_fields(head.substr(eol + 2), 1000, res.headers,
-                                [&](std::string_view n, std::string_view v) { return ff.on_field(n, v); })) {
+                                [&](FieldId id, std::string_view v) { return ff.on_field(id, v); })) {
         return {502, err.detail};
     }
     keep_alive = minor == 1 ? !ff.connection_close : ff.connection_keep_alive;
@@ -365,81 +364,107 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
 }
 
 namespace {
-bool is_framing_field(std::string_view name) noexcept {
-    return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
-           iequals(name, "connection");
+bool is_framing_field(FieldId id) noexcept {
+    return id == FieldId::content_length || id == FieldId::transfer_encoding || id == FieldId::connection;
 }
+}  // namespace
+
+namespace {
+// Writes a head into `out` after its current end: sized once (the caller gives an upper bound),
+// then filled by memcpy, since a head is rebuilt for every message the gateway forwards.
+class HeadWriter {
+  public:
+    HeadWriter(std::string& out, std::size_t bound) : out_(out), at_(out.size()) { out.resize(at_ + bound); }
+    ~HeadWriter() { out_.resize(at_); }
+    HeadWriter(const HeadWriter&) = delete;
+    HeadWriter& operator=(const HeadWriter&) = delete;
+    void put(std::string_view s) noexcept {
+        std::memcpy(out_.data() + at_, s.data(), s.size());
+        at_ += s.size();
+    }
+    void put(char c) noexcept { out_[at_++] = c; }
+    void put_field(std::string_view name, std::string_view value) noexcept {
+        put(name);
+        put(": ");
+        put(value);
+        put("\r\n");
+    }
+    void put_number(std::uint64_t n) noexcept {
+        auto [end, ec] = std::to_chars(out_.data() + at_, out_.data() + out_.size(), n);
+        at_ = static_cast<std::size_t>(end - out_.data());
+    }
+
+  private:
+    std::string& out_;
+    std::size_t at_;
+};
+
+// Bytes of the fields that are copied as they are ("Name: value\r\n" each).
+std::size_t copied_fields_size(const Headers& headers) noexcept {
+    std::size_t n = 0;
+    for (const auto& h : headers) {
+        if (!is_framing_field(h.id())) n += h.name().size() + h.value.size() + 4;
+    }
+    return n;
+}
+
+constexpr std::size_t kNumberBound = 20;  // digits of a 64-bit number
 }  // namespace
 
 void serialize_response_head(const Response& res, bool close, std::string_view date, std::string& out,
                              bool head_request) {
-    out += "HTTP/1.1 ";
-    char code[4] = {static_cast<char>('0' + res.status / 100 % 10),
-                    static_cast<char>('0' + res.status / 10 % 10), static_cast<char>('0' + res.status % 10),
-                    ' '};
-    out.append(code, 4);
-    out += reason_phrase(res.status);
-    out += "\r\n";
+    const auto reason = reason_phrase(res.status);
+    const bool has_body = res.status >= 200 && res.status != 204 && res.status != 304;
+    const auto proxied_length = head_request && res.body.empty() && has_body
+                                    ? res.headers.get(FieldId::content_length)
+                                    : std::nullopt;
+    HeadWriter w(out, 9 + 4 + reason.size() + 2 + copied_fields_size(res.headers) + 16 + kNumberBound +
+                          (proxied_length ? proxied_length->size() : 0) + 8 + date.size() + 19 + 2);
+    w.put("HTTP/1.1 ");
+    w.put(static_cast<char>('0' + res.status / 100 % 10));
+    w.put(static_cast<char>('0' + res.status / 10 % 10));
+    w.put(static_cast<char>('0' + res.status % 10));
+    w.put(' ');
+    w.put(reason);
+    w.put("\r\n");
     bool has_date = false;
     for (const auto& h : res.headers) {
-        if (is_framing_field(h.name)) continue;
-        if (!has_date && iequals(h.name, "date")) has_date = true;
-        out += h.name;
-        out += ": ";
-        out += h.value;
-        out += "\r\n";
+        if (is_framing_field(h.id())) continue;
+        if (h.id() == FieldId::date) has_date = true;
+        w.put_field(h.name(), h.value);
     }
-    if (head_request && res.body.empty() && res.status >= 200 && res.status != 204 && res.status != 304) {
-        if (auto length = res.headers.get("content-length")) {
-            out += "Content-Length: ";
-            out += *length;
-            out += "\r\n";
-        } else {
-            out += "Content-Length: 0\r\n";
-        }
-    } else if (res.status >= 200 && res.status != 204 && res.status != 304) {
-        out += "Content-Length: ";
-        char buf[24];
-        auto [p, ec] = std::to_chars(buf, buf + sizeof buf, res.body.size());
-        out.append(buf, p);
-        out += "\r\n";
+    if (head_request && res.body.empty() && has_body) {
+        w.put("Content-Length: ");
+        w.put(proxied_length ? *proxied_length : std::string_view("0"));
+        w.put("\r\n");
+    } else if (has_body) {
+        w.put("Content-Length: ");
+        w.put_number(res.body.size());
+        w.put("\r\n");
     }
-    if (!has_date) {
-        out += "Date: ";
-        out += date;
-        out += "\r\n";
-    }
-    if (close) out += "Connection: close\r\n";
-    out += "\r\n";
+    if (!has_date) w.put_field("Date", date);
+    if (close) w.put("Connection: close\r\n");
+    w.put("\r\n");
 }
 
 void serialize_request_head(const Request& req, std::string_view host, std::string& out) {
-    out += req.method;
-    out += ' ';
-    out += req.target;
-    out += " HTTP/1.1\r\n";
-    bool has_host = false;
+    const bool has_host = req.headers.get(FieldId::host).has_value();
+    HeadWriter w(out, req.method.size() + 1 + req.target.size() + 11 + copied_fields_size(req.headers) +
+                          (has_host ? 0 : 8 + host.size()) + 18 + kNumberBound + 2);
+    w.put(req.method);
+    w.put(' ');
+    w.put(req.target);
+    w.put(" HTTP/1.1\r\n");
     for (const auto& h : req.headers) {
-        if (is_framing_field(h.name)) continue;
-        if (!has_host && iequals(h.name, "host")) has_host = true;
-        out += h.name;
-        out += ": ";
-        out += h.value;
-        out += "\r\n";
+        if (!is_framing_field(h.id())) w.put_field(h.name(), h.value);
     }
-    if (!has_host) {
-        out += "Host: ";
-        out += host;
-        out += "\r\n";
-    }
+    if (!has_host) w.put_field("Host", host);
     if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
-        out += "Content-Length: ";
-        char buf[24];
-        auto [p, ec] = std::to_chars(buf, buf + sizeof buf, req.body.size());
-        out.append(buf, p);
-        out += "\r\n";
+        w.put("Content-Length: ");
+        w.put_number(req.body.size());
+        w.put("\r\n");
     }
-    out += "\r\n";
+    w.put("\r\n");
 }
 
 std::string_view http_date() {
@@ -454,13 +479,6 @@ std::string_view http_date() {
         cached_second = now;
     }
     return {cached, cached_len};
-}
-
-bool is_hop_by_hop(std::string_view name) noexcept {
-    return iequals(name, "connection") || iequals(name, "keep-alive") || iequals(name, "proxy-connection") ||
-           iequals(name, "te") || iequals(name, "trailer") || iequals(name, "transfer-encoding") ||
-           iequals(name, "upgrade") || iequals(name, "proxy-authenticate") ||
-           iequals(name, "proxy-authorization");
 }
 
 }  // namespace plexus::net::wire

@@ -106,7 +106,4 @@ void serialize_request_head(const Request& req, std::string_view host, std::stri
 /// per thread.
 std::string_view http_date();
 
-/// Whether a header is a hop-by-hop field that proxies must not forward (RFC 9110 7.6.1).
-bool is_hop_by_hop(std::string_view name) noexcept;
-
 }  // namespace plexus::net::wire

@@ -1,12 +1,12 @@
 #include "wire.hpp"
 
-#include "plexus/net/http.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <string>
 #include <string_view>
+
+#include "plexus/net/http.hpp"
 
 using namespace plexus::net;
 using namespace plexus::net::wire;
@@ -163,7 +163,7 @@ TEST(RequestHead, ParsesGetWithHeaders) {
     EXPECT_EQ(p.req.headers.get("ACCEPT"), "application/json");  // OWS trimmed
     EXPECT_EQ(p.req.headers.get("X-Request-Id"), "abc");
     EXPECT_EQ(p.req.headers.get("x-empty"), "");
-    EXPECT_EQ(p.req.headers.begin()->name, "Host");  // order and spelling kept
+    EXPECT_EQ(p.req.headers.begin()->name(), "Host");  // order and spelling kept
     EXPECT_TRUE(p.req.keep_alive);
     EXPECT_EQ(p.framing.kind, Framing::none);
 }
@@ -608,7 +608,7 @@ TEST(Headers, SetRemoveAndLookupAreCaseInsensitive) {
     h.set("SET-COOKIE", "c");
     ASSERT_EQ(h.size(), 2u);
     EXPECT_EQ(h.get("set-cookie"), "c");
-    EXPECT_EQ(h.begin()->name, "Set-Cookie");
+    EXPECT_EQ(h.begin()->name(), "Set-Cookie");
     EXPECT_EQ(h.remove("x-other"), 1u);
     EXPECT_EQ(h.remove("x-other"), 0u);
     EXPECT_EQ(h.size(), 1u);
@@ -626,11 +626,63 @@ TEST(PercentDecode, DecodesAndRejectsMalformedEscapes) {
 }
 
 TEST(HopByHop, KnowsTheHopByHopFields) {
-    EXPECT_TRUE(wire::is_hop_by_hop("Connection"));
-    EXPECT_TRUE(wire::is_hop_by_hop("transfer-encoding"));
-    EXPECT_TRUE(wire::is_hop_by_hop("Keep-Alive"));
-    EXPECT_FALSE(wire::is_hop_by_hop("Content-Length"));
-    EXPECT_FALSE(wire::is_hop_by_hop("Host"));
+    EXPECT_TRUE(is_hop_by_hop("Connection"));
+    EXPECT_TRUE(is_hop_by_hop("transfer-encoding"));
+    EXPECT_TRUE(is_hop_by_hop("Keep-Alive"));
+    EXPECT_FALSE(is_hop_by_hop("Content-Length"));
+    EXPECT_FALSE(is_hop_by_hop("Host"));
+    EXPECT_TRUE(is_hop_by_hop(FieldId::proxy_authorization));
+    EXPECT_FALSE(is_hop_by_hop(FieldId::other));
+}
+
+TEST(FieldId, RecognisesWellKnownNamesInAnyCase) {
+    EXPECT_EQ(field_id("Host"), FieldId::host);
+    EXPECT_EQ(field_id("CONTENT-LENGTH"), FieldId::content_length);
+    EXPECT_EQ(field_id("x-plexus-deadline-ms"), FieldId::x_plexus_deadline_ms);
+    EXPECT_EQ(field_id("X-Plexus-Original-Path"), FieldId::x_plexus_original_path);
+    EXPECT_EQ(field_id("TE"), FieldId::te);
+    EXPECT_EQ(field_id("Hosts"), FieldId::other);
+    EXPECT_EQ(field_id("Hast"), FieldId::other);
+    EXPECT_EQ(field_id(""), FieldId::other);
+    EXPECT_EQ(field_id("x-request-ic"), FieldId::other);
+}
+
+TEST(Headers, LookupWorksForWellKnownAndOtherNames) {
+    Headers h;
+    h.add("x-custom", "1");
+    h.add("HOST", "a");
+    h.add("X-Custom", "2");
+    EXPECT_EQ(h.begin()[1].id(), FieldId::host);
+    EXPECT_EQ(h.get("host"), "a");
+    EXPECT_EQ(h.get(FieldId::host), "a");
+    EXPECT_EQ(h.get("X-CUSTOM"), "1");
+    EXPECT_FALSE(h.get(FieldId::other));
+    EXPECT_FALSE(h.get(FieldId::date));
+    h.rename(h.begin()[1], "X-Forwarded-Host");
+    EXPECT_FALSE(h.get("host"));
+    EXPECT_EQ(h.get(FieldId::x_forwarded_host), "a");
+}
+
+TEST(Headers, EraseIfAsksAboutEveryFieldBeforeMovingAny) {
+    Headers h;
+    h.add("Connection", "x-a, x-b");
+    h.add("X-A", "1");
+    h.add("Keep", "2");
+    h.add("X-B", "3");
+    std::string_view listed = *h.get(FieldId::connection);
+    auto removed = h.erase_if([&](const Header& f) {
+        if (f.id() == FieldId::connection) return true;
+        std::string lower;
+        for (char c : f.name()) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return listed.find(lower) != std::string_view::npos;  // `listed` is the Connection value
+    });
+    EXPECT_EQ(removed, 3u);
+    ASSERT_EQ(h.size(), 1u);
+    EXPECT_EQ(h.begin()->name(), "Keep");
+    // The dropped fields' storage is reused.
+    h.add("New", "4");
+    EXPECT_EQ(h.size(), 2u);
+    EXPECT_EQ(h.get("new"), "4");
 }
 
 TEST(WireSerialize, HeadResponseKeepsTheProxiedContentLength) {

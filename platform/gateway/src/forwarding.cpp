@@ -1,19 +1,18 @@
 #include "plexus/gateway/forwarding.hpp"
 
+#include <array>
+
 #include "plexus/core/ids.hpp"
 
 namespace plexus::gateway {
 
 namespace {
 
+using net::FieldId;
+
 constexpr std::string_view kForwardedFor = "X-Forwarded-For";
 constexpr std::string_view kForwardedProto = "X-Forwarded-Proto";
 constexpr std::string_view kForwardedHost = "X-Forwarded-Host";
-
-// Fields are dropped by clearing their name and then removing every field with an empty name in
-// one pass: a parsed message never has an empty field name, and this keeps the string views into
-// other fields (the Connection list) valid while deciding.
-void remove_marked(net::Headers& headers) { headers.remove(""); }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
     return s.size() >= prefix.size() && net::iequals(s.substr(0, prefix.size()), prefix);
@@ -27,7 +26,7 @@ std::string_view trim(std::string_view s) noexcept {
 
 bool listed_in_connection(const net::Headers& headers, std::string_view name) noexcept {
     for (const auto& h : headers) {
-        if (!net::iequals(h.name, "connection")) continue;
+        if (h.id() != FieldId::connection) continue;
         std::string_view list = h.value;
         while (!list.empty()) {
             auto comma = list.find(',');
@@ -39,33 +38,47 @@ bool listed_in_connection(const net::Headers& headers, std::string_view name) no
     return false;
 }
 
-void write_hex(char* out, std::uint64_t v, int digits) noexcept {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    for (int i = digits - 1; i >= 0; --i) {
-        out[i] = kDigits[v & 0xF];
-        v >>= 4;
-    }
+// Hop-by-hop whatever the Connection fields say: the RFC's list and every Proxy-* field.
+bool always_hop_by_hop(const net::Header& h) noexcept {
+    return net::is_hop_by_hop(h.id()) || (h.id() == FieldId::other && starts_with_ci(h.name(), "proxy-"));
 }
 
 }  // namespace
 
 void strip_hop_by_hop(net::Headers& headers) {
-    bool marked = false;
-    for (auto& h : headers) {
-        if (h.name.empty() || net::iequals(h.name, "connection")) continue;
-        if (net::is_hop_by_hop(h.name) || starts_with_ci(h.name, "proxy-") ||
-            listed_in_connection(headers, h.name)) {
-            h.name.clear();
-            marked = true;
+    // Most messages have nothing to strip but a Connection field naming only "keep-alive" or
+    // "close": decide that in one pass, collecting the names the Connection fields list.
+    constexpr std::size_t kListed = 16;
+    std::array<std::string_view, kListed> listed;
+    std::size_t count = 0;
+    bool overflow = false, any = false;
+    for (const auto& h : headers) {
+        if (always_hop_by_hop(h)) any = true;
+        if (h.id() != FieldId::connection) continue;
+        std::string_view list = h.value;
+        while (!list.empty()) {
+            auto comma = list.find(',');
+            auto name = trim(list.substr(0, comma));
+            if (!name.empty()) {
+                if (count < kListed)
+                    listed[count++] = name;
+                else
+                    overflow = true;
+            }
+            if (comma == std::string_view::npos) break;
+            list.remove_prefix(comma + 1);
         }
     }
-    for (auto& h : headers) {
-        if (net::iequals(h.name, "connection")) {
-            h.name.clear();
-            marked = true;
+    if (!any) return;
+    // erase_if asks about every field before moving any, so the views into the Connection
+    // values stay valid while it decides.
+    headers.erase_if([&](const net::Header& h) {
+        if (always_hop_by_hop(h)) return true;
+        for (std::size_t i = 0; i < count; ++i) {
+            if (net::iequals(h.name(), listed[i])) return true;
         }
-    }
-    if (marked) remove_marked(headers);
+        return overflow && listed_in_connection(headers, h.name());
+    });
 }
 
 bool is_sane_request_id(std::string_view id) noexcept {
@@ -77,56 +90,66 @@ bool is_sane_request_id(std::string_view id) noexcept {
 }
 
 std::string_view ensure_request_id(net::Headers& headers) {
-    net::Header* first = nullptr;
+    const net::Header* first = nullptr;
     bool repeated = false;
-    for (auto& h : headers) {
-        if (!net::iequals(h.name, kRequestIdHeader)) continue;
-        if (!first) {
-            first = &h;
-        } else {
-            h.name.clear();
+    for (const auto& h : headers) {
+        if (h.id() != FieldId::x_request_id) continue;
+        if (first) {
             repeated = true;
+            break;
         }
+        first = &h;
     }
     if (first && is_sane_request_id(first->value)) {
-        if (repeated) remove_marked(headers);
-        return headers.get(kRequestIdHeader).value_or(std::string_view{});
+        if (repeated) {
+            headers.erase_if(
+                [first](const net::Header& h) { return h.id() == FieldId::x_request_id && &h != first; });
+        }
+        // The first field does not move: only later ones were removed.
+        return first->value;
     }
-    if (repeated) remove_marked(headers);
     char id[32];
-    write_hex(id, core::random_u64(), 16);
-    write_hex(id + 16, core::random_u64(), 16);
+    core::write_hex16(id, core::random_u64());
+    core::write_hex16(id + 16, core::random_u64());
     headers.set(kRequestIdHeader, std::string_view(id, sizeof id));
-    return headers.get(kRequestIdHeader).value_or(std::string_view{});
+    return *headers.get(FieldId::x_request_id);
 }
 
 void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy) {
     auto& headers = req.headers;
     strip_hop_by_hop(headers);
-    headers.remove("expect");
-    headers.remove(kOriginalPathHeader);
+    const bool trusted = policy.trust_forwarded_for;
+    // Expect was answered by the gateway's server; only the gateway sets the original path.
+    bool has_proto = false, has_host_forwarded = false;
+    headers.erase_if([&](const net::Header& h) {
+        if (h.id() == FieldId::x_forwarded_proto) has_proto = true;
+        if (h.id() == FieldId::x_forwarded_host) has_host_forwarded = true;
+        return h.id() == FieldId::expect || h.id() == FieldId::x_plexus_original_path;
+    });
 
     // X-Forwarded-For
     std::string_view peer = req.remote_address;
-    if (policy.trust_forwarded_for) {
+    if (trusted) {
         net::Header* first = nullptr;
         bool merged = false;
         for (auto& h : headers) {
-            if (!net::iequals(h.name, kForwardedFor)) continue;
+            if (h.id() != FieldId::x_forwarded_for) continue;
             if (!first) {
                 first = &h;
                 continue;
             }
             first->value += ", ";
             first->value += h.value;
-            h.name.clear();
             merged = true;
         }
         if (first && !peer.empty()) {
             first->value += ", ";
             first->value += peer;
         }
-        if (merged) remove_marked(headers);
+        if (merged) {
+            headers.erase_if(
+                [first](const net::Header& h) { return h.id() == FieldId::x_forwarded_for && &h != first; });
+        }
         if (!first && !peer.empty()) headers.add(kForwardedFor, peer);
     } else if (peer.empty()) {
         headers.remove(kForwardedFor);
@@ -135,18 +158,17 @@ void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy)
     }
 
     // X-Forwarded-Proto
-    if (!(policy.trust_forwarded_for && headers.contains(kForwardedProto)))
-        headers.set(kForwardedProto, "http");
+    if (!(trusted && has_proto)) headers.set(kForwardedProto, "http");
 
     // X-Forwarded-Host takes the client's Host, which is renamed in place (no copy); the
     // upstream gets a Host naming itself from the client.
-    if (policy.trust_forwarded_for && headers.contains(kForwardedHost)) {
+    if (trusted && has_host_forwarded) {
         headers.remove("host");
     } else {
-        headers.remove(kForwardedHost);
+        if (has_host_forwarded) headers.remove(kForwardedHost);
         for (auto& h : headers) {
-            if (net::iequals(h.name, "host")) {
-                h.name.assign(kForwardedHost);
+            if (h.id() == FieldId::host) {
+                headers.rename(h, kForwardedHost);
                 break;
             }
         }

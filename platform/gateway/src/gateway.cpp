@@ -3,12 +3,13 @@
 #include <array>
 #include <atomic>
 #include <boost/json.hpp>
-#include <map>
 #include <charconv>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/ids.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/core/snapshot.hpp"
 #include "plexus/discovery/call.hpp"
@@ -79,23 +80,14 @@ std::size_t code_class_index(int status) noexcept {
     return i >= 0 && i < 5 ? static_cast<std::size_t>(i) : 4;
 }
 
-
-void write_hex(char* out, std::uint64_t v, int digits) noexcept {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    for (int i = digits - 1; i >= 0; --i) {
-        out[i] = kDigits[v & 0xF];
-        v >>= 4;
-    }
-}
-
 // The traceparent of `ctx` written into `out` without allocating.
 std::string_view format_traceparent(const telemetry::TraceContext& ctx, std::array<char, 55>& out) noexcept {
     char* p = out.data();
     p[0] = '0', p[1] = '0', p[2] = '-';
-    write_hex(p + 3, ctx.trace_id.hi, 16);
-    write_hex(p + 19, ctx.trace_id.lo, 16);
+    core::write_hex16(p + 3, ctx.trace_id.hi);
+    core::write_hex16(p + 19, ctx.trace_id.lo);
     p[35] = '-';
-    write_hex(p + 36, ctx.span_id.value, 16);
+    core::write_hex16(p + 36, ctx.span_id.value);
     p[52] = '-', p[53] = '0', p[54] = ctx.sampled ? '1' : '0';
     return {out.data(), out.size()};
 }
@@ -201,7 +193,8 @@ struct Gateway::Impl {
             next->metrics[r.index()] = metrics_for(r.name());
             auto& g = next->guards[r.index()];
             g.upstream = upstreams.get(r.settings().upstream_name(), r.settings().upstream);
-            if (r.settings().breaker) g.breaker = upstreams.breaker("route:" + r.name(), *r.settings().breaker);
+            if (r.settings().breaker)
+                g.breaker = upstreams.breaker("route:" + r.name(), *r.settings().breaker);
             // Starts the registry watch now, so the first request rarely waits for it.
             if (!r.settings().service.empty())
                 discovery->set_policy(r.settings().service, r.settings().policy);
@@ -348,7 +341,8 @@ struct Gateway::Impl {
                 auto guards = snap->guards[r.index()].upstream;
                 std::shared_ptr<const discovery::InstanceList> list;
                 if (r.settings().service.empty())
-                    list = std::shared_ptr<const discovery::InstanceList>(std::shared_ptr<void>(), &r.static_targets());
+                    list = std::shared_ptr<const discovery::InstanceList>(std::shared_ptr<void>(),
+                                                                          &r.static_targets());
                 else
                     list = discovery->instances(r.settings().service);
                 json::array items;
@@ -421,23 +415,24 @@ struct Gateway::Impl {
                 req.headers.set(kOriginalPathHeader, req.target);
                 route->rewrite_target(req);
             }
-            co_await forward(*route, m, snap->guards[route->index()], req, res, span, start, upstream_id, held);
+            co_await forward(*route, m, snap->guards[route->index()], req, res, span, start, upstream_id,
+                             held);
         }
 
         res.headers.set(kRequestIdHeader, request_id);
         auto elapsed = Clock::now() - start;
         m.requests[code_class_index(res.status)]->inc();
         m.duration->observe(elapsed);
-        if (span.context().sampled) span.set_attribute("http.status_code", std::to_string(res.status));
+        if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
         span.end();
 
         if (telemetry::log_enabled(telemetry::Level::info)) {
             std::array<char, 32> trace_hex;
             std::array<char, 16> span_hex;
-            write_hex(trace_hex.data(), span.context().trace_id.hi, 16);
-            write_hex(trace_hex.data() + 16, span.context().trace_id.lo, 16);
-            write_hex(span_hex.data(), span.context().span_id.value, 16);
+            core::write_hex16(trace_hex.data(), span.context().trace_id.hi);
+            core::write_hex16(trace_hex.data() + 16, span.context().trace_id.lo);
+            core::write_hex16(span_hex.data(), span.context().span_id.value);
             telemetry::LogContext ctx{
                 {trace_hex.data(), trace_hex.size()}, {span_hex.data(), span_hex.size()}, request_id};
             std::string_view logged_path = req.path();
@@ -471,14 +466,14 @@ struct Gateway::Impl {
             if (call) call->end();
             call.emplace(parent.name(), telemetry::SpanKind::client, parent.context());
             req.headers.set(kTraceparentHeader, format_traceparent(call->context(), traceparent));
-            if (call->context().sampled) call->set_attribute("peer.instance", t.info.id);
+            if (call->recording()) call->set_attribute("peer.instance", t.info.id);
         }
         void after_attempt(const discovery::Target&, ErrorCode error, const net::Response& res) override {
             if (error) {
                 metrics.errors[failure_index(discovery::outcome_of(error))]->inc();
                 call->set_status(telemetry::SpanStatus::error);
-                call->set_attribute("error", error.message());
-            } else if (call->context().sampled) {
+                if (call->recording()) call->set_attribute("error", error.message());
+            } else if (call->recording()) {
                 call->set_attribute("http.status_code", std::to_string(res.status));
             }
         }
@@ -488,8 +483,9 @@ struct Gateway::Impl {
     // the answer, the fallback or the gateway's problem response in `res`. `held` keeps the
     // instance list (and so `upstream_id`'s bytes) alive for the access log.
     net::Task<void> forward(const Route& route, const RouteMetrics& m, const RouteGuards& guards,
-                            net::Request& req, net::Response& res, telemetry::Span& span, Clock::time_point start,
-                            std::string_view& upstream_id, std::shared_ptr<const discovery::InstanceList>& held) {
+                            net::Request& req, net::Response& res, telemetry::Span& span,
+                            Clock::time_point start, std::string_view& upstream_id,
+                            std::shared_ptr<const discovery::InstanceList>& held) {
         const auto& rs = route.settings();
         auto budget = req.headers.get(resilience::kDeadlineHeader);
         auto deadline = resilience::deadline_for(start, rs.call.timeout,
@@ -511,7 +507,8 @@ struct Gateway::Impl {
             instances.endpoints = &route.static_endpoints();
         } else {
             if (!discovery->instances(rs.service)->loaded) {
-                co_await discovery->ready(rs.service, std::min(left_until(deadline), settings.discovery_wait));
+                co_await discovery->ready(rs.service,
+                                          std::min(left_until(deadline), settings.discovery_wait));
             }
             instances.list = discovery->instances(rs.service);
             instances.balancer = &discovery->balancer(rs.service);
@@ -538,12 +535,13 @@ struct Gateway::Impl {
             }
         }
         if (rs.call.fallback.enabled && discovery::wants_fallback(report, res)) {
-            discovery::fallback_response(rs.call.fallback,
-                                         report.failed() ? discovery::to_string(report.outcome) : "upstream_error",
-                                         res);
+            discovery::fallback_response(
+                rs.call.fallback, report.failed() ? discovery::to_string(report.outcome) : "upstream_error",
+                res);
             co_return;
         }
-        if (report.outcome == discovery::CallOutcome::answered || report.outcome == discovery::CallOutcome::fault_abort) {
+        if (report.outcome == discovery::CallOutcome::answered ||
+            report.outcome == discovery::CallOutcome::fault_abort) {
             if (report.outcome == discovery::CallOutcome::answered) prepare_downstream_response(res);
             co_return;
         }

@@ -11,7 +11,7 @@ namespace {
 
 std::vector<std::string> names(const net::Headers& headers) {
     std::vector<std::string> out;
-    for (const auto& h : headers) out.push_back(h.name);
+    for (const auto& h : headers) out.emplace_back(h.name());
     return out;
 }
 

@@ -146,7 +146,7 @@ class ProxyTest : public ::testing::Test {
             hits_.fetch_add(1);
             if (req.method == "POST") posts_.fetch_add(1);
             std::string body = req.method + " " + req.target + "\n";
-            for (const auto& h : req.headers) body += h.name + ": " + h.value + "\n";
+            for (const auto& h : req.headers) body += std::string(h.name()) + ": " + h.value + "\n";
             body += "\n" + req.body;
             res.text(200, std::move(body));
             res.headers.add("X-Up", "yes");
@@ -154,11 +154,12 @@ class ProxyTest : public ::testing::Test {
             res.headers.add("Proxy-Authenticate", "Basic");
             co_return;
         });
-        router_.add("GET", "/status/{code}", [this](net::Request& req, net::Response& res) -> net::Task<void> {
-            hits_.fetch_add(1);
-            res.text(std::stoi(std::string(req.param("code"))), "as asked");
-            co_return;
-        });
+        router_.add("GET", "/status/{code}",
+                    [this](net::Request& req, net::Response& res) -> net::Task<void> {
+                        hits_.fetch_add(1);
+                        res.text(std::stoi(std::string(req.param("code"))), "as asked");
+                        co_return;
+                    });
         router_.add("GET", "/slow-counted", [this](net::Request& req, net::Response& res) -> net::Task<void> {
             hits_.fetch_add(1);
             co_await net::sleep_for(3s);
@@ -371,7 +372,8 @@ TEST_F(ProxyTest, IdempotentRequestIsRetriedOnTheOtherUpstream) {
     }
     EXPECT_EQ(hits_.load(), 4);
     // At least the first request met the refusing upstream first (round robin starts there).
-    auto refused = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
+    auto refused =
+        metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
     auto count = refused.substr(refused.rfind(' ') + 1);
     EXPECT_GE(std::atoi(count.c_str()), 1) << refused;
     EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"pair\",code_class=\"2xx\"}"),
@@ -575,9 +577,9 @@ namespace {
 
 TEST_F(ProxyTest, FallbackAnswersWhenTheUpstreamFails) {
     ClosedPort closed;
-    auto gw = start_gateway_with("routes:\n" +
-                                 static_route("down", "/", closed.address(),
-                                              "    fallback: {status: 200, body: '{\"items\":[]}'}\n"));
+    auto gw = start_gateway_with(
+        "routes:\n" +
+        static_route("down", "/", closed.address(), "    fallback: {status: 200, body: '{\"items\":[]}'}\n"));
     auto res = call(gw, "GET", "/anything");
     EXPECT_EQ(res.status, 200);
     EXPECT_EQ(res.body, R"({"items":[]})");
@@ -586,8 +588,9 @@ TEST_F(ProxyTest, FallbackAnswersWhenTheUpstreamFails) {
 }
 
 TEST_F(ProxyTest, FaultInjectionAbortsWithoutCallingTheUpstream) {
-    auto gw = start_gateway_with("routes:\n" + static_route("chaos", "/", upstream_address(),
-                                                            "    fault: {abort: {percent: 100, status: 418}}\n"));
+    auto gw =
+        start_gateway_with("routes:\n" + static_route("chaos", "/", upstream_address(),
+                                                      "    fault: {abort: {percent: 100, status: 418}}\n"));
     auto res = call(gw, "GET", "/x");
     EXPECT_EQ(res.status, 418);
     EXPECT_NE(res.body.find("fault injected"), std::string::npos) << res.body;
@@ -597,9 +600,9 @@ TEST_F(ProxyTest, FaultInjectionAbortsWithoutCallingTheUpstream) {
 }
 
 TEST_F(ProxyTest, FaultInjectionDelaysWithinTheTimeout) {
-    auto gw = start_gateway_with("routes:\n" +
-                                 static_route("late", "/", upstream_address(),
-                                              "    timeout: 100ms\n    fault: {delay: {percent: 100, duration: 5s}}\n"));
+    auto gw = start_gateway_with(
+        "routes:\n" + static_route("late", "/", upstream_address(),
+                                   "    timeout: 100ms\n    fault: {delay: {percent: 100, duration: 5s}}\n"));
     auto start = std::chrono::steady_clock::now();
     auto res = call(gw, "GET", "/x");
     EXPECT_EQ(res.status, 504);
@@ -608,9 +611,10 @@ TEST_F(ProxyTest, FaultInjectionDelaysWithinTheTimeout) {
 }
 
 TEST_F(ProxyTest, BreakerOpensOnFailuresAndFailsFastNamingTheUpstream) {
-    auto gw = start_gateway_with("routes:\n" + static_route("flaky", "/", upstream_address(), "    retry: {attempts: 1}\n") +
-                                 "upstreams:\n  flaky:\n    circuit_breaker: {size: 4, minimum_calls: 4, "
-                                 "failure_rate: 50, open_for: 1h}\n    outlier: {enabled: false}\n");
+    auto gw = start_gateway_with(
+        "routes:\n" + static_route("flaky", "/", upstream_address(), "    retry: {attempts: 1}\n") +
+        "upstreams:\n  flaky:\n    circuit_breaker: {size: 4, minimum_calls: 4, "
+        "failure_rate: 50, open_for: 1h}\n    outlier: {enabled: false}\n");
     for (int i = 0; i < 4; ++i) EXPECT_EQ(call(gw, "GET", "/status/500").status, 500);
     EXPECT_EQ(hits_.load(), 4);
     auto res = call(gw, "GET", "/status/200");
@@ -638,7 +642,8 @@ TEST_F(ProxyTest, ADeadInstanceIsEjectedWhileTheBreakerStaysClosed) {
     EXPECT_EQ(metric_line("plexus_outlier_ejections_total{upstream=\"pair\"}"),
               "plexus_outlier_ejections_total{upstream=\"pair\"} 1");
     // Once ejected, the dead instance is no longer tried: no more connect errors.
-    auto errors = metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
+    auto errors =
+        metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
     EXPECT_EQ(errors, "plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"} 3");
     auto admin = call(gw, "GET", "/-/resilience");
     EXPECT_NE(admin.body.find("\"ejected\":true"), std::string::npos) << admin.body;
@@ -650,7 +655,8 @@ TEST_F(ProxyTest, RetriesA503OnceWhenThePolicySaysSo) {
     auto res = call(gw, "GET", "/status/503");
     EXPECT_EQ(res.status, 503);  // still 503 after the retries: the upstream's own answer
     EXPECT_EQ(hits_.load(), 3);
-    EXPECT_EQ(metric_line("plexus_retries_total{upstream=\"again\"}"), "plexus_retries_total{upstream=\"again\"} 2");
+    EXPECT_EQ(metric_line("plexus_retries_total{upstream=\"again\"}"),
+              "plexus_retries_total{upstream=\"again\"} 2");
     hits_ = 0;
     EXPECT_EQ(call(gw, "GET", "/status/500").status, 500);  // 500 is not retried by default
     EXPECT_EQ(hits_.load(), 1);
@@ -680,7 +686,8 @@ TEST_F(ProxyTest, ExpiredDeadlineIs504WithoutCallingTheUpstream) {
 }
 
 TEST_F(ProxyTest, TheUpstreamLearnsTheRemainingBudget) {
-    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 3s\n"));
+    auto gw =
+        start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 3s\n"));
     auto res = call(gw, "GET", "/x", {{"X-Plexus-Deadline-Ms", "1500"}});
     ASSERT_EQ(res.status, 200);
     auto at = res.body.find("X-Plexus-Deadline-Ms: ");
@@ -691,7 +698,8 @@ TEST_F(ProxyTest, TheUpstreamLearnsTheRemainingBudget) {
 }
 
 TEST_F(ProxyTest, ShortBudgetCutsASlowUpstream) {
-    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 10s\n"));
+    auto gw =
+        start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 10s\n"));
     auto start = std::chrono::steady_clock::now();
     auto res = call(gw, "GET", "/slow", {{"X-Plexus-Deadline-Ms", "150"}});
     EXPECT_EQ(res.status, 504);

@@ -17,9 +17,52 @@ namespace plexus::net {
 /// ASCII case-insensitive comparison, as header names need.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
-struct Header {
-    std::string name;
+/// The field names Plexus itself reads or writes. A field's id is worked out once, when it is
+/// stored, so that lookups of these names and the proxy's hop-by-hop rules compare one byte
+/// instead of strings. `other` is every other name.
+enum class FieldId : std::uint8_t {
+    other,
+    host,
+    connection,
+    content_length,
+    transfer_encoding,
+    content_type,
+    date,
+    expect,
+    keep_alive,
+    proxy_connection,
+    te,
+    trailer,
+    upgrade,
+    proxy_authenticate,
+    proxy_authorization,
+    x_request_id,
+    x_forwarded_for,
+    x_forwarded_proto,
+    x_forwarded_host,
+    traceparent,
+    x_plexus_deadline_ms,
+    x_plexus_original_path,
+};
+
+/// The id of the field name `name` (ASCII case-insensitive); FieldId::other for any name not
+/// listed. Thread-safe.
+FieldId field_id(std::string_view name) noexcept;
+
+/// One header field. The name is fixed when the field is stored (Headers::add, set, rename);
+/// the value may be changed in place.
+class Header {
+  public:
+    std::string_view name() const noexcept { return name_; }
+    /// The name's FieldId.
+    FieldId id() const noexcept { return id_; }
     std::string value;
+
+  private:
+    friend class Headers;
+    std::string name_;
+    FieldId id_ = FieldId::other;
+    bool dropped_ = false;  // marked by erase_if's first pass
 };
 
 /// An ordered list of header fields with case-insensitive lookup. Not thread-safe.
@@ -27,13 +70,30 @@ class Headers {
   public:
     /// The first value of `name`, if present.
     std::optional<std::string_view> get(std::string_view name) const noexcept;
+    /// The first value of the well-known field `id` (not FieldId::other), if present.
+    std::optional<std::string_view> get(FieldId id) const noexcept;
     bool contains(std::string_view name) const noexcept { return get(name).has_value(); }
-    /// Appends a field (repeats allowed).
-    void add(std::string_view name, std::string_view value);
-    /// Replaces every field named `name` with one field.
+    /// Appends a field (repeats allowed) and returns it; the reference is valid until the
+    /// headers next change.
+    const Header& add(std::string_view name, std::string_view value);
+    /// Replaces every field named `name` with one field, where the first of them was.
     void set(std::string_view name, std::string_view value);
     /// Removes every field named `name`; returns how many were removed.
     std::size_t remove(std::string_view name);
+    /// Gives the field `h` (one of these headers) a new name.
+    void rename(Header& h, std::string_view name);
+    /// Removes every field for which `drop(const Header&)` is true; returns how many. `drop` is
+    /// asked about every field before any moves, so it may look at other fields (views into
+    /// their values stay valid throughout). Keeps the order of the others.
+    template <class Pred>
+    std::size_t erase_if(Pred&& drop) {
+        std::size_t marked = 0;
+        for (std::size_t i = 0; i < size_; ++i) {
+            if (drop(static_cast<const Header&>(items_[i]))) items_[i].dropped_ = true, ++marked;
+        }
+        if (marked) compact();
+        return marked;
+    }
     void clear() noexcept { size_ = 0; }
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
@@ -43,6 +103,11 @@ class Headers {
     Header* end() noexcept { return items_.data() + size_; }
 
   private:
+    // The index of the first field matching (id, name) at or after `from`, or size_.
+    std::size_t find(FieldId id, std::string_view name, std::size_t from = 0) const noexcept;
+    // Removes the fields marked `dropped_`, keeping the order of the rest.
+    void compact() noexcept;
+
     std::vector<Header> items_;  // items_[size_..] are spare, kept for their capacity
     std::size_t size_ = 0;
 };
@@ -126,5 +191,7 @@ bool is_idempotent(std::string_view method) noexcept;
 /// Trailer, Transfer-Encoding, Upgrade (case-insensitive). Fields named in a Connection header
 /// are hop-by-hop too; checking those is the caller's job. Thread-safe.
 bool is_hop_by_hop(std::string_view name) noexcept;
+/// Whether the well-known field `id` is hop-by-hop (the list above). Thread-safe.
+bool is_hop_by_hop(FieldId id) noexcept;
 
 }  // namespace plexus::net
