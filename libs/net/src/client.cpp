@@ -109,13 +109,14 @@ class ClientPool : public asio::execution_context::service {
     void shutdown() override { pools.clear(); }
 };
 
-// Reads what the peer sent next into the connection's buffer.
-Task<ErrorCode> read_more(Connection& c) {
-    auto [ec, n] =
-        co_await c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
-    if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
-    c.buf.commit(n);
-    co_return ErrorCode{};
+// The read of what the peer sends next into the connection's buffer: the operation itself, to be
+// awaited in place (a coroutine of its own would cost a frame per read).
+auto read_some(Connection& c) {
+    return c.socket.async_read_some(asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
+}
+
+ErrorCode read_error(const Connection& c) noexcept {
+    return c.deadline.expired ? errc::timeout : errc::connection_closed;
 }
 
 // Reads one response into `res`. `received_any` reports whether any response byte arrived.
@@ -132,7 +133,9 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res,
                 if (st == wire::HeadScanner::Status::bad_line_ending) co_return errc::protocol_error;
                 if (st == wire::HeadScanner::Status::too_large) co_return errc::response_too_large;
             }
-            if (auto ec = co_await read_more(c)) co_return ec;
+            auto [ec, n] = co_await read_some(c);
+            if (ec) co_return read_error(c);
+            c.buf.commit(n);
         }
         res.clear();
         wire::Framing framing;
@@ -149,7 +152,9 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res,
             res.body.reserve(framing.length);
             while (res.body.size() < framing.length) {
                 if (c.buf.empty()) {
-                    if (auto ec = co_await read_more(c)) co_return ec;
+                    auto [ec, n] = co_await read_some(c);
+                    if (ec) co_return read_error(c);
+                    c.buf.commit(n);
                 }
                 auto take = std::min<std::size_t>(framing.length - res.body.size(), c.buf.size());
                 res.body.append(c.buf.view().substr(0, take));
@@ -164,17 +169,18 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res,
                 if (st == wire::ChunkedDecoder::Status::done) break;
                 if (st == wire::ChunkedDecoder::Status::bad_chunk) co_return errc::protocol_error;
                 if (st == wire::ChunkedDecoder::Status::too_large) co_return errc::response_too_large;
-                if (auto ec = co_await read_more(c)) co_return ec;
+                auto [ec, n] = co_await read_some(c);
+                if (ec) co_return read_error(c);
+                c.buf.commit(n);
             }
         } else if (framing.kind == wire::Framing::until_close) {
             while (true) {
                 res.body.append(c.buf.view());
                 c.buf.clear();
                 if (res.body.size() > settings.max_response_bytes) co_return errc::response_too_large;
-                auto [ec, n] = co_await c.socket.async_read_some(
-                    asio::buffer(c.buf.prepare(kReadChunk), kReadChunk), use_task);
+                auto [ec, n] = co_await read_some(c);
                 if (ec == asio::error::eof) break;
-                if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
+                if (ec) co_return read_error(c);
                 c.buf.commit(n);
             }
             reusable = false;
@@ -185,14 +191,12 @@ Task<ErrorCode> read_response(Connection& c, const Request& req, Response& res,
     }
 }
 
-Task<ErrorCode> exchange(Connection& c, const Request& req, Response& res, const EndpointPool& pool,
-                         const ClientSettings& settings, bool& received_any, bool& reusable) {
+// Writes the request; the operation itself, awaited in place by send.
+auto write_request(Connection& c, const Request& req, const EndpointPool& pool) {
     c.out.clear();
     wire::serialize_request_head(req, pool.host_header, c.out);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(c.out), asio::buffer(req.body)};
-    auto [ec, n] = co_await asio::async_write(c.socket, bufs, use_task);
-    if (ec) co_return c.deadline.expired ? errc::timeout : errc::connection_closed;
-    co_return co_await read_response(c, req, res, settings, received_any, reusable);
+    return asio::async_write(c.socket, bufs, use_task);
 }
 
 Task<ErrorCode> connect(Connection& c, EndpointPool& pool, const Endpoint& ep,
@@ -307,7 +311,11 @@ Task<ErrorCode> send(const Endpoint& endpoint, const Request& request, Response&
         {
             conn->deadline.set(deadline);
             DeadlineScope scope(ex, conn->deadline, conn->socket);
-            ec = co_await exchange(*conn, request, response, pool, settings, received_any, reusable);
+            auto [wec, written] = co_await write_request(*conn, request, pool);
+            if (wec)
+                ec = read_error(*conn);
+            else
+                ec = co_await read_response(*conn, request, response, settings, received_any, reusable);
         }
         if (!ec) {
             pools.release(pool, reusable ? std::move(conn) : nullptr);

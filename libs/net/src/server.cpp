@@ -123,11 +123,11 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         return best;
     }
 
-    static Task<void> write_all(Socket& s, std::string_view a, std::string_view b,
-                                boost::system::error_code& ec) {
+    // Writes `a` then `b`; the operation itself, awaited in place (no frame of its own). The
+    // bytes must stay put until it completes.
+    static auto write_all(Socket& s, std::string_view a, std::string_view b) {
         std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
-        auto [e, n] = co_await asio::async_write(s, bufs, use_task);
-        ec = e;
+        return asio::async_write(s, bufs, use_task);
     }
 
     static Task<void> serve(std::shared_ptr<Impl> self, Worker* w, Socket socket) {
@@ -157,9 +157,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         res.problem(status, reason_phrase(status), detail);
         std::string head;
         wire::serialize_response_head(res, true, wire::http_date(), head);
-        boost::system::error_code ec;
         conn.deadline.set_after(kRejectLinger);
-        co_await write_all(conn.socket, head, res.body, ec);
+        auto [ec, written] = co_await write_all(conn.socket, head, res.body);
         if (ec) co_return;
         conn.socket.shutdown(tcp::socket::shutdown_send, ec);
         std::array<char, kReadChunk> discard;
@@ -232,7 +231,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
             // ---- read the body
             std::size_t limit = settings.max_body_bytes;
-            if (body_limit) {
+            if (body_limit && framing.kind != wire::Framing::none) {
                 if (auto l = body_limit(req)) limit = l;
             }
             if (framing.kind == wire::Framing::sized && framing.length > limit) {
@@ -242,8 +241,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             }
             if (framing.kind != wire::Framing::none) {
                 if (auto expect = req.headers.get("expect"); expect && iequals(*expect, "100-continue")) {
-                    boost::system::error_code ec;
-                    co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {}, ec);
+                    auto [ec, written] = co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {});
                     if (ec) co_return;
                 }
             }
@@ -308,11 +306,11 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 out.insert(out.size() - 2, "Connection: keep-alive\r\n");
             }
             conn.deadline.set_after(settings.idle_timeout);
-            boost::system::error_code ec;
             // The head has no Content-Length for 1xx/204/304, so a body set anyway would be read as
             // the next response.
             bool no_body = req.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304;
-            co_await write_all(conn.socket, out, no_body ? std::string_view{} : res.body, ec);
+            auto [ec, written] =
+                co_await write_all(conn.socket, out, no_body ? std::string_view{} : res.body);
             if (ec || close) co_return;
         }
     }
