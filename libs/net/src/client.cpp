@@ -1,5 +1,6 @@
 #include "plexus/net/client.hpp"
 
+#include <charconv>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -72,10 +73,12 @@ class ClientPool : public asio::execution_context::service {
     static ClientPool& of(const Executor& ex) { return asio::use_service<ClientPool>(ex.context()); }
 
     EndpointPool& pool(const Endpoint& ep) {
+        char port[8];
+        auto [end, ec] = std::to_chars(port, port + sizeof port, ep.port);
         key.clear();
         key += ep.host;
         key += ':';
-        key += std::to_string(ep.port);
+        key.append(port, end);
         auto it = pools.find(key);
         if (it == pools.end()) {
             it = pools.emplace(key, EndpointPool{}).first;

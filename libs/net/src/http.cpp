@@ -18,12 +18,38 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 }  // namespace
 
+namespace {
+// `x` with its ASCII uppercase letters lowered, eight bytes at once: a byte gets 0x20 added
+// exactly when it is in 'A'..'Z' (bytes from 0x80 up are left alone).
+std::uint64_t lower_word(std::uint64_t x) noexcept {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    const std::uint64_t low7 = x & ~kHighs;
+    const std::uint64_t ge_a = low7 + kOnes * (0x80 - 'A');      // high bit: byte >= 'A'
+    const std::uint64_t gt_z = low7 + kOnes * (0x80 - 'Z' - 1);  // high bit: byte > 'Z'
+    const std::uint64_t upper = (ge_a & ~gt_z) & ~x & kHighs;
+    return x | (upper >> 2);
+}
+}  // namespace
+
 bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
+    const std::size_t n = a.size();
+    if (n != b.size()) return false;
+    if (n < 8) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (lower(a[i]) != lower(b[i])) return false;
+        }
+        return true;
     }
-    return true;
+    auto same = [&](std::size_t i) {
+        std::uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        return x == y || lower_word(x) == lower_word(y);
+    };
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+        if (!same(i)) return false;
+    }
+    return same(n - 8);  // the last eight bytes, overlapping the previous word
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 
@@ -29,12 +30,35 @@ bool is_token(std::string_view s) noexcept {
 }
 
 // A field value may hold visible characters, obs-text, SP and HTAB; never other controls.
+bool is_field_value_byte(unsigned char c) noexcept { return (c >= 0x20 || c == '\t') && c != 0x7f; }
+
 bool is_field_value(std::string_view s) noexcept {
-    for (unsigned char c : s) {
-        if (c < 0x20 && c != '\t') return false;
-        if (c == 0x7f) return false;
+    // Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f is fine as it
+    // is (bytes from 0x80 up are obs-text, allowed); only words that have one (a tab, usually)
+    // are checked byte by byte.
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    const std::size_t n = s.size();
+    if (n < 8) {
+        for (unsigned char c : s) {
+            if (!is_field_value_byte(c)) return false;
+        }
+        return true;
     }
-    return true;
+    auto fine = [&](std::size_t i) {
+        std::uint64_t x;
+        std::memcpy(&x, s.data() + i, 8);
+        const std::uint64_t del = x ^ (kOnes * 0x7f);
+        if ((((x - kOnes * 0x20) & ~x) | ((del - kOnes) & ~del)) & kHighs) {
+            for (std::size_t k = i; k < i + 8; ++k) {
+                if (!is_field_value_byte(static_cast<unsigned char>(s[k]))) return false;
+            }
+        }
+        return true;
+    };
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+        if (!fine(i)) return false;
+    }
+    return fine(n - 8);  // the last eight bytes, overlapping the previous word
 }
 
 std::string_view trim_ows(std::string_view s) noexcept {

@@ -248,6 +248,28 @@ TEST(RequestHead, RejectsUnsupportedTransferCodings) {
     EXPECT_EQ(request_status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
 }
 
+TEST(RequestHead, ChecksEveryByteOfLongFieldValues) {
+    // Values longer than a machine word, with the offending byte at each position.
+    for (std::size_t at = 0; at < 19; ++at) {
+        for (char bad : {'\x01', '\x7f', '\x1f', '\0'}) {
+            std::string value(19, 'v');
+            value[at] = bad;
+            std::string head = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + value + "\r\n\r\n";
+            auto p = parse_request(head);
+            EXPECT_EQ(p.err.status, 400) << "byte " << int(bad) << " at " << at;
+        }
+        std::string ok(19, 'v');
+        ok[at] = '\t';
+        if (at > 0 && at < 18) {  // a tab inside the value (leading and trailing ones are trimmed)
+            auto p = parse_request("GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + ok + "\r\n\r\n");
+            EXPECT_EQ(p.err.status, 0) << "tab at " << at;
+            EXPECT_EQ(p.req.headers.get("x-long"), ok);
+        }
+        ok[at] = '\xe9';  // obs-text is allowed
+        EXPECT_EQ(request_status("GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + ok + "\r\n\r\n"), 0);
+    }
+}
+
 TEST(RequestHead, RejectsObsoleteLineFolding) {
     EXPECT_EQ(request_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n"), 400);
     EXPECT_EQ(request_status("GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n\ttwo\r\n\r\n"), 400);
@@ -633,6 +655,29 @@ TEST(HopByHop, KnowsTheHopByHopFields) {
     EXPECT_FALSE(is_hop_by_hop("Host"));
     EXPECT_TRUE(is_hop_by_hop(FieldId::proxy_authorization));
     EXPECT_FALSE(is_hop_by_hop(FieldId::other));
+}
+
+TEST(Iequals, FoldsOnlyAsciiLettersAtAnyLength) {
+    EXPECT_TRUE(iequals("Content-Length", "content-LENGTH"));
+    EXPECT_TRUE(iequals("X-Plexus-Original-Path", "x-plexus-original-path"));
+    EXPECT_TRUE(iequals("abc", "ABC"));
+    EXPECT_FALSE(iequals("abc", "abd"));
+    EXPECT_FALSE(iequals("abc", "abcd"));
+    // Characters that differ from each other only in bit 0x20 but are not letters.
+    EXPECT_FALSE(iequals("0123456789[x", "0123456789{x"));
+    EXPECT_FALSE(iequals("0123456789@x", "0123456789`x"));
+    EXPECT_FALSE(iequals("0123456789^x", "0123456789~x"));
+    EXPECT_FALSE(iequals("0123456789\xc1x", "0123456789\xe1x"));
+    EXPECT_FALSE(iequals("0123456789-x", "0123456789\rx"));
+    // The difference in each position of a 13-byte name.
+    const std::string base = "abcdefghijklm";
+    for (std::size_t i = 0; i < base.size(); ++i) {
+        std::string upper = base, other = base;
+        upper[i] = static_cast<char>(upper[i] - 32);
+        other[i] = 'z';
+        EXPECT_TRUE(iequals(base, upper)) << i;
+        EXPECT_EQ(iequals(base, other), base[i] == 'z') << i;
+    }
 }
 
 TEST(FieldId, RecognisesWellKnownNamesInAnyCase) {
