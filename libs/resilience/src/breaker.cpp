@@ -1,6 +1,8 @@
 #include "plexus/resilience/breaker.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <bit>
 #include <limits>
 
@@ -61,6 +63,21 @@ struct Transition {
     BreakerState to = BreakerState::closed;
 };
 
+// The changes one holder of the lock made, in order. More than fit are folded into the last
+// (its `to` becomes the latest state), so the listener always ends on the current state.
+struct Transitions {
+    std::array<Transition, 4> items{};
+    std::size_t count = 0;
+    void add(const Transition& t) noexcept {
+        if (!t.happened) return;
+        if (count < items.size()) {
+            items[count++] = t;
+        } else {
+            items.back().to = t.to;
+        }
+    }
+};
+
 }  // namespace
 
 std::string_view to_string(BreakerState s) noexcept {
@@ -116,6 +133,10 @@ struct CircuitBreaker::Impl {
 
     // Guarded by `mutex`; the state is also only changed under it.
     std::mutex mutex;
+    // Outcomes recorded while another thread held `mutex`, by outcome bits, folded into the window
+    // by the next holder: a call's thread never waits for the lock (whose holder may have been
+    // preempted for a whole scheduler tick).
+    std::array<std::atomic<std::uint32_t>, 4> pending{};
     std::vector<std::uint8_t> ring;  // count window
     int head = 0;
     // Time window: a power of two (≥ size) of buckets, so that a second's bucket is found with a
@@ -206,6 +227,9 @@ struct CircuitBreaker::Impl {
     void notify(const Transition& t) const {
         if (t.happened && listener) listener(t.from, t.to);
     }
+    void notify(const Transitions& ts) const {
+        for (std::size_t i = 0; i < ts.count; ++i) notify(ts.items[i]);
+    }
 
     // OPEN whose time is up becomes HALF_OPEN; returns the state after.
     BreakerState settle() noexcept {
@@ -224,32 +248,53 @@ struct CircuitBreaker::Impl {
         return state.load(std::memory_order_acquire);
     }
 
+    // Under the lock: takes in one outcome and makes the transition it calls for, if any.
+    Transition apply(std::uint8_t outcome, std::int64_t second) noexcept {
+        const auto s = state.load(std::memory_order_relaxed);
+        if (s == BreakerState::closed) {
+            add(outcome, second);
+            if (window.calls >= minimum_calls && over_threshold(window)) return move_to(BreakerState::open);
+        } else if (s == BreakerState::half_open) {
+            trial += counts_of(outcome);
+            if (trial.calls >= half_open_calls) {
+                if (over_threshold(trial)) {
+                    auto t = move_to(BreakerState::open);
+                    show_trial = true;
+                    return t;
+                }
+                return move_to(BreakerState::closed);
+            }
+        }
+        return {};
+    }
+
+    // Under the lock: applies the outcomes other threads left while the lock was taken, in the
+    // state each finds (late ones in OPEN are dropped, as in record).
+    void drain(std::int64_t second, Transitions& out) noexcept {
+        for (std::uint8_t outcome = 0; outcome < pending.size(); ++outcome) {
+            if (pending[outcome].load(std::memory_order_relaxed) == 0) continue;
+            for (auto n = pending[outcome].exchange(0, std::memory_order_acq_rel); n > 0; --n) {
+                out.add(apply(outcome, second));
+            }
+        }
+    }
+
     void record(bool failed, nanoseconds duration) noexcept {
         auto s = state.load(std::memory_order_acquire);
         // OPEN: a late outcome of a call permitted before the breaker opened says nothing new.
         if (s == BreakerState::disabled || s == BreakerState::open) return;
         const std::uint8_t outcome = (failed ? kFailed : 0) | (duration >= slow_duration ? kSlow : 0);
         const std::int64_t second = time_window ? second_of(clock->now()) : 0;
-        Transition t;
-        {
-            std::lock_guard lock(mutex);
-            s = state.load(std::memory_order_relaxed);
-            if (s == BreakerState::closed) {
-                add(outcome, second);
-                if (window.calls >= minimum_calls && over_threshold(window)) t = move_to(BreakerState::open);
-            } else if (s == BreakerState::half_open) {
-                trial += counts_of(outcome);
-                if (trial.calls >= half_open_calls) {
-                    if (over_threshold(trial)) {
-                        t = move_to(BreakerState::open);
-                        show_trial = true;
-                    } else {
-                        t = move_to(BreakerState::closed);
-                    }
-                }
-            }
+        std::unique_lock lock(mutex, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            pending[outcome].fetch_add(1, std::memory_order_relaxed);
+            return;
         }
-        notify(t);
+        Transitions ts;
+        drain(second, ts);
+        ts.add(apply(outcome, second));
+        lock.unlock();
+        notify(ts);
     }
 };
 
@@ -295,7 +340,14 @@ BreakerStats CircuitBreaker::stats() const {
     auto& m = *impl_;
     m.settle();
     BreakerStats out;
-    std::lock_guard lock(m.mutex);
+    std::unique_lock lock(m.mutex);
+    Transitions drained;
+    m.drain(m.time_window ? second_of(m.clock->now()) : 0, drained);
+    if (drained.count) {
+        lock.unlock();
+        m.notify(drained);
+        lock.lock();
+    }
     out.state = m.state.load(std::memory_order_relaxed);
     out.not_permitted = m.not_permitted.load(std::memory_order_relaxed);
     out.transitions = m.transitions.load(std::memory_order_relaxed);

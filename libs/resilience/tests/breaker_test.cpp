@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -473,6 +474,31 @@ TEST(CircuitBreaker, ConcurrentSuccessesKeepACountWindowFull) {
     EXPECT_EQ(s.buffered_calls, 100);
     EXPECT_EQ(s.failed_calls, 0);
     EXPECT_EQ(s.not_permitted, 0u);
+}
+
+TEST(CircuitBreaker, ConcurrentFailuresOpenItAndTheListenerEndsOnOpen) {
+    core::ManualClock clock;
+    CircuitBreaker b("inv", count_window(20, 10), clock);
+    std::atomic<int> to_open{0};
+    std::atomic<int> last{-1};
+    b.on_transition([&](BreakerState, BreakerState to) {
+        if (to == BreakerState::open) to_open.fetch_add(1);
+        last.store(static_cast<int>(to));
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&b] {
+            for (int i = 0; i < 2000; ++i) {
+                if (b.try_acquire()) b.on_error(kFast);
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    auto s = b.stats();  // folds in what was left while the lock was taken
+    EXPECT_EQ(s.state, BreakerState::open);
+    EXPECT_EQ(to_open.load(), 1);  // open_for is 5 s on a manual clock: it never half-opens
+    EXPECT_EQ(last.load(), static_cast<int>(BreakerState::open));
+    EXPECT_GT(s.not_permitted, 0u);
 }
 
 TEST(CircuitBreaker, ConcurrentHalfOpenHandsOutExactlyThePermits) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -30,7 +31,8 @@ Identity& identity() {
 
 struct Output {
     std::mutex mutex;
-    LogSink sink;  // empty: stdout
+    LogSink sink;                       // empty: stdout
+    std::atomic<bool> has_sink{false};  // mirrors `sink`, read without the lock
 };
 
 Output& output() {
@@ -138,6 +140,7 @@ void set_log_sink(LogSink sink) {
     auto& out = output();
     std::lock_guard lock(out.mutex);
     out.sink = std::move(sink);
+    out.has_sink.store(static_cast<bool>(out.sink), std::memory_order_release);
 }
 
 std::uint64_t dropped_log_lines() noexcept { return g_dropped.load(std::memory_order_relaxed); }
@@ -182,8 +185,25 @@ void log(Level level, std::string_view msg, std::span<const Field> fields, const
         }
     } trim;
     auto& out = output();
+    std::size_t written = 0;
+    if (!out.has_sink.load(std::memory_order_acquire) && line.size() <= PIPE_BUF) {
+        // One write(2) of a whole line is atomic on a pipe (up to PIPE_BUF) and on a file opened
+        // O_APPEND, so lines of different threads cannot interleave: no lock, which an io thread
+        // would otherwise wait on while another sits in write(2). Only a short write (a terminal,
+        // a full non-blocking pipe) finishes under the lock.
+        ssize_t n;
+        do {
+            n = ::write(STDOUT_FILENO, line.data(), line.size());
+        } while (n < 0 && errno == EINTR);
+        if (n == static_cast<ssize_t>(line.size())) return;
+        if (n < 0) {
+            g_dropped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        written = static_cast<std::size_t>(n);
+    }
     std::lock_guard lock(out.mutex);
-    if (out.sink) {
+    if (out.sink && written == 0) {
         tl_in_sink = true;
         try {
             out.sink(std::string_view(line.data(), line.size() - 1));
@@ -194,7 +214,7 @@ void log(Level level, std::string_view msg, std::span<const Field> fields, const
         tl_in_sink = false;
         return;
     }
-    if (!write_all(STDOUT_FILENO, line.data(), line.size()))
+    if (!write_all(STDOUT_FILENO, line.data() + written, line.size() - written))
         g_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -15,7 +15,10 @@
 ///     ok ? breaker.on_success(clock.now() - start) : breaker.on_error(clock.now() - start);
 ///
 /// Thread-safe. The success path in CLOSED is one atomic load, one short mutex-guarded window
-/// update and no allocation (the window is allocated once).
+/// update and no allocation (the window is allocated once). A thread that finds the mutex taken
+/// never waits for it: it leaves its outcome in an atomic counter that the next holder (or
+/// `stats()`) folds into the window, so a decision may come one call later than a strictly
+/// serial count would make it.
 
 #include <atomic>
 #include <chrono>
@@ -38,11 +41,11 @@ std::string_view to_string(BreakerState s) noexcept;
 /// A breaker's numbers at one moment (for admin endpoints and tests).
 struct BreakerStats {
     BreakerState state = BreakerState::closed;
-    int buffered_calls = 0;   ///< outcomes in the window
+    int buffered_calls = 0;  ///< outcomes in the window
     int failed_calls = 0;
     int slow_calls = 0;
-    double failure_rate = -1;    ///< percent; -1 while below minimum_calls
-    double slow_call_rate = -1;  ///< percent; -1 while below minimum_calls
+    double failure_rate = -1;         ///< percent; -1 while below minimum_calls
+    double slow_call_rate = -1;       ///< percent; -1 while below minimum_calls
     std::uint64_t not_permitted = 0;  ///< calls refused since creation
     std::uint64_t transitions = 0;
     core::SteadyTime opened_at{};  ///< when it last opened
