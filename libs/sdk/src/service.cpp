@@ -523,7 +523,8 @@ int Service::run(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help answers 0; every flag CLI11 itself rejects is a bad flag like the ones below.
+        return app.exit(e) == 0 ? 0 : 2;
     }
     auto level = telemetry::parse_level(log_level);
     auto heartbeat = core::parse_duration(heartbeat_text);
@@ -631,38 +632,12 @@ int Service::run(int argc, char** argv) {
     ss.address = listen_ep->host;
     ss.port = listen_ep->port;
     net::Server server(runtime, ss, router.handler(), router.body_limit_fn());
-    try {
-        server.start();
-    } catch (const std::exception& e) {
-        telemetry::error("cannot listen", {{"listen", listen}, {"error", e.what()}});
-        return 1;
-    }
-    st.ready = true;
-    telemetry::info("listening", {{"address", ss.address}, {"port", server.port()}});
-
     auto stop = std::make_shared<std::atomic<bool>>(false);
     std::optional<discovery::RegistryClient> reg;
     discovery::InstanceInfo self;
-    if (registry_ep) {
-        reg.emplace(*registry_ep);
-        self.service = st.name;
-        self.id = st.instance_id;
-        self.address = ss.address == "0.0.0.0" ? "127.0.0.1" : ss.address;
-        self.port = server.port();
-        self.metadata = st.metadata;
-        self.ttl = *ttl;
-        if (check_interval->count() > 0) {
-            discovery::HealthCheck check;
-            check.http = "/health/ready";
-            check.interval = *check_interval;
-            check.timeout = *check_interval / 2;
-            self.check = check;
-        }
-        net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop),
-                   "registration");
-    }
-
-    // SIGTERM: leave discovery first (deregister), then stop accepting and drain.
+    // SIGTERM: leave discovery first (deregister), then stop accepting and drain. Handled from
+    // before the server starts: a signal that comes early is acted on once the runtime runs,
+    // instead of killing the process with the default action.
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         if (stop->exchange(true)) return;
         st.ready = false;
@@ -685,6 +660,34 @@ int Service::run(int argc, char** argv) {
             }(*reg, self, finish),
             "deregistration");
     });
+    try {
+        server.start();
+    } catch (const std::exception& e) {
+        telemetry::error("cannot listen", {{"listen", listen}, {"error", e.what()}});
+        return 1;
+    }
+    st.ready = true;
+    telemetry::info("listening", {{"address", ss.address}, {"port", server.port()}});
+
+    if (registry_ep) {
+        reg.emplace(*registry_ep);
+        self.service = st.name;
+        self.id = st.instance_id;
+        self.address = ss.address == "0.0.0.0" ? "127.0.0.1" : ss.address;
+        self.port = server.port();
+        self.metadata = st.metadata;
+        self.ttl = *ttl;
+        if (check_interval->count() > 0) {
+            discovery::HealthCheck check;
+            check.http = "/health/ready";
+            check.interval = *check_interval;
+            check.timeout = *check_interval / 2;
+            self.check = check;
+        }
+        net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop),
+                   "registration");
+    }
+
     runtime.run();
     if (st.discovery) st.discovery->stop();
     telemetry::info("stopped");

@@ -1,0 +1,591 @@
+// plexus::Service run in process on its own thread, as a service's main() runs it: flags, routes,
+// problem answers, health, metrics, correlation ids, deadlines, registration and the SIGTERM stop,
+// checked with real HTTP requests on loopback. The service listens on port 0 and the tests read
+// the port from its "listening" log line (captured by a log sink). Every wait is bounded by kWait.
+
+#include "plexus/service.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "in_process_registry.hpp"
+#include "plexus/net/blocking.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/runtime.hpp"
+#include "plexus/net/signal.hpp"
+#include "plexus/net/testing.hpp"
+#include "plexus/telemetry/log.hpp"
+
+namespace json = boost::json;
+namespace net = plexus::net;
+namespace telemetry = plexus::telemetry;
+using namespace std::chrono_literals;
+using namespace plexus::net::testing;
+using plexus::Request;
+using plexus::Response;
+using plexus::Task;
+
+namespace {
+
+constexpr const char* kName = "sdk-test";
+
+// The member `key` of a JSON object as JSON text, "" when absent: comparisons read as the wire.
+std::string member(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    return v ? json::serialize(*v) : "";
+}
+
+json::object parse_object(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object()) {
+        ADD_FAILURE() << "not a JSON object: " << text;
+        return {};
+    }
+    return v.as_object();
+}
+
+// The value of the sample `series` (name and labels) in Prometheus text, if present.
+std::optional<double> sample(const std::string& text, const std::string& series) {
+    auto at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::strtod(text.c_str() + at + series.size() + 2, nullptr);
+}
+
+std::string header(const Response& res, std::string_view name) {
+    return std::string(res.headers.get(name).value_or(""));
+}
+
+// Every log line, captured instead of written to stdout, while the object lives.
+class LogCapture {
+  public:
+    LogCapture() {
+        telemetry::set_log_sink([this](std::string_view line) {
+            std::lock_guard lock(mutex_);
+            lines_.emplace_back(line);
+        });
+    }
+    ~LogCapture() { telemetry::set_log_sink({}); }
+    LogCapture(const LogCapture&) = delete;
+    LogCapture& operator=(const LogCapture&) = delete;
+
+    // The lines whose "msg" is `msg`, parsed, in the order they were written.
+    std::vector<json::object> with_msg(std::string_view msg) const {
+        std::vector<std::string> lines;
+        {
+            std::lock_guard lock(mutex_);
+            lines = lines_;
+        }
+        std::vector<json::object> found;
+        for (const auto& line : lines) {
+            boost::system::error_code ec;
+            auto v = json::parse(line, ec);
+            if (ec || !v.is_object()) continue;
+            const auto* m = v.as_object().if_contains("msg");
+            if (m && m->is_string() && m->as_string() == msg) found.push_back(v.as_object());
+        }
+        return found;
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+};
+
+// One fixture for the whole suite: a Service made per test (routes are added in the test body,
+// before start()), a client runtime, and helpers to run, call and stop the service.
+class SdkService : public ::testing::Test {
+  protected:
+    using Flags = std::map<std::string, std::string>;
+
+    void SetUp() override {
+        // Standalone unless a test says otherwise, whatever the environment running the tests.
+        ::unsetenv("PLEXUS_REGISTRY");
+        ::unsetenv("PLEXUS_CONFIG");
+        static std::atomic<int> runs{0};
+        data_dir_ = std::filesystem::temp_directory_path() /
+                    ("plexus-sdk-test-" + std::to_string(::getpid()) + "-" + std::to_string(runs++));
+        client_runner_ = std::thread([this] { client_.run(); });
+    }
+
+    void TearDown() override {
+        if (runner_.joinable()) {
+            // A test that failed before stopping its service: stop it so the next one starts clean.
+            // Never a second SIGTERM: once run() has removed its handler, one would kill the process.
+            if (serving_ && !sigterm_sent_) send_sigterm();
+            wait_exit();
+        }
+        client_.stop();
+        client_runner_.join();
+        std::error_code ec;
+        std::filesystem::remove_all(data_dir_, ec);
+    }
+
+    // The flags every test passes, with `overrides` replacing or adding some.
+    std::vector<std::string> flags(const Flags& overrides = {}) const {
+        Flags all{{"--listen", "127.0.0.1:0"},
+                  {"--threads", "1"},
+                  {"--log-level", "info"},  // the "listening" line carries the port
+                  {"--data-dir", data_dir_.string()}};
+        for (const auto& [k, v] : overrides) all[k] = v;
+        std::vector<std::string> args{kName};
+        for (const auto& [k, v] : all) {
+            args.push_back(k);
+            args.push_back(v);
+        }
+        return args;
+    }
+
+    // Starts svc.run(args) on its own thread.
+    void launch(plexus::Service& svc, std::vector<std::string> args) {
+        args_ = std::move(args);
+        sigterm_sent_ = false;
+        argv_.clear();
+        for (auto& a : args_) argv_.push_back(a.data());
+        argv_.push_back(nullptr);
+        std::promise<int> done;
+        exit_code_ = done.get_future();
+        runner_ = std::thread([&svc, this, done = std::move(done)]() mutable {
+            done.set_value(svc.run(static_cast<int>(args_.size()), argv_.data()));
+        });
+    }
+
+    bool exited() const { return exit_code_.wait_for(0s) == std::future_status::ready; }
+
+    // run()'s return value, waited for at most kWait; then the thread is joined. A service that
+    // does not stop would leave a thread using this fixture: the run is over, so abort.
+    int wait_exit() {
+        if (exit_code_.wait_for(kWait) != std::future_status::ready) {
+            std::fprintf(stderr, "service did not stop within %lld ms\n",
+                         static_cast<long long>(kWait.count()));
+            std::abort();
+        }
+        runner_.join();
+        serving_ = false;
+        return exit_code_.get();
+    }
+
+    // Runs the service and waits until it answers: its port is known and its SIGTERM handler is
+    // installed (the runtime serves only after it installs it). Use with ASSERT_NO_FATAL_FAILURE.
+    void start(const Flags& overrides = {}) {
+        launch(svc_, flags(overrides));
+        std::optional<json::object> line;
+        ASSERT_TRUE(wait_until([&] {
+            auto found = logs_.with_msg("listening");
+            if (!found.empty()) line = found.front();
+            return line || exited();
+        })) << "no \"listening\" line within "
+            << kWait.count() << " ms";
+        ASSERT_TRUE(line) << "run() returned " << wait_exit() << " before listening";
+        port_ = static_cast<std::uint16_t>(line->at("port").to_number<int>());
+        ASSERT_NE(port_, 0);
+        serving_ = true;
+        auto live = call("GET", "/health/live");
+        ASSERT_EQ(live.status, 200) << "the service does not answer on port " << port_;
+    }
+
+    // SIGTERM to this process, as a supervisor stops a service.
+    void send_sigterm() {
+        sigterm_sent_ = true;
+        ::kill(::getpid(), SIGTERM);
+    }
+
+    // Stops the service as a supervisor does: run()'s return value.
+    int stop() {
+        send_sigterm();
+        return wait_exit();
+    }
+
+    // Runs a service that should exit by itself (bad flags, failed startup): run()'s return value.
+    // One that starts serving instead is stopped, and the test fails.
+    int run_expecting_exit(plexus::Service& svc, std::vector<std::string> args) {
+        launch(svc, std::move(args));
+        bool listening = false;
+        EXPECT_TRUE(wait_until([&] {
+            listening = !logs_.with_msg("listening").empty();
+            return listening || exited();
+        }));
+        if (listening && !exited()) {
+            ADD_FAILURE() << "the service started serving";
+            port_ =
+                static_cast<std::uint16_t>(logs_.with_msg("listening").front().at("port").to_number<int>());
+            serving_ = true;
+            call("GET", "/health/live");  // served: the SIGTERM handler is in place
+            return stop();
+        }
+        return wait_exit();
+    }
+
+    net::Endpoint endpoint() const { return {"127.0.0.1", port_}; }
+
+    // One request to the service; a transport failure fails the test and gives status 0.
+    Response call(std::string method, std::string target,
+                  std::vector<std::pair<std::string, std::string>> headers = {}, std::string body = {}) {
+        std::string_view content_type = body.empty() ? "" : "application/json";
+        auto req = net::make_request(std::move(method), std::move(target), std::move(body), content_type);
+        for (const auto& [k, v] : headers) req.headers.set(k, v);
+        auto r = net::run_blocking(client_.executor(0), send_owned(endpoint(), std::move(req), 5s), kWait);
+        if (!r || !*r) {
+            ADD_FAILURE() << "no answer from 127.0.0.1:" << port_ << ": "
+                          << (r ? r->error().message() : std::string("timed out"));
+            Response none;
+            none.status = 0;
+            return none;
+        }
+        return std::move(**r);
+    }
+
+    // Starts a request without waiting for its answer.
+    std::future<plexus::Result<Response>> call_async(std::string target) {
+        return net::start(client_.executor(0),
+                          send_owned(endpoint(), net::make_request("GET", target), kWait));
+    }
+
+    LogCapture logs_;  // first: outlives the service's last line
+    std::filesystem::path data_dir_;
+    plexus::Service svc_{kName};
+    std::uint16_t port_ = 0;
+    bool serving_ = false;
+    bool sigterm_sent_ = false;
+
+  private:
+    net::Runtime client_{1};
+    std::thread client_runner_;
+    std::vector<std::string> args_;
+    std::vector<char*> argv_;
+    std::future<int> exit_code_;
+    std::thread runner_;
+};
+
+Task<Response> hello(Request& req) {
+    if (req.param("name").size() > 8) throw plexus::HttpError(400, "Bad Request", "name too long");
+    co_return plexus::json_response(200, json::serialize(json::object{{"hello", req.param("name")}}));
+}
+
+}  // namespace
+
+TEST_F(SdkService, RouteWithParamAnswersAndSigtermStopsWithZero) {
+    svc_.get("/hello/{name}", hello);
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto res = call("GET", "/hello/ada");
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(header(res, "Content-Type"), "application/json");
+    EXPECT_EQ(member(parse_object(res.body), "hello"), R"("ada")");
+    EXPECT_EQ(call("GET", "/hello/grace").body, R"({"hello":"grace"})");
+
+    EXPECT_EQ(stop(), 0);
+    EXPECT_EQ(logs_.with_msg("shutting down").size(), 1u);
+    EXPECT_EQ(logs_.with_msg("stopped").size(), 1u);
+}
+
+TEST_F(SdkService, UnknownPathIsProblem404AndWrongMethod405) {
+    svc_.get("/hello/{name}", hello);
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto res = call("GET", "/no/such/path");
+    EXPECT_EQ(res.status, 404);
+    EXPECT_EQ(header(res, "Content-Type"), "application/problem+json");
+    auto problem = parse_object(res.body);
+    EXPECT_EQ(member(problem, "status"), "404");
+    EXPECT_EQ(member(problem, "title"), R"("Not Found")");
+
+    auto wrong = call("DELETE", "/hello/ada");
+    EXPECT_EQ(wrong.status, 405);
+    EXPECT_EQ(header(wrong, "Content-Type"), "application/problem+json");
+    EXPECT_NE(header(wrong, "Allow").find("GET"), std::string::npos) << header(wrong, "Allow");
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, HttpErrorBecomesProblemWithItsStatusAndOtherExceptionsA500) {
+    svc_.get("/hello/{name}", hello);
+    svc_.get("/broken", [](Request&) -> Task<Response> {
+        throw std::runtime_error("secret internals");
+        co_return Response{};
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto res = call("GET", "/hello/far-too-long-a-name");
+    EXPECT_EQ(res.status, 400);
+    EXPECT_EQ(header(res, "Content-Type"), "application/problem+json");
+    auto problem = parse_object(res.body);
+    EXPECT_EQ(member(problem, "status"), "400");
+    EXPECT_EQ(member(problem, "title"), R"("Bad Request")");
+    EXPECT_EQ(member(problem, "detail"), R"("name too long")");
+    EXPECT_EQ(member(problem, "instance"), R"("/hello/far-too-long-a-name")");
+
+    auto broken = call("GET", "/broken");
+    EXPECT_EQ(broken.status, 500);
+    EXPECT_EQ(header(broken, "Content-Type"), "application/problem+json");
+    EXPECT_EQ(broken.body.find("secret internals"), std::string::npos) << broken.body;
+    auto failures = logs_.with_msg("handler failed");
+    ASSERT_EQ(failures.size(), 1u);
+    EXPECT_EQ(member(failures[0], "error"), R"("secret internals")");
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, HealthLiveAnswers200) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    auto res = call("GET", "/health/live");
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(member(parse_object(res.body), "status"), R"("pass")");
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, HealthReadyFollowsReadinessChecks) {
+    auto database_up = std::make_shared<std::atomic<bool>>(false);
+    svc_.add_readiness_check("database", [database_up] { return database_up->load(); });
+    svc_.add_readiness_check("cache", [] { return true; });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto down = call("GET", "/health/ready");
+    EXPECT_EQ(down.status, 503);
+    auto body = parse_object(down.body);
+    EXPECT_EQ(member(body, "status"), R"("fail")");
+    EXPECT_EQ(member(body, "checks"), R"({"database":"fail","cache":"pass"})");
+
+    database_up->store(true);
+    auto up = call("GET", "/health/ready");
+    EXPECT_EQ(up.status, 200);
+    body = parse_object(up.body);
+    EXPECT_EQ(member(body, "status"), R"("pass")");
+    EXPECT_EQ(member(body, "checks"), R"({"database":"pass","cache":"pass"})");
+
+    database_up->store(false);  // and back: checks run at every probe
+    EXPECT_EQ(call("GET", "/health/ready").status, 503);
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, MetricsCountRequestsByRouteAndStatusClass) {
+    svc_.get("/metered/{id}", [](Request& req) -> Task<Response> {
+        if (req.param("id") == "bad") throw plexus::HttpError(400, "Bad Request", "bad id");
+        co_return plexus::json_response(200, "{}");
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+    const std::string ok =
+        R"(plexus_http_requests_total{route="/metered/{id}",method="GET",code_class="2xx"})";
+    const std::string bad =
+        R"(plexus_http_requests_total{route="/metered/{id}",method="GET",code_class="4xx"})";
+    const std::string timed = R"(plexus_http_request_duration_seconds_count{route="/metered/{id}"})";
+    // The metrics registry is process-wide: earlier runs in this process (--gtest_repeat) have
+    // counted too, so compare with what it says now. The route's series exist from the start.
+    auto before = call("GET", "/metrics").body;
+    ASSERT_TRUE(sample(before, ok) && sample(before, bad) && sample(before, timed)) << before;
+
+    for (auto id : {"1", "2", "3"}) EXPECT_EQ(call("GET", std::string("/metered/") + id).status, 200);
+    EXPECT_EQ(call("GET", "/metered/bad").status, 400);
+
+    auto res = call("GET", "/metrics");
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(header(res, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_NE(res.body.find("# TYPE plexus_http_requests_total counter\n"), std::string::npos);
+    EXPECT_EQ(sample(res.body, ok).value_or(-1), *sample(before, ok) + 3) << res.body;
+    EXPECT_EQ(sample(res.body, bad).value_or(-1), *sample(before, bad) + 1) << res.body;
+    EXPECT_EQ(sample(res.body, timed).value_or(-1), *sample(before, timed) + 4) << res.body;
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, ClientRequestIdIsEchoedAndLoggedOtherwiseOneIsMade) {
+    auto seen = std::make_shared<std::string>();
+    svc_.get("/whoami", [seen](Request& req) -> Task<Response> {
+        *seen = std::string(req.headers.get("X-Request-Id").value_or(""));  // one request at a time
+        co_return plexus::json_response(200, "{}");
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto res = call("GET", "/whoami", {{"X-Request-Id", "corr-42-abc"}});
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(header(res, "X-Request-Id"), "corr-42-abc");
+    EXPECT_EQ(*seen, "corr-42-abc");  // the handler (and its downstream calls) see it too
+
+    auto made = call("GET", "/whoami");
+    auto made_id = header(made, "X-Request-Id");
+    EXPECT_FALSE(made_id.empty());
+    EXPECT_EQ(*seen, made_id);
+
+    std::string oversized(200, 'x');
+    auto replaced = call("GET", "/whoami", {{"X-Request-Id", oversized}});
+    EXPECT_NE(header(replaced, "X-Request-Id"), oversized);
+    EXPECT_FALSE(header(replaced, "X-Request-Id").empty());
+
+    // The access-log line of the first request carries the id.
+    bool logged = false;
+    for (const auto& line : logs_.with_msg("request")) {
+        if (member(line, "request_id") == R"("corr-42-abc")") {
+            logged = true;
+            EXPECT_EQ(member(line, "route"), R"("/whoami")");
+            EXPECT_EQ(member(line, "status"), "200");
+        }
+    }
+    EXPECT_TRUE(logged);
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, IncomingTraceparentIsContinued) {
+    auto seen = std::make_shared<std::string>();
+    svc_.get("/traced", [seen](Request& req) -> Task<Response> {
+        *seen = std::string(req.headers.get("traceparent").value_or(""));
+        co_return plexus::json_response(200, "{}");
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const std::string parent_span = "00f067aa0ba902b7";
+    EXPECT_EQ(call("GET", "/traced", {{"traceparent", "00-" + trace_id + "-" + parent_span + "-01"}}).status,
+              200);
+    // 00-<trace id>-<the server span's own id>-<flags>
+    ASSERT_EQ(seen->size(), 55u) << *seen;
+    EXPECT_EQ(seen->substr(3, 32), trace_id);
+    EXPECT_NE(seen->substr(36, 16), parent_span);
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, SpentDeadlineAnswers504WithoutRunningTheHandler) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto budget_ms = std::make_shared<std::atomic<long long>>(-1);
+    svc_.get("/work", [calls, budget_ms](Request& req) -> Task<Response> {
+        ++*calls;
+        budget_ms->store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             req.deadline - std::chrono::steady_clock::now())
+                             .count());
+        co_return plexus::json_response(200, "{}");
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto spent = call("GET", "/work", {{"X-Plexus-Deadline-Ms", "0"}});
+    EXPECT_EQ(spent.status, 504);
+    EXPECT_EQ(header(spent, "Content-Type"), "application/problem+json");
+    EXPECT_EQ(member(parse_object(spent.body), "status"), "504");
+    EXPECT_EQ(calls->load(), 0);
+
+    // A budget left: the handler runs, with the deadline it implies.
+    EXPECT_EQ(call("GET", "/work", {{"X-Plexus-Deadline-Ms", "5000"}}).status, 200);
+    EXPECT_EQ(calls->load(), 1);
+    EXPECT_GT(budget_ms->load(), 0);
+    EXPECT_LE(budget_ms->load(), 5000);
+
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, SigtermLetsAnInFlightRequestFinish) {
+    auto entered = std::make_shared<std::atomic<bool>>(false);
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    auto release = std::make_shared<net::Signal>();
+    svc_.get("/slow", [entered, released, release](Request&) -> Task<Response> {
+        auto seen = release->epoch();
+        entered->store(true);
+        if (!released->load()) co_await release->wait(kWait, seen);
+        co_return plexus::json_response(200, R"({"done":true})");
+    });
+    ASSERT_NO_FATAL_FAILURE(start());
+
+    auto slow = call_async("/slow");
+    ASSERT_TRUE(wait_until([&] { return entered->load(); }));
+    send_sigterm();
+    ASSERT_TRUE(wait_until([&] { return !logs_.with_msg("shutting down").empty(); }));
+    EXPECT_FALSE(exited()) << "run() returned with a request in flight";
+
+    released->store(true);
+    release->notify_all();
+    auto res = wait(slow);
+    ASSERT_TRUE(res) << res.error().message();
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, R"({"done":true})");
+    EXPECT_EQ(header(*res, "Connection"), "close");
+    EXPECT_EQ(wait_exit(), 0);
+}
+
+TEST_F(SdkService, BadFlagsMakeRunReturnTwo) {
+    const std::vector<Flags> bad{
+        {{"--threads", "many"}},        {{"--threads", "257"}},
+        {{"--log-level", "loud"}},      {{"--listen", "nowhere"}},
+        {{"--heartbeat", "0s"}},        {{"--heartbeat", "2s"}, {"--ttl", "1s"}},
+        {{"--check-interval", "10ms"}}, {{"--registry", "not a url"}},
+    };
+    for (const auto& overrides : bad) {
+        std::string shown;
+        for (const auto& [k, v] : overrides) shown += k + " " + v + " ";
+        SCOPED_TRACE(shown);
+        plexus::Service svc{kName};
+        EXPECT_EQ(run_expecting_exit(svc, flags(overrides)), 2);
+    }
+    EXPECT_TRUE(logs_.with_msg("listening").empty());
+}
+
+// A flag the parser itself rejects (unknown, missing value) is a bad flag like the others: 2.
+TEST_F(SdkService, UnknownFlagStopsStartupWithTwo) {
+    auto args = flags();
+    args.push_back("--no-such-flag");
+    EXPECT_EQ(run_expecting_exit(svc_, args), 2);
+    EXPECT_TRUE(logs_.with_msg("listening").empty());
+}
+
+TEST_F(SdkService, FailedOnStartMakesRunReturnOne) {
+    svc_.on_start([] { throw std::runtime_error("database is locked"); });
+    EXPECT_EQ(run_expecting_exit(svc_, flags()), 1);
+    auto failed = logs_.with_msg("startup failed");
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(member(failed[0], "error"), R"("database is locked")");
+}
+
+TEST_F(SdkService, PortInUseMakesRunReturnOne) {
+    ClosedPort taken;  // bound by this process, so the service cannot bind it
+    EXPECT_EQ(run_expecting_exit(svc_, flags({{"--listen", taken.address()}})), 1);
+    EXPECT_EQ(logs_.with_msg("cannot listen").size(), 1u);
+}
+
+TEST_F(SdkService, RegistersItsPortAndDeregistersOnSigterm) {
+    plexus::discovery::test::InProcessRegistry registry;
+    svc_.set_metadata("version", "1.2.3");
+    ASSERT_NO_FATAL_FAILURE(start(
+        {{"--registry", "http://" + registry.endpoint().to_string()}, {"--instance-id", "sdk-test-1"}}));
+
+    auto snapshot = [&] {
+        return registry.run(plexus::discovery::test::owned(
+            // watch() takes the name by reference: it must live in `owned`'s frame, not be a temporary.
+            [c = registry.client(), service = std::string(kName)] {
+                return c.watch(service, 0, 0ms, /*all=*/true);
+            }));
+    };
+    std::optional<plexus::discovery::InstanceInfo> self;
+    ASSERT_TRUE(wait_until([&] {
+        auto snap = snapshot();
+        if (snap && !snap->instances.empty()) self = snap->instances.front();
+        return self.has_value();
+    })) << "the service did not register";
+    EXPECT_EQ(self->id, "sdk-test-1");
+    EXPECT_EQ(self->address, "127.0.0.1");
+    EXPECT_EQ(self->port, port_);
+    EXPECT_EQ(self->ttl, 5s);
+    EXPECT_EQ(self->metadata, (std::map<std::string, std::string>{{"version", "1.2.3"}}));
+    ASSERT_TRUE(self->check.has_value());
+    EXPECT_EQ(self->check->http, "/health/ready");
+    EXPECT_EQ(self->check->interval, 1s);
+    EXPECT_EQ(self->check->timeout, 500ms);
+
+    EXPECT_EQ(stop(), 0);
+    auto after = snapshot();
+    ASSERT_TRUE(after);
+    EXPECT_TRUE(after->instances.empty());
+    EXPECT_EQ(logs_.with_msg("deregistered").size(), 1u);
+}
