@@ -79,6 +79,21 @@ bool equals_lower(std::string_view a, std::string_view lower_b) noexcept {
 
 FieldId field_id(std::string_view n) noexcept {
     auto is = [n](std::string_view lower_name) { return equals_lower(n, lower_name); };
+    if (n.empty()) return FieldId::other;
+    switch (lower(n[0])) {  // the known names' first letters: most other names stop here
+        case 'c':
+        case 'd':
+        case 'e':
+        case 'h':
+        case 'k':
+        case 'p':
+        case 't':
+        case 'u':
+        case 'x':
+            break;
+        default:
+            return FieldId::other;
+    }
     switch (n.size()) {
         case 2:
             if (is("te")) return FieldId::te;

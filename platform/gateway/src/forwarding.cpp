@@ -115,7 +115,7 @@ std::string_view ensure_request_id(net::Headers& headers) {
     return *headers.get(FieldId::x_request_id);
 }
 
-void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy) {
+std::string_view prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy) {
     auto& headers = req.headers;
     strip_hop_by_hop(headers);
     const bool trusted = policy.trust_forwarded_for;
@@ -175,7 +175,7 @@ void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy)
         headers.remove("host");
     }
 
-    ensure_request_id(headers);
+    return ensure_request_id(headers);
 }
 
 void prepare_downstream_response(net::Response& res) { strip_hop_by_hop(res.headers); }

@@ -396,10 +396,9 @@ struct Gateway::Impl {
         span_name += route_name;
         telemetry::Span span(std::move(span_name), telemetry::SpanKind::server, parent);
 
-        prepare_upstream_request(req, forwarding);
         // Copied out: later header changes may move the field's bytes.
         std::array<char, kMaxRequestIdLength> rid_buf;
-        auto rid_view = ensure_request_id(req.headers);
+        auto rid_view = prepare_upstream_request(req, forwarding);
         std::string_view request_id(rid_buf.data(), rid_view.size());
         std::copy(rid_view.begin(), rid_view.end(), rid_buf.begin());
 

@@ -275,7 +275,9 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
             resilience::read_policy(r, s.call, own);
             if (has_breaker) s.breaker = own.breaker;
             for (auto key : {"bulkhead", "outlier", "retry_budget"}) {
-                if (r.has(key)) r.fail(key, "is a policy of the upstream: set it under upstreams.<service or route name>");
+                if (r.has(key))
+                    r.fail(key,
+                           "is a policy of the upstream: set it under upstreams.<service or route name>");
             }
             r.field("service", s.service);
             r.field("upstreams", s.upstreams);
@@ -419,7 +421,8 @@ std::shared_ptr<const RouteTable> RouteTable::compile(std::vector<RouteSettings>
     std::shared_ptr<RouteTable> table(new RouteTable());
     std::map<std::string, std::size_t, std::less<>> names;
     std::map<std::string, std::pair<discovery::Policy, std::string>, std::less<>> service_policies;
-    std::map<std::string, std::pair<const resilience::UpstreamPolicy*, std::string>, std::less<>> upstream_policies;
+    std::map<std::string, std::pair<const resilience::UpstreamPolicy*, std::string>, std::less<>>
+        upstream_policies;
     std::vector<Rank> ranks;
     table->routes_.reserve(routes.size());
     for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -438,7 +441,8 @@ std::shared_ptr<const RouteTable> RouteTable::compile(std::vector<RouteSettings>
             auto [up, first_up] = upstream_policies.emplace(s.service, std::make_pair(&s.upstream, s.name));
             if (!first_up && !(*up->second.first == s.upstream)) {
                 throw std::invalid_argument(where + ": upstream: service '" + s.service +
-                                            "' has another upstream policy in route '" + up->second.second + "'");
+                                            "' has another upstream policy in route '" + up->second.second +
+                                            "'");
             }
         }
 

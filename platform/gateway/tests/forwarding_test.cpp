@@ -114,6 +114,15 @@ TEST(Forwarding, DropsExpectHopByHopAndASpoofedOriginalPath) {
     EXPECT_EQ(req.headers.get("Accept"), "application/json");
 }
 
+TEST(RequestId, PrepareReturnsTheIdTheUpstreamGets) {
+    auto kept = incoming({{"X-Request-Id", "client-1"}});
+    EXPECT_EQ(gateway::prepare_upstream_request(kept, gateway::ForwardingPolicy{}), "client-1");
+    auto made = incoming({});
+    auto id = gateway::prepare_upstream_request(made, gateway::ForwardingPolicy{});
+    EXPECT_EQ(id.size(), 32u);
+    EXPECT_EQ(made.headers.get("x-request-id"), id);
+}
+
 TEST(RequestId, GeneratedWhenAbsent) {
     net::Headers h;
     auto id = std::string(gateway::ensure_request_id(h));

@@ -47,7 +47,8 @@ struct ForwardingPolicy {
 ///  - X-Request-Id is kept if sane, else generated (`ensure_request_id`);
 ///  - a client-sent X-Plexus-Original-Path is removed (only the gateway sets it).
 /// Neither the target nor traceparent is touched here. No allocation beyond the headers' growth.
-void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy);
+/// Returns the request id, valid until the headers next change.
+std::string_view prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy);
 
 /// Prepares an upstream response for the client, in place: removes hop-by-hop fields.
 void prepare_downstream_response(net::Response& res);
