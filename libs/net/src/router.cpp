@@ -130,10 +130,13 @@ Task<void> Router::dispatch(Request& req, Response& res) const {
         } else {
             res.problem(404, "Not Found", "no route for " + std::string(req.path()), req.path());
         }
+        if (unmatched_) co_await unmatched_(req, res);
         co_return;
     }
     co_await r->handler(req, res);
 }
+
+void Router::set_unmatched(Handler handler) { unmatched_ = std::move(handler); }
 
 std::size_t Router::body_limit(const Request& req) const {
     const Route* r = find(req, nullptr, nullptr);

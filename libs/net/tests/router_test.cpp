@@ -196,6 +196,25 @@ TEST(Router, WrongMethodIsA405ProblemWithAllow) {
     EXPECT_NE(res.body.find(R"("status":405)"), std::string::npos) << res.body;
 }
 
+TEST(Router, UnmatchedHandlerSeesTheRoutersAnswer) {
+    Router router;
+    router.add("GET", "/products", named("list"));
+    std::vector<int> seen;
+    router.set_unmatched([&seen](Request&, Response& res) -> Task<void> {
+        seen.push_back(res.status);
+        res.headers.set("X-Seen", "yes");
+        co_return;
+    });
+    EXPECT_EQ(dispatch(router, "GET", "/products").status, 200);  // a route: not called
+    auto missing = dispatch(router, "GET", "/nothing");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_EQ(missing.headers.get("x-seen"), "yes");
+    auto wrong = dispatch(router, "POST", "/products");
+    EXPECT_EQ(wrong.status, 405);
+    EXPECT_EQ(wrong.headers.get("allow"), "GET");
+    EXPECT_EQ(seen, (std::vector<int>{404, 405}));
+}
+
 TEST(Router, MostLiteralRouteWins) {
     Router router;
     router.add("GET", "/users/{id}", named("by id"));

@@ -96,15 +96,19 @@ std::string_view code_class(int status) {
 }
 
 // Wraps business code with tracing, correlation ids, problem responses, metrics and logs.
-net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
-                  RouteHandler h) {
+// Runs `inner` as one served request: deadline and inbound faults first, then the handler, its
+// errors turned into problem answers, then the X-Request-Id echo, metrics, span and access log.
+net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
+                        net::Handler inner) {
     // The route's series are looked up once here, not per request; only a HEAD answered by a
     // GET route (another method label) takes the family's lookup.
     std::array<telemetry::Counter*, 5> by_class{};
-    for (int c = 0; c < 5; ++c)
-        by_class[c] = &st->requests->labels({route_name, method, code_class((c + 1) * 100)});
+    if (method != "*") {  // "*": any method, each labelled as it comes
+        for (int c = 0; c < 5; ++c)
+            by_class[c] = &st->requests->labels({route_name, method, code_class((c + 1) * 100)});
+    }
     telemetry::Histogram* latency = &st->latency->labels({route_name});
-    return [st, route_name = std::move(route_name), method, by_class, latency, h = std::move(h)](
+    return [st, route_name = std::move(route_name), method, by_class, latency, inner = std::move(inner)](
                Request& req, Response& res) -> Task<void> {
         auto start = std::chrono::steady_clock::now();
         auto parent = telemetry::TraceContext::parse_traceparent(req.headers.get("traceparent").value_or(""));
@@ -139,7 +143,7 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
                                     "fault injected into " + st->name);
                 }
             }
-            res = co_await h(req);
+            co_await inner(req, res);
         } catch (const HttpError& e) {
             res.clear();
             res.problem(e.status(), e.title(), e.what(), req.path());
@@ -169,6 +173,14 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
                          {"remote", req.remote_address}},
                         &ctx);
     };
+}
+
+// A route: its handler's answer is the response.
+net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
+                  RouteHandler h) {
+    return instrument(
+        std::move(st), std::move(route_name), method,
+        [h = std::move(h)](Request& req, Response& res) -> Task<void> { res = co_await h(req); });
 }
 
 Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::RegistryClient client,
@@ -597,6 +609,10 @@ int Service::run(int argc, char** argv) {
     for (auto& r : st.routes) {
         router.add(r.method, r.pattern, wrap(state_, r.pattern, r.method, r.handler), r.max_body);
     }
+    // Requests no route takes (the router's 404 and 405) are served requests too: logged, counted
+    // under route "-", traced, their X-Request-Id echoed. Probes of /health and /metrics are not,
+    // or every check of the registry would be a log line.
+    router.set_unmatched(instrument(state_, "-", "*", [](Request&, Response&) -> Task<void> { co_return; }));
     router.add("GET", "/health/live", [](Request&, Response& res) -> Task<void> {
         res.json(200, R"({"status":"pass"})");
         co_return;

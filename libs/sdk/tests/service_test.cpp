@@ -312,6 +312,34 @@ TEST_F(SdkService, UnknownPathIsProblem404AndWrongMethod405) {
     EXPECT_EQ(stop(), 0);
 }
 
+TEST_F(SdkService, UnmatchedRequestsAreServedRequestsToo) {
+    svc_.get("/hello/{name}", hello);
+    ASSERT_NO_FATAL_FAILURE(start());
+    const std::string missing = R"(plexus_http_requests_total{route="-",method="GET",code_class="4xx"})";
+    const std::string wrong = R"(plexus_http_requests_total{route="-",method="DELETE",code_class="4xx"})";
+    auto before = call("GET", "/metrics").body;  // process-wide registry: compare, do not assume zero
+
+    auto res = call("GET", "/no/such/path", {{"X-Request-Id", "lost-1"}});
+    EXPECT_EQ(res.status, 404);
+    EXPECT_EQ(header(res, "X-Request-Id"), "lost-1");
+    EXPECT_EQ(call("DELETE", "/hello/ada").status, 405);
+
+    auto after = call("GET", "/metrics").body;
+    EXPECT_EQ(sample(after, missing).value_or(-1), sample(before, missing).value_or(0) + 1) << after;
+    EXPECT_EQ(sample(after, wrong).value_or(-1), sample(before, wrong).value_or(0) + 1) << after;
+    bool logged = false;
+    for (const auto& line : logs_.with_msg("request")) {
+        if (member(line, "path") == R"("/no/such/path")") {
+            logged = true;
+            EXPECT_EQ(member(line, "status"), "404");
+            EXPECT_EQ(member(line, "route"), R"("-")");
+            EXPECT_EQ(member(line, "request_id"), R"("lost-1")");
+        }
+    }
+    EXPECT_TRUE(logged);
+    EXPECT_EQ(stop(), 0);
+}
+
 TEST_F(SdkService, HttpErrorBecomesProblemWithItsStatusAndOtherExceptionsA500) {
     svc_.get("/hello/{name}", hello);
     svc_.get("/broken", [](Request&) -> Task<Response> {

@@ -40,6 +40,9 @@ class Router {
   public:
     /// Adds a route; `method` "*" matches any method. `max_body_bytes` 0 = server default.
     void add(std::string method, std::string_view pattern, Handler handler, std::size_t max_body_bytes = 0);
+    /// Called for every request no route takes, with the router's own 404 or 405 answer already
+    /// in `res` (to keep, log, count or change). Set before serving.
+    void set_unmatched(Handler handler);
     /// Dispatches `req` (fills `req.params`).
     Task<void> dispatch(Request& req, Response& res) const;
     /// The body limit of the route `req` would take (0 = server default).
@@ -57,6 +60,7 @@ class Router {
     };
     const Route* find(const Request& req, PathParams* params, std::string* allow) const;
     std::vector<Route> routes_;
+    Handler unmatched_;
 };
 
 }  // namespace plexus::net
