@@ -1,106 +1,26 @@
 #!/usr/bin/env bash
 # Instructions per proxied request: the Plexus gateway and nginx as a keep-alive reverse proxy,
 # each run under callgrind (one thread/worker each) in front of the same nginx backend. Unlike
-# req/s and latency on a shared 2-core machine, the count is repeatable to within a fraction of a
-# percent, so it shows what a change to the request path costs. User-space instructions only: the
-# kernel's TCP work, the same for both, is not in it.
+# req/s and latency on a shared 2-core machine, the count repeats to within a fraction of a
+# percent from run to run, so it shows what a change to the request path costs. User-space
+# instructions only: the kernel's TCP work, the same for both, is not in it.
 #
 #   bench/gateway/instructions.sh              # 10 s of load per proxy
 #   DURATION=20s bench/gateway/instructions.sh
+#   PLEXUS_BIN=/other/build/cli/plexus bench/gateway/instructions.sh   # another build (DWARF 4)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION="${DURATION:-10s}"
 
-need=()
-for p in wrk nginx-light valgrind; do
-  if ! command -v "${p%-light}" >/dev/null 2>&1; then need+=("$p"); fi
-done
-if ((${#need[@]})); then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-scripts/setup release >/dev/null
-PLEXUS="$PWD/build/release/cli/plexus"
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/backend.pid" ] && kill "$(cat "$work/backend.pid")" 2>/dev/null || true
-  sleep 0.3
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
-wait_http() {  # callgrind makes a start take seconds
-  for _ in $(seq 1 300); do
-    if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
+source bench/gateway/common.sh
+bench_setup wrk nginx-light valgrind
 
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port)
-mkdir -p "$work/tmp"
-temp_paths="client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;"
-
-cat > "$work/backend.conf" <<CONF
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off; $temp_paths
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT;
-    location / { default_type text/plain; return 200 "0123456789012345678901234567890123456789012345678901234567890\n"; }
-  }
-}
-CONF
+write_backend_conf "$BACKEND_PORT"
 # The proxy in the foreground, one process: what callgrind counts is all its work.
-cat > "$work/proxy.conf" <<CONF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/proxy.pid;
-error_log $work/proxy.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off; $temp_paths
-  keepalive_requests 10000000;
-  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
-cat > "$work/routes.yaml" <<CONF
-routes:
-  - name: bench
-    match:
-      prefix: /
-    upstreams: ["127.0.0.1:$BACKEND_PORT"]
-    timeout: 5s
-CONF
+write_proxy_conf "$NGINX_PORT" "$BACKEND_PORT" "daemon off; master_process off; worker_processes 1;"
+write_routes "$BACKEND_PORT"
 
 "$NGINX" -c "$work/backend.conf" -e "$work/backend.err"
 
@@ -116,6 +36,7 @@ count() {  # name port command... → "name requests instructions"
   out=$(wrk -t1 -c8 -d"$DURATION" "http://127.0.0.1:$port/")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "$name answered errors: $(grep Non-2xx <<<"$out")" >&2
+    kill "$pid"  # this runs in a subshell: the exit trap does not know the pid
     exit 1
   fi
   callgrind_control -d "$pid" > /dev/null

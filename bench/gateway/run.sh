@@ -15,99 +15,14 @@ DURATION="${DURATION:-10s}"
 WRK_THREADS="${WRK_THREADS:-2}"
 PROXY_THREADS="${PROXY_THREADS:-2}"
 
-need=()
-for p in wrk nginx-light; do
-  if ! command -v "${p%-light}" >/dev/null 2>&1; then need+=("$p"); fi
-done
-if ((${#need[@]})); then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-scripts/setup release >/dev/null
-PLEXUS="$PWD/build/release/cli/plexus"
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -f "$work/backend.pid" ] && kill "$(cat "$work/backend.pid")" 2>/dev/null || true
-  [ -f "$work/proxy.pid" ] && kill "$(cat "$work/proxy.pid")" 2>/dev/null || true
-  sleep 0.3
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-}
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
+source bench/gateway/common.sh
+bench_setup wrk nginx-light
 
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); GATEWAY_PORT=$(free_port)
-mkdir -p "$work/tmp"
-
-# The backend: nginx answering a fixed 64-byte body, one worker.
-cat > "$work/backend.conf" <<CONF
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT reuseport;
-    location / { default_type text/plain; return 200 "0123456789012345678901234567890123456789012345678901234567890\n"; }
-  }
-}
-CONF
-
-# nginx as a keep-alive reverse proxy, as many workers as the gateway has threads.
-cat > "$work/proxy.conf" <<CONF
-worker_processes $PROXY_THREADS;
-pid $work/proxy.pid;
-error_log $work/proxy.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  keepalive_requests 10000000;
-  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT reuseport;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-CONF
-
-cat > "$work/routes.yaml" <<CONF
-routes:
-  - name: bench
-    match:
-      prefix: /
-    upstreams: ["127.0.0.1:$BACKEND_PORT"]
-    timeout: 5s
-CONF
+write_backend_conf "$BACKEND_PORT"
+# As many nginx workers as the gateway has threads.
+write_proxy_conf "$NGINX_PORT" "$BACKEND_PORT" "worker_processes $PROXY_THREADS;"
+write_routes "$BACKEND_PORT"
 
 "$NGINX" -c "$work/backend.conf" -e "$work/backend.err"
 "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err"
@@ -118,7 +33,7 @@ setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --routes "$work/rout
   --threads "$PROXY_THREADS" --log-level warn > "$work/gateway.log" 2>&1 < /dev/null &
 pids+=($!)
 GATEWAY_PID=$!
-wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$GATEWAY_PORT"
+wait_http "$BACKEND_PORT"; wait_http "$NGINX_PORT"; wait_http "$GATEWAY_PORT"
 
 run_wrk() {  # url → "rps p50_ms p99_ms"
   local out

@@ -1,0 +1,111 @@
+# What the gateway benchmarks share: packages, a work folder cleaned up on exit, free ports and
+# the nginx backend, nginx proxy and gateway route configurations. Sourced, not run.
+#
+#   source bench/gateway/common.sh
+#   bench_setup wrk nginx-light         # packages (by command) and the release build
+#   BACKEND_PORT=$(free_port) ...
+
+# Installs the packages whose command is missing (nginx-light → nginx) and builds the release
+# preset unless PLEXUS_BIN names another build. Sets PLEXUS and NGINX.
+bench_setup() {
+  local need=() p
+  for p in "$@"; do
+    if ! command -v "${p%-light}" >/dev/null 2>&1; then need+=("$p"); fi
+  done
+  if ((${#need[@]})); then
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  fi
+  if [ -n "${PLEXUS_BIN:-}" ]; then
+    PLEXUS="$PLEXUS_BIN"  # another build of plexus, to compare a change before and after
+  else
+    scripts/setup release >/dev/null
+    PLEXUS="$PWD/build/release/cli/plexus"
+  fi
+  NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+}
+
+work="$(mktemp -d)"
+mkdir -p "$work/tmp"
+pids=()
+bench_cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  local f
+  for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  sleep 0.3
+  rm -rf "$work"
+}
+trap bench_cleanup EXIT
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+
+# Waits until something answers HTTP on the port (up to 30 s: under callgrind a start takes seconds).
+wait_http() {
+  for _ in $(seq 1 300); do
+    if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing answers on port $1" >&2
+  return 1
+}
+
+# nginx configuration around one server block: name (files in $work), head directives, server.
+write_nginx_conf() {
+  local name=$1 head=$2 server=$3
+  cat > "$work/$name.conf" <<CONF
+$head
+pid $work/$name.pid;
+error_log $work/$name.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  keepalive_requests 10000000;
+$server
+}
+CONF
+}
+
+# The backend: nginx answering a fixed 64-byte body, one worker. $work/backend.conf
+write_backend_conf() {
+  local port=$1
+  write_nginx_conf backend "worker_processes 1;" "  server {
+    listen 127.0.0.1:$port reuseport;
+    location / { default_type text/plain; return 200 \"0123456789012345678901234567890123456789012345678901234567890\n\"; }
+  }"
+}
+
+# nginx as a keep-alive reverse proxy to the backend. $work/proxy.conf
+write_proxy_conf() {
+  local port=$1 backend_port=$2 head=$3
+  write_nginx_conf proxy "$head" "  upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
+  server {
+    listen 127.0.0.1:$port reuseport;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }"
+}
+
+# The gateway's one route, to the backend. $work/routes.yaml
+write_routes() {
+  cat > "$work/routes.yaml" <<CONF
+routes:
+  - name: bench
+    match:
+      prefix: /
+    upstreams: ["127.0.0.1:$1"]
+    timeout: 5s
+CONF
+}
