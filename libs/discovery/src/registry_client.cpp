@@ -190,7 +190,7 @@ Result<InstanceInfo> registration_from_json(std::string_view body, std::string s
     return in;
 }
 
-net::Task<ErrorCode> RegistryClient::register_instance(const InstanceInfo& instance) const {
+net::Task<ErrorCode> RegistryClient::register_instance(InstanceInfo instance) const {
     auto r = co_await net::fetch(registry_, "PUT", path_of(instance.service, instance.id),
                                  instance_to_json(instance), "application/json", timeout_);
     if (!r) co_return errc::unavailable;
@@ -198,28 +198,28 @@ net::Task<ErrorCode> RegistryClient::register_instance(const InstanceInfo& insta
     co_return ErrorCode{};
 }
 
-net::Task<ErrorCode> RegistryClient::heartbeat(const std::string& service, const std::string& id) const {
+net::Task<ErrorCode> RegistryClient::heartbeat(std::string service, std::string id) const {
     auto r = co_await net::fetch(registry_, "PUT", path_of(service, id, "/heartbeat"), {}, {}, timeout_);
     if (!r) co_return errc::unavailable;
     if (r->status >= 300) co_return status_error(r->status);
     co_return ErrorCode{};
 }
 
-net::Task<ErrorCode> RegistryClient::deregister(const std::string& service, const std::string& id) const {
+net::Task<ErrorCode> RegistryClient::deregister(std::string service, std::string id) const {
     auto r = co_await net::fetch(registry_, "DELETE", path_of(service, id), {}, {}, timeout_);
     if (!r) co_return errc::unavailable;
     if (r->status >= 300 && r->status != 404) co_return status_error(r->status);
     co_return ErrorCode{};
 }
 
-net::Task<ErrorCode> RegistryClient::set_draining(const std::string& service, const std::string& id) const {
+net::Task<ErrorCode> RegistryClient::set_draining(std::string service, std::string id) const {
     auto r = co_await net::fetch(registry_, "PUT", path_of(service, id, "/draining"), {}, {}, timeout_);
     if (!r) co_return errc::unavailable;
     if (r->status >= 300) co_return status_error(r->status);
     co_return ErrorCode{};
 }
 
-net::Task<Result<ServiceSnapshot>> RegistryClient::watch(const std::string& service, std::uint64_t index,
+net::Task<Result<ServiceSnapshot>> RegistryClient::watch(std::string service, std::uint64_t index,
                                                          std::chrono::milliseconds wait, bool all) const {
     std::string target = "/v1/services/" + service + "?index=" + std::to_string(index);
     if (index > 0) target += "&wait=" + core::format_duration(wait);

@@ -63,7 +63,9 @@ struct ServiceSnapshot {
     std::vector<InstanceInfo> instances;
 };
 
-/// Talks to one registry. Cheap to copy; usable from any io_context.
+/// Talks to one registry. Cheap to copy; usable from any io_context. The calls copy their
+/// arguments into the task they return, so a task may be kept and awaited later; the client
+/// itself must outlive it.
 class RegistryClient {
   public:
     explicit RegistryClient(net::Endpoint registry,
@@ -73,15 +75,15 @@ class RegistryClient {
     const net::Endpoint& endpoint() const noexcept { return registry_; }
 
     /// Registers (or re-registers) `instance`; errc::rejected with the registry's detail on 4xx.
-    net::Task<ErrorCode> register_instance(const InstanceInfo& instance) const;
+    net::Task<ErrorCode> register_instance(InstanceInfo instance) const;
     /// errc::unknown_instance if the registry has forgotten it (TTL expired, registry reset).
-    net::Task<ErrorCode> heartbeat(const std::string& service, const std::string& id) const;
-    net::Task<ErrorCode> deregister(const std::string& service, const std::string& id) const;
+    net::Task<ErrorCode> heartbeat(std::string service, std::string id) const;
+    net::Task<ErrorCode> deregister(std::string service, std::string id) const;
     /// Marks an instance draining: it stays registered but leaves discovery (no new traffic).
-    net::Task<ErrorCode> set_draining(const std::string& service, const std::string& id) const;
+    net::Task<ErrorCode> set_draining(std::string service, std::string id) const;
     /// The service's instances; with `index` > 0 waits up to `wait` for a change after `index`.
     /// `all` includes draining and critical instances.
-    net::Task<Result<ServiceSnapshot>> watch(const std::string& service, std::uint64_t index,
+    net::Task<Result<ServiceSnapshot>> watch(std::string service, std::uint64_t index,
                                              std::chrono::milliseconds wait, bool all = false) const;
 
   private:
