@@ -121,6 +121,14 @@ SpanId SpanId::random() noexcept {
 
 std::string new_request_id() { return TraceId::random().hex(); }
 
+bool is_sane_request_id(std::string_view id) noexcept {
+    if (id.empty() || id.size() > kMaxRequestIdLength) return false;
+    for (unsigned char c : id) {
+        if (c < 0x21 || c > 0x7e) return false;
+    }
+    return true;
+}
+
 std::string new_instance_id(std::string_view prefix) {
     std::string out(prefix);
     out.push_back('-');

@@ -115,7 +115,7 @@ net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name
         telemetry::Span span(req.method + " " + route_name, telemetry::SpanKind::server, parent);
         req.headers.set("traceparent", span.context().traceparent());
         std::string request_id(req.headers.get("x-request-id").value_or(""));
-        if (request_id.empty() || request_id.size() > 128) {
+        if (!core::is_sane_request_id(request_id)) {
             request_id = core::new_request_id();
             req.headers.set("X-Request-Id", request_id);
         }

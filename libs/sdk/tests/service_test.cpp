@@ -453,6 +453,8 @@ TEST_F(SdkService, ClientRequestIdIsEchoedAndLoggedOtherwiseOneIsMade) {
     auto replaced = call("GET", "/whoami", {{"X-Request-Id", oversized}});
     EXPECT_NE(header(replaced, "X-Request-Id"), oversized);
     EXPECT_FALSE(header(replaced, "X-Request-Id").empty());
+    auto spaced = call("GET", "/whoami", {{"X-Request-Id", "two words"}});  // not a sane id either
+    EXPECT_EQ(header(spaced, "X-Request-Id").size(), 32u) << header(spaced, "X-Request-Id");
 
     // The access-log line of the first request carries the id.
     bool logged = false;

@@ -81,14 +81,6 @@ void strip_hop_by_hop(net::Headers& headers) {
     });
 }
 
-bool is_sane_request_id(std::string_view id) noexcept {
-    if (id.empty() || id.size() > kMaxRequestIdLength) return false;
-    for (unsigned char c : id) {
-        if (c < 0x21 || c > 0x7e) return false;
-    }
-    return true;
-}
-
 std::string_view ensure_request_id(net::Headers& headers) {
     const net::Header* first = nullptr;
     bool repeated = false;
@@ -100,7 +92,7 @@ std::string_view ensure_request_id(net::Headers& headers) {
         }
         first = &h;
     }
-    if (first && is_sane_request_id(first->value)) {
+    if (first && core::is_sane_request_id(first->value)) {
         if (repeated) {
             headers.erase_if(
                 [first](const net::Header& h) { return h.id() == FieldId::x_request_id && &h != first; });

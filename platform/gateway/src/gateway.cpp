@@ -397,7 +397,7 @@ struct Gateway::Impl {
         telemetry::Span span(std::move(span_name), telemetry::SpanKind::server, parent);
 
         // Copied out: later header changes may move the field's bytes.
-        std::array<char, kMaxRequestIdLength> rid_buf;
+        std::array<char, core::kMaxRequestIdLength> rid_buf;
         auto rid_view = prepare_upstream_request(req, forwarding);
         std::string_view request_id(rid_buf.data(), rid_view.size());
         std::copy(rid_view.begin(), rid_view.end(), rid_buf.begin());

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "plexus/core/ids.hpp"
+
 namespace gateway = plexus::gateway;
 namespace net = plexus::net;
 
@@ -156,8 +158,8 @@ TEST(RequestId, ReplacedWhenNotSane) {
         EXPECT_TRUE(is_lower_hex(id));
         EXPECT_EQ(h.size(), 1u);
     }
-    EXPECT_TRUE(gateway::is_sane_request_id("a"));
-    EXPECT_FALSE(gateway::is_sane_request_id("a\x7f"));
+    EXPECT_TRUE(plexus::core::is_sane_request_id("a"));
+    EXPECT_FALSE(plexus::core::is_sane_request_id("a\x7f"));
 }
 
 TEST(Forwarding, ResponseLosesHopByHopFields) {

@@ -41,6 +41,13 @@ struct SpanId {
 /// A fresh correlation id for X-Request-Id: 32 lowercase hex characters.
 std::string new_request_id();
 
+/// Longest X-Request-Id that is propagated.
+inline constexpr std::size_t kMaxRequestIdLength = 128;
+
+/// Whether `id` may be propagated as a request id: 1 to kMaxRequestIdLength visible ASCII
+/// characters (no spaces, controls or other bytes). Thread-safe.
+bool is_sane_request_id(std::string_view id) noexcept;
+
 /// A short random id for service instances: `<prefix>-` followed by 12 hex characters.
 std::string new_instance_id(std::string_view prefix);
 

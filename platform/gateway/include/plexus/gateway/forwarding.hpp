@@ -16,19 +16,13 @@ inline constexpr std::string_view kDeadlineHeader = "X-Plexus-Deadline-Ms";
 /// The client's request target, sent upstream when the gateway rewrote it.
 inline constexpr std::string_view kOriginalPathHeader = "X-Plexus-Original-Path";
 
-/// Longest X-Request-Id the gateway propagates.
-inline constexpr std::size_t kMaxRequestIdLength = 128;
-
 /// Removes the hop-by-hop fields of one connection: Connection and every field it names,
 /// Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade and every `Proxy-*` field. Used in both
 /// directions (request to the upstream, upstream response to the client). No allocation.
 void strip_hop_by_hop(net::Headers& headers);
 
-/// Whether `id` may be propagated as a request id: 1 to 128 visible ASCII characters.
-bool is_sane_request_id(std::string_view id) noexcept;
-
-/// Keeps a sane X-Request-Id (collapsing repeats to the first) or sets a fresh one (32 lowercase
-/// hex characters). Returns the value, valid until `headers` is next changed.
+/// Keeps a sane X-Request-Id (core::is_sane_request_id; repeats collapse to the first) or sets a
+/// fresh one (32 lowercase hex characters). Returns the value, valid until `headers` is next changed.
 std::string_view ensure_request_id(net::Headers& headers);
 
 /// How the gateway treats forwarding headers sent by the client.
