@@ -40,16 +40,10 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
         }
         return true;
     }
-    auto same = [&](std::size_t i) {
-        std::uint64_t x, y;
-        std::memcpy(&x, a.data() + i, 8);
-        std::memcpy(&y, b.data() + i, 8);
+    return wire::all_words(n, [&](std::size_t i) {
+        const auto x = wire::load_word(a.data() + i), y = wire::load_word(b.data() + i);
         return x == y || lower_word(x) == lower_word(y);
-    };
-    for (std::size_t i = 0; i + 8 < n; i += 8) {
-        if (!same(i)) return false;
-    }
-    return same(n - 8);  // the last eight bytes, overlapping the previous word
+    });
 }
 
 namespace {
@@ -64,16 +58,10 @@ bool equals_lower(std::string_view a, std::string_view lower_b) noexcept {
         }
         return true;
     }
-    auto same = [&](std::size_t i) {
-        std::uint64_t x, y;
-        std::memcpy(&x, a.data() + i, 8);
-        std::memcpy(&y, lower_b.data() + i, 8);
+    return wire::all_words(n, [&](std::size_t i) {
+        const auto x = wire::load_word(a.data() + i), y = wire::load_word(lower_b.data() + i);
         return (x | ((y & 0x4040404040404040ull) >> 1)) == y;
-    };
-    for (std::size_t i = 0; i + 8 < n; i += 8) {
-        if (!same(i)) return false;
-    }
-    return same(n - 8);  // the last eight bytes, overlapping the previous word
+    });
 }
 }  // namespace
 
@@ -214,23 +202,19 @@ void Headers::set(std::string_view name, std::string_view value) {
         return;
     }
     items_[first].value.assign(value);
-    bool more = false;
-    for (auto i = find(id, name, first + 1); i < size_; i = find(id, name, i + 1)) {
-        items_[i].dropped_ = true;
-        more = true;
-    }
-    if (more) compact();
+    drop_from(id, name, first + 1);
 }
 
-std::size_t Headers::remove(std::string_view name) {
-    const auto id = field_id(name);
-    std::size_t removed = 0;
-    for (auto i = find(id, name); i < size_; i = find(id, name, i + 1)) {
+std::size_t Headers::remove(std::string_view name) { return drop_from(field_id(name), name, 0); }
+
+std::size_t Headers::drop_from(FieldId id, std::string_view name, std::size_t from) noexcept {
+    std::size_t dropped = 0;
+    for (auto i = find(id, name, from); i < size_; i = find(id, name, i + 1)) {
         items_[i].dropped_ = true;
-        ++removed;
+        ++dropped;
     }
-    if (removed) compact();
-    return removed;
+    if (dropped) compact();
+    return dropped;
 }
 
 void Headers::rename(Header& h, std::string_view name) {

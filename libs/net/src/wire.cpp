@@ -44,9 +44,8 @@ bool is_field_value(std::string_view s) noexcept {
         }
         return true;
     }
-    auto fine = [&](std::size_t i) {
-        std::uint64_t x;
-        std::memcpy(&x, s.data() + i, 8);
+    return all_words(n, [&](std::size_t i) {
+        const std::uint64_t x = load_word(s.data() + i);
         const std::uint64_t del = x ^ (kOnes * 0x7f);
         if ((((x - kOnes * 0x20) & ~x) | ((del - kOnes) & ~del)) & kHighs) {
             for (std::size_t k = i; k < i + 8; ++k) {
@@ -54,11 +53,7 @@ bool is_field_value(std::string_view s) noexcept {
             }
         }
         return true;
-    };
-    for (std::size_t i = 0; i + 8 < n; i += 8) {
-        if (!fine(i)) return false;
-    }
-    return fine(n - 8);  // the last eight bytes, overlapping the previous word
+    });
 }
 
 std::string_view trim_ows(std::string_view s) noexcept {

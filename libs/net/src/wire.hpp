@@ -3,6 +3,7 @@
 // serialisation. Shared by the server and the client; no I/O here, so it is tested directly.
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +11,24 @@
 #include "plexus/net/http.hpp"
 
 namespace plexus::net::wire {
+
+/// The eight bytes at `p` as one word (any alignment).
+inline std::uint64_t load_word(const char* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+}
+
+/// Whether `word_ok(i)` holds for every eight-byte word of an `n`-byte string (n >= 8): words at
+/// 0, 8, 16... and a last one at n - 8 that overlaps the one before. The loop of the checks that
+/// work a word at a time.
+template <class WordOk>
+bool all_words(std::size_t n, WordOk&& word_ok) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+        if (!word_ok(i)) return false;
+    }
+    return word_ok(n - 8);
+}
 
 /// A growable byte buffer with a consumed prefix; reused for the life of a connection.
 class ReadBuffer {

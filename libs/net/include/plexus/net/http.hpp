@@ -107,6 +107,8 @@ class Headers {
     std::size_t find(FieldId id, std::string_view name, std::size_t from = 0) const noexcept;
     // Removes the fields marked `dropped_`, keeping the order of the rest.
     void compact() noexcept;
+    // Removes every field matching (id, name) at or after `from`; returns how many.
+    std::size_t drop_from(FieldId id, std::string_view name, std::size_t from) noexcept;
 
     std::vector<Header> items_;  // items_[size_..] are spare, kept for their capacity
     std::size_t size_ = 0;
