@@ -77,10 +77,9 @@ void write_hex16(char* out, std::uint64_t value) noexcept {
 }
 
 std::string TraceId::hex() const {
-    std::string out;
-    out.reserve(32);
-    append_hex(out, hi, 16);
-    append_hex(out, lo, 16);
+    std::string out(32, '0');
+    write_hex16(out.data(), hi);
+    write_hex16(out.data() + 16, lo);
     return out;
 }
 
@@ -101,9 +100,8 @@ TraceId TraceId::random() noexcept {
 }
 
 std::string SpanId::hex() const {
-    std::string out;
-    out.reserve(16);
-    append_hex(out, value, 16);
+    std::string out(16, '0');
+    write_hex16(out.data(), value);
     return out;
 }
 

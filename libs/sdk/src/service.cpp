@@ -95,7 +95,6 @@ std::string_view code_class(int status) {
     return i >= 0 && i < 5 ? kClasses[i] : std::string_view("5xx");
 }
 
-// Wraps business code with tracing, correlation ids, problem responses, metrics and logs.
 // Runs `inner` as one served request: deadline and inbound faults first, then the handler, its
 // errors turned into problem answers, then the X-Request-Id echo, metrics, span and access log.
 net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
@@ -113,7 +112,8 @@ net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name
         auto start = std::chrono::steady_clock::now();
         auto parent = telemetry::TraceContext::parse_traceparent(req.headers.get("traceparent").value_or(""));
         telemetry::Span span(req.method + " " + route_name, telemetry::SpanKind::server, parent);
-        req.headers.set("traceparent", span.context().traceparent());
+        std::array<char, 55> traceparent;
+        req.headers.set("traceparent", span.context().write_traceparent(traceparent));
         std::string request_id(req.headers.get("x-request-id").value_or(""));
         if (!core::is_sane_request_id(request_id)) {
             request_id = core::new_request_id();
@@ -400,7 +400,8 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     auto parent =
         telemetry::TraceContext::parse_traceparent(incoming.headers.get("traceparent").value_or(""));
     telemetry::Span span(out.method + " " + service, telemetry::SpanKind::client, parent);
-    out.headers.set("traceparent", span.context().traceparent());
+    std::array<char, 55> traceparent;
+    out.headers.set("traceparent", span.context().write_traceparent(traceparent));
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
 
     auto now = std::chrono::steady_clock::now();

@@ -63,16 +63,20 @@ std::optional<TraceContext> TraceContext::parse_traceparent(std::string_view hea
     return TraceContext{*trace_id, *span_id, (flags & 0x01) != 0};
 }
 
+std::string_view TraceContext::write_traceparent(std::array<char, kTraceparentSize>& out) const noexcept {
+    char* p = out.data();
+    p[0] = '0', p[1] = '0', p[2] = '-';
+    core::write_hex16(p + 3, trace_id.hi);
+    core::write_hex16(p + 19, trace_id.lo);
+    p[35] = '-';
+    core::write_hex16(p + 36, span_id.value);
+    p[52] = '-', p[53] = '0', p[54] = sampled ? '1' : '0';
+    return {out.data(), out.size()};
+}
+
 std::string TraceContext::traceparent() const {
-    std::string out;
-    out.reserve(kTraceparentSize);
-    out.append("00-");
-    core::append_hex(out, trace_id.hi, 16);
-    core::append_hex(out, trace_id.lo, 16);
-    out.push_back('-');
-    core::append_hex(out, span_id.value, 16);
-    out.append(sampled ? "-01" : "-00");
-    return out;
+    std::array<char, kTraceparentSize> out;
+    return std::string(write_traceparent(out));
 }
 
 TraceContext TraceContext::child() const noexcept {

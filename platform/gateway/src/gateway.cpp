@@ -80,18 +80,6 @@ std::size_t code_class_index(int status) noexcept {
     return i >= 0 && i < 5 ? static_cast<std::size_t>(i) : 4;
 }
 
-// The traceparent of `ctx` written into `out` without allocating.
-std::string_view format_traceparent(const telemetry::TraceContext& ctx, std::array<char, 55>& out) noexcept {
-    char* p = out.data();
-    p[0] = '0', p[1] = '0', p[2] = '-';
-    core::write_hex16(p + 3, ctx.trace_id.hi);
-    core::write_hex16(p + 19, ctx.trace_id.lo);
-    p[35] = '-';
-    core::write_hex16(p + 36, ctx.span_id.value);
-    p[52] = '-', p[53] = '0', p[54] = ctx.sampled ? '1' : '0';
-    return {out.data(), out.size()};
-}
-
 // Whether `path` has a "." or ".." segment, also percent-encoded ("%2e"): the gateway refuses to
 // guess how an upstream would resolve it against the route's prefix.
 bool has_dot_segment(std::string_view path) noexcept {
@@ -464,7 +452,7 @@ struct Gateway::Impl {
         void before_attempt(net::Request& req, const discovery::Target& t, int) override {
             if (call) call->end();
             call.emplace(parent.name(), telemetry::SpanKind::client, parent.context());
-            req.headers.set(kTraceparentHeader, format_traceparent(call->context(), traceparent));
+            req.headers.set(kTraceparentHeader, call->context().write_traceparent(traceparent));
             if (call->recording()) call->set_attribute("peer.instance", t.info.id);
         }
         void after_attempt(const discovery::Target&, ErrorCode error, const net::Response& res) override {

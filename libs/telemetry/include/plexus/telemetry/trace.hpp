@@ -16,6 +16,7 @@
 /// (`"msg":"span"`, see `log_span`); an exporter (Zipkin, the telemetry daemon) replaces it with
 /// `set_span_sink`.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -46,6 +47,8 @@ struct TraceContext {
 
     /// The version-00 `traceparent` value: `00-<trace_id>-<span_id>-<01|00>`.
     std::string traceparent() const;
+    /// The same value written into `out` without allocating; the view is into `out`.
+    std::string_view write_traceparent(std::array<char, 55>& out) const noexcept;
 
     /// A context for a new span in the same trace: same trace id and flags, a new random span id.
     /// Lock-free.
