@@ -271,14 +271,13 @@ TEST_F(RegistryClientTest, BlockingWatchAnswersOnChange) {
     auto first = watch("orders", 0, 1s);
     ASSERT_TRUE(first) << first.error().message();
 
-    auto started = std::chrono::steady_clock::now();
+    // The watch would hold for a minute, longer than wait() waits: only a pushed change answers in time.
     auto pending = registry_.start(owned([c = registry_.client(), service = std::string("orders"),
-                                          index = first->index] { return c.watch(service, index, 8s); }),
+                                          index = first->index] { return c.watch(service, index, 60s); }),
                                    0);
     ASSERT_TRUE(wait_until([&] { return registry_.watchers() == 1; }));
     ASSERT_FALSE(register_instance(instance("orders", "orders-2", 8002)));
     auto next = wait(pending);
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 4s) << "the change was not pushed";
     ASSERT_TRUE(next) << next.error().message();
     EXPECT_GT(next->index, first->index);
     EXPECT_EQ(ids_of(*next), (std::vector<std::string>{"orders-1", "orders-2"}));

@@ -770,15 +770,13 @@ TEST_F(ServerClientTest, OtherExceptionsBecomeA500Problem) {
 TEST_F(ServerClientTest, HeaderTimeoutDisconnectsASlowClient) {
     net::ServerSettings settings;
     settings.header_timeout = 200ms;
-    settings.idle_timeout = 30s;
+    settings.idle_timeout = 60s;  // past kWait, which bounds the read: only the header timeout can close
     start_server(settings);
     RawSocket s(ep_.port);
     auto t0 = Clock::now();
     ASSERT_TRUE(s.send("GET /hello HTTP/1.1\r\nHost: x\r\n"));
     EXPECT_EQ(s.read_to_end(), RawSocket::End::eof);
-    auto elapsed = since(t0);
-    EXPECT_GE(elapsed, 200ms);
-    EXPECT_LT(elapsed, 5s);
+    EXPECT_GE(since(t0), 200ms);
     EXPECT_EQ(s.received(), "");
     EXPECT_TRUE(wait_until([&] { return server_->stats().timeouts == 1; }));
 }
@@ -801,14 +799,16 @@ TEST_F(ServerClientTest, IdleConnectionsAreClosed) {
 }
 
 TEST_F(ServerClientTest, ClientTimeoutAgainstASlowHandler) {
-    start_server();
+    net::ServerSettings settings;
+    settings.drain_timeout = 100ms;  // the handler outlives the test; shutdown does not wait for it
+    start_server(settings);
     auto t0 = Clock::now();
-    auto r = fetch("GET", "/slow?ms=800", {}, 200ms);
+    auto r = fetch("GET", "/slow?ms=60000", {}, 200ms);
     auto elapsed = since(t0);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), make_error_code(net::errc::timeout)) << r.error().message();
     EXPECT_GE(elapsed, 200ms);
-    EXPECT_LT(elapsed, 800ms);
+    EXPECT_FALSE(slow_finished_);  // the client gave up; the answer did not come first
     auto stats = pool_stats();
     EXPECT_EQ(stats.busy, 0u);
     EXPECT_EQ(stats.idle, 0u);  // a timed-out connection is never pooled
@@ -992,13 +992,14 @@ TEST_F(ServerClientTest, ShutdownDoesNotWaitPastTheDrainTimeout) {
     net::ServerSettings settings;
     settings.drain_timeout = 100ms;
     start_server(settings);
-    auto in_flight = start(net::fetch(ep_, "GET", "/slow?ms=5000"));
+    // The handler sleeps far past kWait: a shutdown that waited for it would not be done in time.
+    auto in_flight = start(net::fetch(ep_, "GET", "/slow?ms=60000"));
     ASSERT_TRUE(slow_started_.wait_for(1));
     auto t0 = Clock::now();
     auto done = shutdown_server();
     ASSERT_EQ(done.wait_for(kWait), std::future_status::ready);
     EXPECT_GE(since(t0), 100ms);
-    EXPECT_LT(since(t0), 2500ms);
+    EXPECT_FALSE(done_saw_slow_finished_);
     auto r = wait(in_flight);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), make_error_code(net::errc::connection_closed)) << r.error().message();
@@ -1091,12 +1092,10 @@ TEST_F(ServerClientTest, SignalWakesWaitersOnEveryIoContext) {
     auto second = start(signal.wait(kWait), 1);
     auto third = start(signal.wait(kWait), 1);
     ASSERT_TRUE(wait_until([&] { return signal.waiters() == 3; }));
-    auto t0 = Clock::now();
     signal.notify_all();
-    EXPECT_TRUE(wait(first));
+    EXPECT_TRUE(wait(first));  // true: notified, not timed out
     EXPECT_TRUE(wait(second));
     EXPECT_TRUE(wait(third));
-    EXPECT_LT(since(t0), 5s);
     EXPECT_EQ(signal.waiters(), 0u);
 }
 

@@ -352,12 +352,10 @@ TEST_F(ProxyTest, SlowUpstreamIs504WithinTheRouteTimeout) {
     auto gw = start_gateway_with("routes:\n" +
                                  static_route("slow", "/", upstream_address(), "    timeout: 200ms\n"));
     auto t0 = Clock::now();
-    auto res = call(gw, "GET", "/slow");
-    auto took = Clock::now() - t0;
+    auto res = call(gw, "GET", "/slow");  // answers 200 after 3 s: a 504 means the timeout cut it
     EXPECT_EQ(res.status, 504) << res.body;
     EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json");
-    EXPECT_GE(took, 150ms);
-    EXPECT_LT(took, 2s);
+    EXPECT_GE(Clock::now() - t0, 150ms);
     EXPECT_EQ(metric_line("plexus_gateway_upstream_errors_total{route=\"slow\",kind=\"timeout\"}"),
               "plexus_gateway_upstream_errors_total{route=\"slow\",kind=\"timeout\"} 1");
 }
@@ -491,23 +489,12 @@ TEST_F(ProxyTest, AChangedFileIsReloadedByTheWatch) {
     auto port = start_server(gw.handler(), gw.body_limit());
     gw.start_watching_file(runtime_->executor(1));
 
-    auto serves = [&](const char* target) {
-        auto deadline = Clock::now() + kWait;
-        while (Clock::now() < deadline) {
-            if (call(port, "GET", target).status == 200) return true;
-            std::this_thread::sleep_for(10ms);
-        }
-        return false;
-    };
     file.write("routes:\n" + static_route("v1", "/v1", upstream_address()) +
                static_route("v2", "/v2", upstream_address()));
-    EXPECT_TRUE(serves("/v2/x"));
+    EXPECT_TRUE(wait_until([&] { return call(port, "GET", "/v2/x").status == 200; }));
 
     file.write("routes: [oops");  // broken: rejected, the routes stay
-    auto deadline = Clock::now() + kWait;
-    while (logs_.matching("routes rejected").empty() && Clock::now() < deadline)
-        std::this_thread::sleep_for(5ms);
-    EXPECT_FALSE(logs_.matching("routes rejected").empty());
+    EXPECT_TRUE(wait_until([&] { return !logs_.matching("routes rejected").empty(); }));
     EXPECT_EQ(call(port, "GET", "/v2/x").status, 200);
 }
 
@@ -602,11 +589,9 @@ TEST_F(ProxyTest, FaultInjectionAbortsWithoutCallingTheUpstream) {
 TEST_F(ProxyTest, FaultInjectionDelaysWithinTheTimeout) {
     auto gw = start_gateway_with(
         "routes:\n" + static_route("late", "/", upstream_address(),
-                                   "    timeout: 100ms\n    fault: {delay: {percent: 100, duration: 5s}}\n"));
-    auto start = std::chrono::steady_clock::now();
-    auto res = call(gw, "GET", "/x");
+                                   "    timeout: 100ms\n    fault: {delay: {percent: 100, duration: 1h}}\n"));
+    auto res = call(gw, "GET", "/x");  // an answer at all: the delay was cut at the deadline
     EXPECT_EQ(res.status, 504);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);  // the delay is cut at the deadline
     EXPECT_EQ(hits_.load(), 0);
 }
 
@@ -665,15 +650,15 @@ TEST_F(ProxyTest, RetriesA503OnceWhenThePolicySaysSo) {
 TEST_F(ProxyTest, PerTryTimeoutIsRetriedWithinTheRouteTimeout) {
     auto gw = start_gateway_with("routes:\n" +
                                  static_route("slow", "/", upstream_address(),
-                                              "    timeout: 1s\n    retry: {attempts: 2, backoff: 1ms, "
+                                              "    timeout: 5s\n    retry: {attempts: 2, backoff: 1ms, "
                                               "per_try_timeout: 200ms, on: [timeout]}\n"));
+    // The upstream answers 200 after 3 s, within the route's timeout: only the per-try timeout
+    // makes this a 504 after two tries.
     auto start = std::chrono::steady_clock::now();
     auto res = call(gw, "GET", "/slow-counted");
-    auto took = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(res.status, 504);
     EXPECT_EQ(hits_.load(), 2);
-    EXPECT_GE(took, 390ms);
-    EXPECT_LT(took, 1500ms);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 390ms);
 }
 
 TEST_F(ProxyTest, ExpiredDeadlineIs504WithoutCallingTheUpstream) {
@@ -700,10 +685,8 @@ TEST_F(ProxyTest, TheUpstreamLearnsTheRemainingBudget) {
 TEST_F(ProxyTest, ShortBudgetCutsASlowUpstream) {
     auto gw =
         start_gateway_with("routes:\n" + static_route("any", "/", upstream_address(), "    timeout: 10s\n"));
-    auto start = std::chrono::steady_clock::now();
     auto res = call(gw, "GET", "/slow", {{"X-Plexus-Deadline-Ms", "150"}});
-    EXPECT_EQ(res.status, 504);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_EQ(res.status, 504);  // the upstream answers 200 after 3 s, within the route's 10 s
 }
 
 TEST_F(ProxyTest, UnknownUpstreamEntryIsAnError) {

@@ -1,6 +1,8 @@
 // The registry's HTTP API in process: the catalog (no database, manual clock) and Api routes on a
 // net::Server over a two-thread runtime on loopback port 0, driven with raw net::fetch calls.
-// Every wait is bounded by kWait; timing assertions leave generous margins.
+// Every wait is bounded by kWait. A watch that must be woken waits kLongWait, longer than any
+// request is waited for, so one that is not woken fails the test by timing out; no assertion puts an
+// upper bound on wall-clock time.
 
 #include <gtest/gtest.h>
 
@@ -38,6 +40,9 @@ net::Task<Result<net::Response>> fetch_owned(net::Endpoint ep, std::string metho
     co_return co_await net::fetch(ep, std::move(method), std::move(target), std::move(body),
                                   std::move(content_type), kWait);
 }
+
+// Longer than kWait: a watch asked to wait this long answers within a test only when something woke it.
+constexpr const char* kLongWait = "&wait=60s";
 
 std::string registration(std::uint16_t port) {
     return R"({"address":"127.0.0.1","port":)" + std::to_string(port) + R"(,"ttl_ms":30000})";
@@ -188,9 +193,7 @@ TEST_F(RegistryApiTest, IndexHeaderEqualsTheBodyIndexOnEveryAnswer) {
 TEST_F(RegistryApiTest, WatchWithAnOlderIndexAnswersAtOnce) {
     auto old = put("x", "x1", 9001);
     auto current = put("x", "x2", 9002);
-    auto t0 = Clock::now();
-    auto res = get("/v1/services/x?index=" + std::to_string(old) + "&wait=5s");
-    EXPECT_LT(since(t0), 1s);
+    auto res = get("/v1/services/x?index=" + std::to_string(old) + kLongWait);
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), current);
     EXPECT_EQ(header_index(res), current);
@@ -202,8 +205,7 @@ TEST_F(RegistryApiTest, WatchWaitsOutWhenNothingChanges) {
     auto t0 = Clock::now();
     auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=1s");
     auto took = since(t0);
-    EXPECT_GE(took, 950ms);
-    EXPECT_LT(took, 5s);
+    EXPECT_GE(took, 950ms);  // and it ended: the request is waited for at most kWait
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), index);
     EXPECT_EQ(header_index(res), index);
@@ -213,15 +215,12 @@ TEST_F(RegistryApiTest, WatchWaitsOutWhenNothingChanges) {
 
 TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceRegisters) {
     auto index = put("x", "x1", 9001);
-    auto t0 = Clock::now();
-    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s", {}, 0);
+    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait, {}, 0);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; })) << "the watch never started waiting";
     auto next = put("x", "x2", 9002, 1);  // from another task, on the other io_context
 
     auto res = wait(watch);
-    auto took = since(t0);
-    ASSERT_TRUE(res) << res.error().message();
-    EXPECT_LT(took, 2s) << "the watch was not woken by the registration";
+    ASSERT_TRUE(res) << "the watch was not woken by the registration: " << res.error().message();
     ASSERT_EQ(res->status, 200) << res->body;
     EXPECT_EQ(body_index(*res), next);
     EXPECT_EQ(header_index(*res), next);
@@ -232,23 +231,20 @@ TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceRegisters) {
 TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceDrainsOrLeaves) {
     put("x", "x1", 9001);
     auto index = put("x", "x2", 9002);
-    auto t0 = Clock::now();
-    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
+    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
     ASSERT_EQ(request("PUT", "/v1/services/x/instances/x2/draining", {}, 1).status, 200);
     auto res = wait(watch);
     ASSERT_TRUE(res) << res.error().message();
-    EXPECT_LT(since(t0), 2s);
+    EXPECT_GT(body_index(*res), index);
     EXPECT_EQ(ids_of(*res), (std::vector<std::string>{"x1"}));
 
     index = body_index(*res);
-    t0 = Clock::now();
-    watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
+    watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
     ASSERT_EQ(request("DELETE", "/v1/services/x/instances/x1", {}, 1).status, 200);
     res = wait(watch);
     ASSERT_TRUE(res) << res.error().message();
-    EXPECT_LT(since(t0), 2s);
     EXPECT_GT(body_index(*res), index);
     EXPECT_TRUE(ids_of(*res).empty());
 }
@@ -268,11 +264,10 @@ TEST_F(RegistryApiTest, WatchIgnoresChangesToOtherServices) {
 
 TEST_F(RegistryApiTest, EveryPendingWatchIsWoken) {
     auto index = put("x", "x1", 9001);
-    auto t0 = Clock::now();
     std::vector<std::future<Result<net::Response>>> watches;
     for (std::size_t i = 0; i < 4; ++i) {
         watches.push_back(
-            start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s", {}, i % 2));
+            start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait, {}, i % 2));
     }
     ASSERT_TRUE(wait_until([&] { return watchers() == 4; }));
     auto next = put("x", "x2", 9002);
@@ -281,32 +276,25 @@ TEST_F(RegistryApiTest, EveryPendingWatchIsWoken) {
         ASSERT_TRUE(res) << res.error().message();
         EXPECT_EQ(body_index(*res), next);
     }
-    EXPECT_LT(since(t0), 2s);
 }
 
 TEST_F(RegistryApiTest, StopWatchesAnswersPendingAndLaterWatchesAtOnce) {
     auto index = put("x", "x1", 9001);
-    auto t0 = Clock::now();
-    auto pending = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
+    auto pending = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
     api_.stop_watches();
     auto res = wait(pending);
     ASSERT_TRUE(res) << res.error().message();
-    EXPECT_LT(since(t0), 2s);
     ASSERT_EQ(res->status, 200) << res->body;
     EXPECT_EQ(body_index(*res), index);
 
-    t0 = Clock::now();
-    auto later = get("/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
-    EXPECT_LT(since(t0), 2s);
+    auto later = get("/v1/services/x?index=" + std::to_string(index) + kLongWait);
     EXPECT_EQ(later.status, 200) << later.body;
 }
 
 TEST_F(RegistryApiTest, WaitZeroAnswersAtOnce) {
     auto index = put("x", "x1", 9001);
-    auto t0 = Clock::now();
-    auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=0");
-    EXPECT_LT(since(t0), 1s);
+    auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=0");  // not max_wait (60s)
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), index);
 }
@@ -338,10 +326,8 @@ TEST_F(RegistryApiTest, AllIncludesDrainingInstances) {
 TEST_F(RegistryApiTest, BadIndexIs400) {
     put("x", "x1", 9001);
     for (const char* index : {"abc", "", "-1", "5x", "1.5", "99999999999999999999999"}) {
-        auto t0 = Clock::now();
-        auto res = get(std::string("/v1/services/x?index=") + index + "&wait=2s");
+        auto res = get(std::string("/v1/services/x?index=") + index + kLongWait);
         EXPECT_EQ(res.status, 400) << "index=" << index << ": " << res.body;
-        EXPECT_LT(since(t0), 1s) << "index=" << index;
         EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json") << "index=" << index;
     }
 }
@@ -431,8 +417,7 @@ TEST_F(RegistryApiMaxWaitTest, WaitIsCappedAtMaxWait) {
     auto t0 = Clock::now();
     auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=1h");
     auto took = since(t0);
-    EXPECT_GE(took, 250ms);
-    EXPECT_LT(took, 5s);
+    EXPECT_GE(took, 250ms);  // and no more than kWait, the longest a request is waited for
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), index);
 }
@@ -463,13 +448,11 @@ TEST_F(RegistryApiTest, RegistrationWithACheckRoundTrips) {
 
 TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAStatusChanges) {
     auto index = put("x", "x1", 9001);
-    auto t0 = Clock::now();
-    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=5s");
+    auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
     ASSERT_TRUE(catalog_.set_status("x", "x1", "critical"));
     auto res = wait(watch);
     ASSERT_TRUE(res) << res.error().message();
-    EXPECT_LT(since(t0), 2s);
     EXPECT_GT(body_index(*res), index);
     EXPECT_TRUE(ids_of(*res).empty());
 }

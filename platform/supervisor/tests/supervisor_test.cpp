@@ -692,9 +692,9 @@ TEST_F(LivenessTest, StopAllEndsAStoppedProcessWithoutWaitingForTheTimeout) {
     const int pid = find("web-0").pid;
     ASSERT_EQ(::kill(pid, SIGSTOP), 0);
     ASSERT_TRUE(wait_for([&] { return stopped(pid); }));
-    const auto begin = std::chrono::steady_clock::now();
-    sup_->stop_all(5s);
-    EXPECT_LT(std::chrono::steady_clock::now() - begin, 4s);
+    // Waiting out the timeout would end in SIGKILL: SIGTERM as the cause shows the stopped
+    // process was woken to act on it.
+    sup_->stop_all(60s);
     EXPECT_TRUE(gone(pid));
     EXPECT_EQ(find("web-0").last_exit, "killed by SIGTERM");
 }
