@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <future>
 
 #include "support/http.hpp"
 #include "support/process.hpp"
@@ -44,6 +45,15 @@ class RegistryWithServices : public ::testing::Test {
     }
 
     std::size_t healthy(const std::string& name) { return service(name)["instances"].as_array().size(); }
+
+    // The value of an unlabelled series on the registry's /metrics, or "" if it is absent.
+    std::string registry_metric(const std::string& name) {
+        auto text = http_get(registry_port, "/metrics").body;
+        auto at = text.find("\n" + name + " ");
+        if (at == std::string::npos) return "";
+        at += name.size() + 2;
+        return text.substr(at, text.find('\n', at) - at);
+    }
 
     int instance_port(const std::string& name, const std::string& id) {
         auto snapshot = service(name);
@@ -96,19 +106,15 @@ TEST_F(RegistryWithServices, BlockingWatchAnswersWhenTheServiceChanges) {
     EXPECT_EQ(json::parse(idle.body).at("index").as_int64(), index);
     EXPECT_EQ(idle.headers["x-plexus-index"], std::to_string(index));
 
-    // A graceful stop deregisters: the waiting watch answers long before its 15 s wait.
-    std::thread stopper([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        inventory.signal(SIGTERM);
+    // A graceful stop deregisters: the waiting watch answers. It would wait 60 s, longer than the
+    // client waits for it (10 s), so an answer means the deregistration woke it.
+    auto watch = std::async(std::launch::async, [&] {
+        return http_get(registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=60s");
     });
-    start = std::chrono::steady_clock::now();
-    auto changed =
-        http("GET", registry_port, "/v1/services/inventory?index=" + std::to_string(index) + "&wait=15s", {},
-             {}, std::chrono::seconds(20));
-    auto waited = std::chrono::steady_clock::now() - start;
-    stopper.join();
-    ASSERT_EQ(changed.status, 200);
-    EXPECT_LT(waited, std::chrono::seconds(5));
+    ASSERT_TRUE(eventually([&] { return registry_metric("plexus_registry_watchers") == "1"; }));
+    inventory.signal(SIGTERM);
+    auto changed = watch.get();
+    ASSERT_EQ(changed.status, 200) << "the watch was not woken: " << changed.error;
     auto body = json::parse(changed.body).as_object();
     EXPECT_GT(body["index"].as_int64(), index);
     EXPECT_TRUE(body["instances"].as_array().empty());
@@ -121,11 +127,14 @@ TEST_F(RegistryWithServices, KilledInstanceIsDroppedWithinItsTtl) {
     ASSERT_TRUE(eventually([&] { return healthy("inventory") == 2; }))
         << json::serialize(service("inventory", "?all=true")) << a.log() << b.log();
     a.kill();
-    auto killed = std::chrono::steady_clock::now();
-    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1; }, std::chrono::seconds(5)));
-    // TTL is 1 s; the reaper runs every 250 ms.
-    EXPECT_LT(std::chrono::steady_clock::now() - killed, std::chrono::milliseconds(2500));
-    EXPECT_EQ(service("inventory")["instances"].as_array()[0].at("id").as_string(), "inventory-b");
+    // Gone from the catalog, not just failing its health check (a critical instance is still listed
+    // with all=true): the TTL (1 s) removed it. The catalog's tests time the TTL with a manual clock.
+    ASSERT_TRUE(eventually([&] {
+        return service("inventory", "?all=true")["instances"].as_array().size() == 1;
+    })) << json::serialize(service("inventory", "?all=true"));
+    EXPECT_EQ(service("inventory", "?all=true")["instances"].as_array()[0].at("id").as_string(),
+              "inventory-b");
+    EXPECT_EQ(registry_metric("plexus_registry_expired_total"), "1");
 }
 
 TEST_F(RegistryWithServices, RestartKeepsTheCatalog) {
@@ -134,11 +143,13 @@ TEST_F(RegistryWithServices, RestartKeepsTheCatalog) {
     registry.signal(SIGTERM);
     ASSERT_EQ(registry.wait(), 0);
     start_registry();
-    // Restored from SQLite right away; the instance keeps heartbeating and stays.
+    // Restored from SQLite right away; the instance keeps heartbeating and stays. Time passes on
+    // purpose here, longer than the TTL (1 s), since what is checked is that nothing happens.
     EXPECT_EQ(healthy("inventory"), 1u);
-    EXPECT_TRUE(eventually([&] { return inventory.log().find("registry forgot") == std::string::npos; }));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // longer than the TTL on purpose
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     EXPECT_EQ(healthy("inventory"), 1u);
+    // Kept, not forgotten and registered anew.
+    EXPECT_EQ(inventory.log().find("registry forgot"), std::string::npos) << inventory.log();
 }
 
 TEST_F(RegistryWithServices, BadRegistrationsGetProblemDetails) {
@@ -188,15 +199,12 @@ TEST_F(RegistryWithServices, CatalogFallsBackWhileInventoryIsSlowAndRecoversAfte
     };
     ASSERT_EQ(availability(), R"({"in_stock":true,"quantity":25})");
 
-    // Inventory turns slow: every answer now comes from the fallback, within catalog's 600 ms
-    // budget for inventory (the gateway's 5 s are never approached), and the breaker opens.
+    // Inventory turns slow: every answer now comes from the fallback, because catalog's 600 ms
+    // budget for inventory runs out (inventory would answer with the quantity after 2 s), and the
+    // breaker opens.
     auto slow = http("PUT", inventory_port, "/-/faults", R"({"inbound":{"delay_percent":100,"delay_ms":2000}})");
     ASSERT_EQ(slow.status, 200) << slow.body;
-    for (int i = 0; i < 12; ++i) {
-        auto start = std::chrono::steady_clock::now();
-        EXPECT_EQ(availability(), R"("unknown")") << i;
-        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900)) << i;
-    }
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(availability(), R"("unknown")") << i;
     EXPECT_EQ(breaker_state(), "open");
     auto metrics = http_get(port, "/metrics").body;
     EXPECT_NE(metrics.find(R"(plexus_circuit_breaker_transitions_total{breaker="inventory",from="closed",to="open"} 1)"),
