@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "support/http.hpp"
 
@@ -55,7 +56,8 @@ int Deployment::plexus(const std::string& args, std::string* output) const {
 }
 
 int Deployment::down(std::string* output) {
-    instances();  // the pids that are still up, so that teardown can check on them
+    std::string ignored;
+    try_instances(ignored);  // the pids that are still up, so that teardown can check on them
     return run_command(std::string("timeout 90 ") + PLEXUS_BIN + " down --data-dir " + dir_.path(), output);
 }
 
@@ -67,22 +69,51 @@ std::optional<json::object> Deployment::state() const {
     return v.as_object();
 }
 
-json::array Deployment::instances() {
-    if (control_port_ <= 0) return {};
-    auto r = http("GET", control_port_, "/v1/status", {}, {}, std::chrono::seconds(5));
-    if (r.status != 200) return {};
+namespace {
+
+// The array `field` of the JSON object a GET of `target` answers with; nullopt with `why` set when
+// the server does not answer 200 with such an object.
+std::optional<json::array> get_array(int port, const std::string& target, const char* field,
+                                     std::string& why) {
+    if (port <= 0) {
+        why = "GET " + target + ": no port (the deployment is not up)";
+        return std::nullopt;
+    }
+    auto r = http("GET", port, target, {}, {}, std::chrono::seconds(5));
+    if (r.status != 200) {
+        why = "GET " + target + " on port " + std::to_string(port) + ": " +
+              (r.status ? "status " + std::to_string(r.status) + " " + r.body : r.error);
+        return std::nullopt;
+    }
     boost::system::error_code ec;
     auto body = json::parse(r.body, ec);
-    const json::value* items =
-        (!ec && body.is_object()) ? body.as_object().if_contains("instances") : nullptr;
-    if (!items || !items->is_array()) return {};
-    auto arr = items->as_array();
+    const json::value* items = (!ec && body.is_object()) ? body.as_object().if_contains(field) : nullptr;
+    if (!items || !items->is_array()) {
+        why = "GET " + target + " on port " + std::to_string(port) + ": no array \"" + field + "\" in " +
+              r.body;
+        return std::nullopt;
+    }
+    return items->as_array();
+}
+
+}  // namespace
+
+std::optional<json::array> Deployment::try_instances(std::string& why) {
+    auto arr = get_array(control_port_, "/v1/status", "instances", why);
+    if (!arr) return std::nullopt;
     std::lock_guard lock(mutex_);
-    for (const auto& i : arr) {
+    for (const auto& i : *arr) {
         auto pid = static_cast<int>(i.at("pid").as_int64());
         if (pid > 0) seen_pids_.insert(pid);
     }
     return arr;
+}
+
+json::array Deployment::instances() {
+    std::string why;
+    auto arr = try_instances(why);
+    if (!arr) throw std::runtime_error("the supervisor's status: " + why);
+    return std::move(*arr);
 }
 
 json::object Deployment::instance(const std::string& name) {
@@ -98,16 +129,11 @@ std::set<int> Deployment::seen_pids() const {
 }
 
 std::vector<json::object> Deployment::registered(const std::string& service) const {
+    std::string why;
+    auto arr = get_array(registry_port_, "/v1/services/" + service, "instances", why);
+    if (!arr) throw std::runtime_error("the registry's list of " + service + ": " + why);
     std::vector<json::object> out;
-    if (registry_port_ <= 0) return out;
-    auto r = http("GET", registry_port_, "/v1/services/" + service, {}, {}, std::chrono::seconds(2));
-    if (r.status != 200) return out;
-    boost::system::error_code ec;
-    auto body = json::parse(r.body, ec);
-    if (ec || !body.is_object()) return out;
-    if (auto* items = body.as_object().if_contains("instances"); items && items->is_array()) {
-        for (const auto& i : items->as_array()) out.push_back(i.as_object());
-    }
+    for (const auto& i : *arr) out.push_back(i.as_object());
     return out;
 }
 

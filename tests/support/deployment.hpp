@@ -40,17 +40,22 @@ class Deployment {
     const std::string& data_dir() const noexcept { return dir_.path(); }
     const std::string& up_output() const noexcept { return up_output_; }
 
-    /// The supervisor's instances (GET /v1/status on the control port); empty when it does not
-    /// answer. Remembers every pid it sees for teardown. Thread-safe, like every call below.
+    /// The supervisor's instances (GET /v1/status on the control port). Throws std::runtime_error
+    /// when the supervisor does not answer or answers something else, so that a test asking
+    /// whether an instance is gone fails rather than finding nothing. Remembers every pid it sees
+    /// for teardown. Thread-safe, like every call below.
     boost::json::array instances();
-    /// One instance by name ("catalog-0"); empty when absent.
+    /// One instance by name ("catalog-0"); empty when the supervisor has none of that name.
+    /// Throws like instances().
     boost::json::object instance(const std::string& name);
     /// The pids instances() has seen so far.
     std::set<int> seen_pids() const;
 
-    /// The instances the registry lists for `service` (passing ones only); empty on any error.
+    /// The instances the registry lists for `service` (passing and warning, not draining); empty
+    /// when it lists none. Throws std::runtime_error when the registry does not answer or answers
+    /// something else.
     std::vector<boost::json::object> registered(const std::string& service) const;
-    /// The ports of registered(service).
+    /// The ports of registered(service). Throws like registered().
     std::vector<int> registered_ports(const std::string& service) const;
 
     /// The log of an instance (`logs/<name>.log`: "supervisor", "gateway", "catalog-0"...).
@@ -62,6 +67,8 @@ class Deployment {
 
   private:
     std::optional<boost::json::object> state() const;
+    /// instances(), or nullopt with `why` set instead of throwing.
+    std::optional<boost::json::array> try_instances(std::string& why);
 
     std::string manifest_;
     TempDir dir_;

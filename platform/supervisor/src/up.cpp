@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -174,7 +175,11 @@ class Deployment {
                             (!ec && v.is_object()) ? v.as_object().if_contains("replicas") : nullptr;
                         if (!n || !n->is_int64())
                             throw net::HttpError(400, "Bad Request", "body must be {\"replicas\": N}");
-                        auto r = supervisor_->scale(req.param("name"), static_cast<int>(n->as_int64()));
+                        // Clamped, not cast: a count past int's range stays out of range
+                        // instead of wrapping into a valid one.
+                        auto replicas =
+                            static_cast<int>(std::clamp<std::int64_t>(n->as_int64(), -1, kMaxReplicas + 1));
+                        auto r = supervisor_->scale(req.param("name"), replicas);
                         if (!r) {
                             if (r.error() == errc::unknown_service) {
                                 throw net::HttpError(404, reason(404),
