@@ -31,10 +31,9 @@ TEST(Retry, DefaultsRetryConnectFailuresResetsAnd502To504) {
 
 TEST(Retry, NonIdempotentOnlyWhenAllowed) {
     RetrySettings r;
-    for (auto f : {Failure::connect_failure, Failure::reset, Failure::none}) {
-        EXPECT_FALSE(retryable(r, false, f, 503));
-        EXPECT_FALSE(retryable(r, false, f, 503));
-    }
+    EXPECT_FALSE(retryable(r, false, Failure::connect_failure, 0));
+    EXPECT_FALSE(retryable(r, false, Failure::reset, 0));
+    EXPECT_FALSE(retryable(r, false, Failure::none, 503));
     r.non_idempotent = true;
     EXPECT_TRUE(retryable(r, false, Failure::connect_failure, 0));
     EXPECT_TRUE(retryable(r, false, Failure::reset, 0));
