@@ -25,7 +25,9 @@
 #include "in_process_registry.hpp"
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
+#include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
 #include "plexus/net/testing.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -618,4 +620,118 @@ TEST_F(SdkService, RegistersItsPortAndDeregistersOnSigterm) {
     ASSERT_TRUE(after);
     EXPECT_TRUE(after->instances.empty());
     EXPECT_EQ(logs_.with_msg("deregistered").size(), 1u);
+}
+
+// ---------------------------------------------------------------- clients: failures and fallbacks
+
+namespace {
+
+// An upstream on its own runtime: GET /ok answers 200, /fail 500, /slow after 30 s.
+class Upstream {
+  public:
+    Upstream() {
+        router_.add("GET", "/ok", [](net::Request&, net::Response& res) -> net::Task<void> {
+            res.json(200, R"({"from":"upstream"})");
+            co_return;
+        });
+        router_.add("GET", "/fail", [](net::Request&, net::Response& res) -> net::Task<void> {
+            res.json(500, R"({"upstream":"broke"})");
+            co_return;
+        });
+        router_.add("GET", "/slow", [](net::Request&, net::Response& res) -> net::Task<void> {
+            co_await net::sleep_for(30s);
+            res.json(200, R"({"from":"upstream, late"})");
+        });
+        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
+                                                router_.body_limit_fn());
+        server_->start();
+        runner_ = std::thread([this] { runtime_.run(); });
+    }
+    // Terminal stop: the slow handlers still sleeping are destroyed with the runtime's work.
+    ~Upstream() {
+        runtime_.stop();
+        runner_.join();
+        server_.reset();
+    }
+    std::uint16_t port() const { return server_->port(); }
+
+  private:
+    net::Router router_;
+    net::Runtime runtime_{1};
+    std::unique_ptr<net::Server> server_;
+    std::thread runner_;
+};
+
+}  // namespace
+
+TEST_F(SdkService, ClientFailuresAnswerAsProblemsOrThePolicyFallback) {
+    using plexus::discovery::test::instance;
+    plexus::discovery::test::InProcessRegistry registry;
+    Upstream upstream;
+    ClosedPort closed;
+    // "stock" and "stock-fb" are the same upstream; "dead" accepts no connection; "nothing" has no
+    // instance at all.
+    ASSERT_FALSE(registry.register_instance(instance("stock", "stock-1", upstream.port())));
+    ASSERT_FALSE(registry.register_instance(instance("stock-fb", "stock-fb-1", upstream.port())));
+    ASSERT_FALSE(registry.register_instance(instance("dead", "dead-1", closed.port())));
+
+    plexus::resilience::CallPolicy short_calls;
+    short_calls.timeout = 300ms;
+    short_calls.retry.attempts = 1;
+    svc_.client("stock").set_policy(short_calls);
+    auto with_fallback = short_calls;
+    with_fallback.fallback.enabled = true;
+    with_fallback.fallback.status = 200;
+    with_fallback.fallback.body = R"({"from":"fallback"})";
+    svc_.client("stock-fb").set_policy(with_fallback);
+    // No code fallback anywhere: failures take the policy's fallback or become HttpErrors.
+    svc_.get("/call/{service}/{what}", [this](Request& req) -> Task<Response> {
+        co_return co_await svc_.client(std::string(req.param("service")))
+            .get(req, "/" + std::string(req.param("what")));
+    });
+    ASSERT_NO_FATAL_FAILURE(start(
+        {{"--registry", "http://" + registry.endpoint().to_string()}, {"--instance-id", "sdk-test-1"}}));
+
+    auto ok = call("GET", "/call/stock/ok");
+    EXPECT_EQ(ok.status, 200) << ok.body;
+    EXPECT_EQ(ok.body, R"({"from":"upstream"})");
+
+    // The upstream's own 5xx comes back as it is, for the caller to judge.
+    auto failed = call("GET", "/call/stock/fail");
+    EXPECT_EQ(failed.status, 500);
+    EXPECT_EQ(failed.body, R"({"upstream":"broke"})");
+
+    struct Problem {
+        std::string target;
+        int status;
+        std::string detail;
+    };
+    for (const auto& p : {Problem{"/call/stock/slow", 504, "stock did not answer within 300ms"},
+                          Problem{"/call/nothing/ok", 503, "no healthy instance of nothing"},
+                          Problem{"/call/dead/ok", 502, "dead failed: "}}) {
+        auto res = call("GET", p.target);
+        EXPECT_EQ(res.status, p.status) << p.target << ": " << res.body;
+        EXPECT_EQ(header(res, "content-type"), "application/problem+json") << p.target;
+        auto problem = parse_object(res.body);
+        EXPECT_EQ(member(problem, "status"), std::to_string(p.status)) << p.target;
+        EXPECT_EQ(member(problem, "detail").rfind("\"" + p.detail, 0), 0u) << p.target << ": " << res.body;
+    }
+
+    // With the policy's fallback: the static answer, marked with why.
+    for (const auto& [what, why] : {std::pair{"slow", "timeout"}, std::pair{"fail", "status"}}) {
+        auto res = call("GET", std::string("/call/stock-fb/") + what);
+        EXPECT_EQ(res.status, 200) << what << ": " << res.body;
+        EXPECT_EQ(res.body, R"({"from":"fallback"})") << what;
+        EXPECT_EQ(header(res, "x-plexus-fallback"), why) << what;
+    }
+
+    auto metrics = call("GET", "/metrics").body;
+    for (const auto& [service, kind] :
+         {std::pair{"stock", "timeout"}, std::pair{"nothing", "no_instance"},
+          std::pair{"dead", "connect_failure"}, std::pair{"stock-fb", "timeout"}}) {
+        auto series =
+            std::string("plexus_client_errors_total{service=\"") + service + "\",kind=\"" + kind + "\"}";
+        EXPECT_EQ(sample(metrics, series), 1.0) << series << "\n" << metrics;
+    }
+    EXPECT_EQ(stop(), 0);
 }
