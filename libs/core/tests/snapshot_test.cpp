@@ -23,11 +23,13 @@ TEST(SnapshotCell, ManyThreadsReadWhileOneWrites) {
     SnapshotCell<int> cell(std::make_shared<const int>(0));
     std::atomic<bool> stop{false};
     std::atomic<int> backwards{0};
-    std::atomic<int> newest_seen{0};  // the highest value any reader has read
+    std::atomic<int> newest_seen{-1};  // the highest value any reader has read
+    std::atomic<int> started{0};
     std::vector<std::thread> readers;
     for (int t = 0; t < 4; ++t) {
         readers.emplace_back([&] {
             int last = 0;
+            bool counted = false;
             while (!stop.load()) {
                 int v = *cell.load();
                 if (v < last) ++backwards;  // a thread never sees an older value after a newer one
@@ -35,23 +37,22 @@ TEST(SnapshotCell, ManyThreadsReadWhileOneWrites) {
                 for (int seen = newest_seen.load();
                      v > seen && !newest_seen.compare_exchange_weak(seen, v);) {
                 }
+                if (!counted) counted = true, ++started;
             }
         });
     }
-    // Each store waits until a reader has read it, so the reads overlap the writes rather than
-    // starting after the writer is done. Bounded: a reader that never reads fails the test.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    int stored = 0;
-    for (int i = 1; i <= kStores && std::chrono::steady_clock::now() < deadline; ++i) {
-        cell.store(std::make_shared<const int>(i));
-        stored = i;
-        while (newest_seen.load() < i && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::yield();
-    }
+    // Every reader is reading before the first store, so reads overlap the writes rather than
+    // starting after the writer is done; at the end some reader must see the last store. Both
+    // waits are bounded: a reader that never reads fails the test.
+    auto until = [deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10)](auto done) {
+        while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        return done();
+    };
+    EXPECT_TRUE(until([&] { return started.load() == 4; }));
+    for (int i = 1; i <= kStores; ++i) cell.store(std::make_shared<const int>(i));
+    EXPECT_TRUE(until([&] { return newest_seen.load() == kStores; }));
     stop = true;
     for (auto& r : readers) r.join();
-    EXPECT_EQ(stored, kStores);
-    EXPECT_EQ(newest_seen.load(), kStores);
     EXPECT_EQ(backwards.load(), 0);
     EXPECT_EQ(*cell.load(), kStores);
 }
