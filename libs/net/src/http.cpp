@@ -267,6 +267,7 @@ void Request::clear() noexcept {
     keep_alive = true;
     params.clear();
     deadline = std::chrono::steady_clock::time_point::max();
+    body_source = nullptr;
 }
 
 void Response::clear() noexcept {

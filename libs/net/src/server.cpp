@@ -5,6 +5,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <list>
 #include <mutex>
+#include <optional>
 
 #include "asio.hpp"
 #include "sweeper.hpp"
@@ -148,17 +149,22 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // Sends a problem response for a request the server itself rejects, then the caller closes.
-    // Closing with unread request bytes (the rest of a body over the limit) makes the kernel send
-    // a reset, which can destroy the response before the client reads it; so half-close and
-    // discard what the client still sends until it closes or kRejectLinger passes.
     Task<void> reject(Connection& conn, int status, std::string_view detail) {
         bad.fetch_add(1, std::memory_order_relaxed);
         Response res;
         res.problem(status, reason_phrase(status), detail);
+        co_await answer_and_linger(conn, res, false);
+    }
+
+    // Sends `res` on a connection that closes after it. Closing with unread request bytes (the
+    // rest of a body) makes the kernel send a reset, which can destroy the response before the
+    // client reads it; so half-close and discard what the client still sends until it closes or
+    // kRejectLinger passes.
+    static Task<void> answer_and_linger(Connection& conn, const Response& res, bool head_only) {
         std::string head;
-        wire::serialize_response_head(res, true, wire::http_date(), head);
+        wire::serialize_response_head(res, true, wire::http_date(), head, head_only);
         conn.deadline.set_after(kRejectLinger);
-        auto [ec, written] = co_await write_all(conn.socket, head, res.body);
+        auto [ec, written] = co_await write_all(conn.socket, head, head_only ? std::string_view{} : res.body);
         if (ec) co_return;
         conn.socket.shutdown(tcp::socket::shutdown_send, ec);
         std::array<char, kReadChunk> discard;
@@ -167,6 +173,67 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             ec = rec;
         }
     }
+
+    // Reads the body `framing` announces into `req.body`, at most `limit` bytes, answering
+    // `Expect: 100-continue` first. Leaves the connection's deadline cleared.
+    Task<BodyStatus> read_body(Connection& conn, wire::ReadBuffer& buf, wire::ChunkedDecoder& chunked,
+                               const wire::Framing& framing, Request& req, std::size_t limit) {
+        if (framing.kind == wire::Framing::none) co_return BodyStatus::complete;
+        if (framing.kind == wire::Framing::sized && framing.length > limit) co_return BodyStatus::too_large;
+        // The body gets its own allowance: a large upload is not cut off by the head's timeout.
+        conn.deadline.set_after(settings.idle_timeout);
+        if (auto expect = req.headers.get("expect"); expect && iequals(*expect, "100-continue")) {
+            auto [ec, written] = co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {});
+            if (ec) co_return BodyStatus::closed;
+        }
+        if (framing.kind == wire::Framing::sized) {
+            req.body.reserve(framing.length);
+            while (req.body.size() < framing.length) {
+                if (buf.empty()) {
+                    auto [ec, n] = co_await conn.socket.async_read_some(
+                        asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
+                    if (ec) co_return BodyStatus::closed;
+                    buf.commit(n);
+                }
+                auto take = std::min<std::size_t>(framing.length - req.body.size(), buf.size());
+                req.body.append(buf.view().substr(0, take));
+                buf.consume(take);
+            }
+        } else {
+            chunked.reset();
+            while (true) {
+                std::size_t used = 0;
+                auto st = chunked.feed(buf.view(), req.body, limit, used);
+                buf.consume(used);
+                if (st == wire::ChunkedDecoder::Status::done) break;
+                if (st == wire::ChunkedDecoder::Status::bad_chunk) co_return BodyStatus::malformed;
+                if (st == wire::ChunkedDecoder::Status::too_large) co_return BodyStatus::too_large;
+                auto [ec, n] = co_await conn.socket.async_read_some(
+                    asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
+                if (ec) co_return BodyStatus::closed;
+                buf.commit(n);
+            }
+        }
+        conn.deadline.clear();
+        co_return BodyStatus::complete;
+    }
+
+    // The unread body of one request, for a handler of a server that defers bodies.
+    struct DeferredBody final : BodySource {
+        Impl& impl;
+        Connection& conn;
+        wire::ReadBuffer& buf;
+        wire::ChunkedDecoder& chunked;
+        wire::Framing framing;
+        std::optional<BodyStatus> status;  // set once read() ran to its end
+        DeferredBody(Impl& i, Connection& c, wire::ReadBuffer& b, wire::ChunkedDecoder& d, wire::Framing f)
+            : impl(i), conn(c), buf(b), chunked(d), framing(f) {}
+        Task<BodyStatus> read(Request& req, std::size_t limit) override {
+            auto st = co_await impl.read_body(conn, buf, chunked, framing, req, limit);
+            status = st;
+            co_return st;
+        }
+    };
 
     Task<void> session(Worker* w, Connection& conn) {
         wire::ReadBuffer buf;
@@ -226,59 +293,32 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 co_return;
             }
             req.remote_address = remote;
-            // The body gets its own allowance: a large upload is not cut off by the head's timeout.
-            conn.deadline.set_after(settings.idle_timeout);
 
-            // ---- read the body
-            std::size_t limit = settings.max_body_bytes;
-            if (body_limit && framing.kind != wire::Framing::none) {
-                if (auto l = body_limit(req)) limit = l;
-            }
-            if (framing.kind == wire::Framing::sized && framing.length > limit) {
-                co_await reject(conn, 413,
-                                "request body exceeds the limit of " + std::to_string(limit) + " bytes");
-                co_return;
-            }
-            if (framing.kind != wire::Framing::none) {
-                if (auto expect = req.headers.get("expect"); expect && iequals(*expect, "100-continue")) {
-                    auto [ec, written] = co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {});
-                    if (ec) co_return;
+            // ---- read the body, or let the handler do it
+            std::optional<DeferredBody> deferred;
+            if (settings.defer_body) {
+                if (framing.kind != wire::Framing::none) {
+                    deferred.emplace(*this, conn, buf, chunked, framing);
+                    req.body_source = &*deferred;
                 }
-            }
-            if (framing.kind == wire::Framing::sized) {
-                req.body.reserve(framing.length);
-                while (req.body.size() < framing.length) {
-                    if (buf.empty()) {
-                        auto [ec, n] = co_await conn.socket.async_read_some(
-                            asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
-                        if (ec) co_return;
-                        buf.commit(n);
-                    }
-                    auto take = std::min<std::size_t>(framing.length - req.body.size(), buf.size());
-                    req.body.append(buf.view().substr(0, take));
-                    buf.consume(take);
+            } else if (framing.kind != wire::Framing::none) {
+                std::size_t limit = settings.max_body_bytes;
+                if (body_limit) {
+                    if (auto l = body_limit(req)) limit = l;
                 }
-            } else if (framing.kind == wire::Framing::chunked) {
-                chunked.reset();
-                while (true) {
-                    std::size_t used = 0;
-                    auto st = chunked.feed(buf.view(), req.body, limit, used);
-                    buf.consume(used);
-                    if (st == wire::ChunkedDecoder::Status::done) break;
-                    if (st == wire::ChunkedDecoder::Status::bad_chunk) {
-                        co_await reject(conn, 400, "invalid chunked encoding");
-                        co_return;
-                    }
-                    if (st == wire::ChunkedDecoder::Status::too_large) {
+                switch (co_await read_body(conn, buf, chunked, framing, req, limit)) {
+                    case BodyStatus::complete:
+                        break;
+                    case BodyStatus::too_large:
                         co_await reject(
                             conn, 413,
                             "request body exceeds the limit of " + std::to_string(limit) + " bytes");
                         co_return;
-                    }
-                    auto [ec, n] = co_await conn.socket.async_read_some(
-                        asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
-                    if (ec) co_return;
-                    buf.commit(n);
+                    case BodyStatus::malformed:
+                        co_await reject(conn, 400, "invalid chunked encoding");
+                        co_return;
+                    case BodyStatus::closed:
+                        co_return;
                 }
             }
 
@@ -298,6 +338,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             in_flight.fetch_sub(1, std::memory_order_relaxed);
 
             // ---- respond
+            if (deferred && deferred->status != BodyStatus::complete) {
+                // The body was left unread, or not read to its end: the connection cannot carry
+                // another request.
+                if (deferred->status == BodyStatus::closed) co_return;
+                co_await answer_and_linger(conn, res, req.method == "HEAD");
+                co_return;
+            }
             bool close = !req.keep_alive || w->stopping;
             out.clear();
             wire::serialize_response_head(res, close, wire::http_date(), out, req.method == "HEAD");

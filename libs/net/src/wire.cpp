@@ -135,6 +135,10 @@ struct FramingFields {
                 // Only plain "chunked" is implemented.
                 unsupported_te = true;
             }
+        } else if (id == FieldId::host) {
+            // RFC 9112 3.2: which of two hosts a request is for is anyone's guess.
+            if (has_host) return {400, "more than one Host header"};
+            has_host = true;
         } else if (id == FieldId::connection) {
             std::string_view v = value;
             while (!v.empty()) {
@@ -149,6 +153,7 @@ struct FramingFields {
         return {};
     }
     bool unsupported_te = false;
+    bool has_host = false;
 };
 
 }  // namespace
@@ -230,7 +235,7 @@ HeadError parse_request_head(std::string_view head, std::size_t max_headers, Req
                                 [&](FieldId id, std::string_view v) { return ff.on_field(id, v); })) {
         return err;
     }
-    if (req.version_minor == 1 && !req.headers.get(FieldId::host)) return {400, "missing Host header"};
+    if (req.version_minor == 1 && !ff.has_host) return {400, "missing Host header"};
     if (ff.has_te && ff.has_length) return {400, "both Content-Length and Transfer-Encoding"};
     if (ff.has_te) {
         if (req.version_minor == 0) return {400, "Transfer-Encoding in an HTTP/1.0 request"};
@@ -501,3 +506,11 @@ std::string_view http_date() {
 }
 
 }  // namespace plexus::net::wire
+
+namespace plexus::net {
+
+bool is_token(std::string_view s) noexcept { return wire::is_token(s); }
+
+bool is_field_value(std::string_view s) noexcept { return wire::is_field_value(s); }
+
+}  // namespace plexus::net

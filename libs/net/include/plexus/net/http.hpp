@@ -14,8 +14,16 @@
 
 namespace plexus::net {
 
+class BodySource;
+
 /// ASCII case-insensitive comparison, as header names need.
 bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// Whether `s` is an RFC 9110 token (a method, a field name): one or more tchar.
+bool is_token(std::string_view s) noexcept;
+
+/// Whether `s` may be a field value: visible characters, obs-text, SP and HTAB, no other control.
+bool is_field_value(std::string_view s) noexcept;
 
 /// The field names Plexus itself reads or writes. A field's id is worked out once, when it is
 /// stored, so that lookups of these names and the proxy's hop-by-hop rules compare one byte
@@ -132,6 +140,9 @@ struct Request {
     /// When the caller stops waiting (from its X-Plexus-Deadline-Ms budget, set by the SDK);
     /// time_point::max() when it did not say. Outbound calls made for this request end by then.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    /// Set while the body is still unread on the connection: only for a server that defers
+    /// bodies (ServerSettings::defer_body) and a request that has one. Read it with read_body().
+    BodySource* body_source = nullptr;
 
     /// The path part of the target (before '?').
     std::string_view path() const noexcept;

@@ -4,7 +4,8 @@
 ///
 /// Framing errors answer 400 and close the connection: both Content-Length and
 /// Transfer-Encoding, differing duplicate Content-Length, an invalid chunk size, a bare CR or LF
-/// in the head, an obs-fold, a malformed request line. Limits: head size (431), header count
+/// in the head, an obs-fold, a malformed request line, an HTTP/1.1 request without a Host field
+/// and any request with more than one (RFC 9112 3.2). Limits: head size (431), header count
 /// (431), body size per request (413). A client that does not finish its head within
 /// `header_timeout` or stays idle past `idle_timeout` is disconnected.
 
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "plexus/net/http.hpp"
 #include "plexus/net/runtime.hpp"
@@ -29,7 +31,39 @@ struct ServerSettings {
     std::chrono::milliseconds header_timeout{10'000};
     std::chrono::milliseconds idle_timeout{60'000};
     std::chrono::milliseconds drain_timeout{10'000};
+    /// Call the handler as soon as the head is parsed, with the body still unread
+    /// (`Request::body_source` set when there is one): the handler reads it with read_body(), or
+    /// answers without it (an authentication refusal, say), in which case no `100 Continue` is
+    /// sent and the connection is closed after the answer. The BodyLimit is then not used.
+    bool defer_body = false;
 };
+
+/// How reading a deferred body ended.
+enum class BodyStatus {
+    complete,   ///< the whole body is in `Request::body`
+    too_large,  ///< it exceeds the limit given to read_body(): answer 413
+    malformed,  ///< invalid chunked encoding: answer 400
+    closed,     ///< the connection failed or closed before the body was complete
+};
+
+/// The unread body of a request, given by the server (ServerSettings::defer_body).
+class BodySource {
+  public:
+    /// Reads the whole body into `req.body`, at most `limit` bytes; sends `100 Continue` first
+    /// when the client asked for it. Call once, on the request's own thread.
+    virtual Task<BodyStatus> read(Request& req, std::size_t limit) = 0;
+
+  protected:
+    ~BodySource() = default;
+};
+
+/// Reads `req`'s body if it is still unread (`complete` at once when there is none or it was
+/// read). Clears `req.body_source`.
+inline Task<BodyStatus> read_body(Request& req, std::size_t limit) {
+    BodySource* source = std::exchange(req.body_source, nullptr);
+    if (!source) co_return BodyStatus::complete;
+    co_return co_await source->read(req, limit);
+}
 
 /// Produces the response for a request. Runs on the connection's io_context; the request and
 /// response live until the returned task completes. A thrown HttpError becomes a problem

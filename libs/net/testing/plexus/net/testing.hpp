@@ -4,11 +4,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <future>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -81,5 +83,92 @@ class ClosedPort {
     int fd_ = -1;
     std::uint16_t port_ = 0;
 };
+
+/// The loopback address with `port`.
+inline sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return addr;
+}
+
+// A blocking POSIX client socket whose reads are bounded by poll().
+class RawSocket {
+  public:
+    enum class End { found, eof, reset, timeout };
+
+    explicit RawSocket(std::uint16_t port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        timeval tv{static_cast<time_t>(kWait.count() / 1000), 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        auto addr = loopback(port);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) error_ = errno;
+    }
+    ~RawSocket() { ::close(fd_); }
+    RawSocket(const RawSocket&) = delete;
+    RawSocket& operator=(const RawSocket&) = delete;
+
+    bool connected() const { return error_ == 0; }
+    int error() const { return error_; }
+
+    bool send(std::string_view data) {
+        while (!data.empty()) {
+            auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return false;
+            }
+            data.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+
+    // Reads until `needle` has arrived (if given), the peer closes, or `limit` passes.
+    End read(std::string_view needle, std::chrono::milliseconds limit) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (true) {
+            if (!needle.empty() && received_.find(needle) != std::string::npos) return End::found;
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left <= 0ms) return End::timeout;
+            pollfd p{fd_, POLLIN, 0};
+            int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+            if (r <= 0) continue;  // EINTR or the deadline: checked above
+            char buf[16 * 1024];
+            auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n == 0) return End::eof;
+            if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN) continue;
+                return End::reset;
+            }
+            received_.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    End read_until(std::string_view needle) { return read(needle, kWait); }
+    End read_to_end() { return read({}, kWait); }
+
+    const std::string& received() const { return received_; }
+    void clear() { received_.clear(); }
+
+  private:
+    int fd_ = -1;
+    int error_ = 0;
+    std::string received_;
+};
+
+inline std::ostream& operator<<(std::ostream& os, RawSocket::End e) {
+    switch (e) {
+        case RawSocket::End::found:
+            return os << "found";
+        case RawSocket::End::eof:
+            return os << "eof";
+        case RawSocket::End::reset:
+            return os << "reset";
+        case RawSocket::End::timeout:
+            return os << "timeout";
+    }
+    return os;
+}
 
 }  // namespace plexus::net::testing
