@@ -1,11 +1,14 @@
 #include "plexus/service.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <variant>
 
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
@@ -21,6 +24,7 @@
 #include "plexus/resilience/fault.hpp"
 #include "plexus/resilience/retry.hpp"
 #include "plexus/resilience/upstream.hpp"
+#include "plexus/serving/request_scope.hpp"
 #include "plexus/telemetry/trace.hpp"
 
 namespace plexus {
@@ -54,6 +58,7 @@ struct ServiceState {
     std::vector<std::pair<std::string, std::function<bool()>>> readiness_checks;
     std::map<std::string, std::string> metadata;
     std::vector<std::function<void()>> on_start;
+    std::vector<std::shared_ptr<Component>> components;  // as added
     std::unique_ptr<discovery::Discovery> discovery;
     std::atomic<bool> ready{false};
     telemetry::Registry* metrics = &telemetry::default_registry();
@@ -89,89 +94,51 @@ std::string env_or(const char* name, std::string fallback) {
     return v && *v ? std::string(v) : std::move(fallback);
 }
 
-std::string_view code_class(int status) {
-    static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-    int i = status / 100 - 1;
-    return i >= 0 && i < 5 ? kClasses[i] : std::string_view("5xx");
-}
-
-// Runs `inner` as one served request: deadline and inbound faults first, then the handler, its
-// errors turned into problem answers, then the X-Request-Id echo, metrics, span and access log.
+// Runs `inner` as one served request (serving::RequestScope): a malformed or spent deadline and
+// inbound faults first, then the handler, its errors turned into problem answers, then the
+// X-Request-Id echo, metrics, span and access log.
 net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
                         net::Handler inner) {
     // The route's series are looked up once here, not per request; only a HEAD answered by a
-    // GET route (another method label) takes the family's lookup.
-    std::array<telemetry::Counter*, 5> by_class{};
-    if (method != "*") {  // "*": any method, each labelled as it comes
-        for (int c = 0; c < 5; ++c)
-            by_class[c] = &st->requests->labels({route_name, method, code_class((c + 1) * 100)});
-    }
-    telemetry::Histogram* latency = &st->latency->labels({route_name});
-    return [st, route_name = std::move(route_name), method, by_class, latency, inner = std::move(inner)](
+    // GET route (another method label) looks them up per request.
+    serving::RouteMeters meters;
+    if (method != "*")  // "*": any method, each labelled as it comes
+        meters = serving::RouteMeters::of(*st->requests, {route_name, method}, *st->latency, {route_name});
+    return [st, route_name = std::move(route_name), method, meters, inner = std::move(inner)](
                Request& req, Response& res) -> Task<void> {
-        auto start = std::chrono::steady_clock::now();
-        auto parent = telemetry::TraceContext::parse_traceparent(req.headers.get("traceparent").value_or(""));
-        telemetry::Span span(req.method + " " + route_name, telemetry::SpanKind::server, parent);
+        serving::RequestScope scope(req, route_name);
         std::array<char, 55> traceparent;
-        req.headers.set("traceparent", span.context().write_traceparent(traceparent));
-        std::string request_id(req.headers.get("x-request-id").value_or(""));
-        if (!core::is_sane_request_id(request_id)) {
-            request_id = core::new_request_id();
-            req.headers.set("X-Request-Id", request_id);
-        }
-        auto trace_hex = span.context().trace_id.hex();
-        auto span_hex = span.context().span_id.hex();
-        telemetry::LogContext ctx{trace_hex, span_hex, request_id};
+        req.headers.set(serving::kTraceparentHeader, scope.span().context().write_traceparent(traceparent));
         try {
-            if (auto budget = req.headers.get(resilience::kDeadlineHeader)) {
-                if (auto ms = resilience::parse_budget(*budget)) {
-                    if (ms->count() == 0) {
-                        // Whoever sent it has stopped waiting: the work would be wasted.
-                        st->resilience_metrics->count_deadline_expired(true);
-                        throw HttpError(504, "Gateway Timeout",
-                                        "the request's deadline (X-Plexus-Deadline-Ms) has passed");
+            if (scope.deadline_malformed() || scope.deadline_spent()) {
+                // Whoever sent a spent budget has stopped waiting: the work would be wasted.
+                if (scope.deadline_spent()) st->resilience_metrics->count_deadline_expired(true);
+                scope.deadline_problem(res, req.path());
+            } else {
+                req.deadline = scope.caller_deadline();
+                bool aborted = false;
+                if (auto fault = st->inbound_fault.load(); fault && fault->active()) {
+                    auto d = resilience::decide_fault(*fault, resilience::fast_random(),
+                                                      resilience::fast_random());
+                    if (d.delay.count() > 0) co_await net::sleep_for(d.delay);
+                    if (d.abort_status) {
+                        res.problem(d.abort_status, net::reason_phrase(d.abort_status),
+                                    "fault injected into " + st->name, req.path());
+                        aborted = true;
                     }
-                    req.deadline = start + *ms;
                 }
+                if (!aborted) co_await inner(req, res);
             }
-            if (auto fault = st->inbound_fault.load(); fault && fault->active()) {
-                auto d =
-                    resilience::decide_fault(*fault, resilience::fast_random(), resilience::fast_random());
-                if (d.delay.count() > 0) co_await net::sleep_for(d.delay);
-                if (d.abort_status) {
-                    throw HttpError(d.abort_status, std::string(net::reason_phrase(d.abort_status)),
-                                    "fault injected into " + st->name);
-                }
-            }
-            co_await inner(req, res);
-        } catch (const HttpError& e) {
-            res.clear();
-            res.problem(e.status(), e.title(), e.what(), req.path());
-        } catch (const std::exception& e) {
-            telemetry::error("handler failed", {{"route", route_name}, {"error", e.what()}}, &ctx);
-            res.clear();
-            res.problem(500, "Internal Server Error", "the request could not be handled", req.path());
+        } catch (...) {
+            scope.answer_exception(res, req.path());
         }
-        res.headers.set("X-Request-Id", request_id);
-        auto elapsed = std::chrono::steady_clock::now() - start;
-        int cls = res.status / 100 - 1;
-        if (req.method == method && cls >= 0 && cls < 5) {
-            by_class[cls]->inc();
+        if (req.method == method) {
+            scope.finish(req, res, meters);
         } else {
-            st->requests->labels({route_name, req.method, code_class(res.status)}).inc();
+            scope.finish(req, res,
+                         serving::RouteMeters::of(*st->requests, {route_name, req.method}, *st->latency,
+                                                  {route_name}));
         }
-        latency->observe(elapsed);
-        if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
-        if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
-        span.end();
-        telemetry::info("request",
-                        {{"method", req.method},
-                         {"path", req.path()},
-                         {"route", route_name},
-                         {"status", res.status},
-                         {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
-                         {"remote", req.remote_address}},
-                        &ctx);
     };
 }
 
@@ -181,6 +148,67 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, cons
     return instrument(
         std::move(st), std::move(route_name), method,
         [h = std::move(h)](Request& req, Response& res) -> Task<void> { res = co_await h(req); });
+}
+
+// The components in an order that starts each after its dependencies (stable: otherwise as
+// added), or why there is none.
+std::variant<std::vector<std::shared_ptr<Component>>, std::string> start_order(
+    const std::vector<std::shared_ptr<Component>>& added) {
+    std::map<std::string, std::size_t, std::less<>> index;
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        if (!index.emplace(added[i]->name(), i).second)
+            return "two components are called '" + added[i]->name() + "'";
+    }
+    std::vector<std::vector<std::string>> deps(added.size());
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        deps[i] = added[i]->depends_on();
+        for (const auto& d : deps[i]) {
+            if (!index.count(d))
+                return "component '" + added[i]->name() + "' depends on '" + d + "', which was not added";
+        }
+    }
+    enum class Mark { none, visiting, done };
+    std::vector<Mark> mark(added.size(), Mark::none);
+    std::vector<std::shared_ptr<Component>> order;
+    std::vector<std::string> path;
+    std::string cycle;
+    std::function<bool(std::size_t)> visit = [&](std::size_t i) {
+        if (mark[i] == Mark::done) return true;
+        path.push_back(added[i]->name());
+        if (mark[i] == Mark::visiting) {
+            auto from = std::find(path.begin(), path.end(), added[i]->name());
+            for (auto it = from; it != path.end(); ++it) cycle += (it == from ? "" : " -> ") + *it;
+            return false;
+        }
+        mark[i] = Mark::visiting;
+        for (const auto& d : deps[i]) {
+            if (!visit(index.find(d)->second)) return false;
+        }
+        mark[i] = Mark::done;
+        path.pop_back();
+        order.push_back(added[i]);
+        return true;
+    };
+    for (std::size_t i = 0; i < added.size(); ++i) {
+        if (!visit(i)) return "components depend on each other in a cycle: " + cycle;
+    }
+    return order;
+}
+
+// Stops `started` last first; an exception is logged and the others still stop.
+Task<void> stop_components(std::vector<std::shared_ptr<Component>> started) {
+    for (auto it = started.rbegin(); it != started.rend(); ++it) {
+        std::string error;
+        try {
+            co_await (*it)->stop();
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        if (error.empty())
+            telemetry::info("component stopped", {{"component", (*it)->name()}});
+        else
+            telemetry::error("component failed to stop", {{"component", (*it)->name()}, {"error", error}});
+    }
 }
 
 Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::RegistryClient client,
@@ -504,6 +532,12 @@ void Service::set_metadata(std::string key, std::string value) {
     state_->metadata[std::move(key)] = std::move(value);
 }
 void Service::on_start(std::function<void()> fn) { state_->on_start.push_back(std::move(fn)); }
+void Service::add_component(std::shared_ptr<Component> component) {
+    state_->components.push_back(std::move(component));
+}
+
+Task<void> Component::start() { co_return; }
+Task<void> Component::stop() { co_return; }
 const std::string& Service::name() const noexcept { return state_->name; }
 const std::string& Service::instance_id() const noexcept { return state_->instance_id; }
 const std::string& Service::data_dir() const noexcept { return state_->data_dir; }
@@ -593,6 +627,14 @@ int Service::run(int argc, char** argv) {
         st.running = true;
     }
 
+    auto order = start_order(st.components);
+    if (auto* why = std::get_if<std::string>(&order)) {
+        std::fprintf(stderr, "%s: %s\n", st.name.c_str(), why->c_str());
+        return 2;
+    }
+    auto components = std::get<0>(std::move(order));
+    for (const auto& c : components) st.readiness_checks.emplace_back(c->name(), [c] { return c->ready(); });
+
     try {
         std::filesystem::create_directories(st.data_dir);
         for (auto& fn : st.on_start) fn();
@@ -652,63 +694,102 @@ int Service::run(int argc, char** argv) {
     auto stop = std::make_shared<std::atomic<bool>>(false);
     std::optional<discovery::RegistryClient> reg;
     discovery::InstanceInfo self;
-    // SIGTERM: leave discovery first (deregister), then stop accepting and drain. Handled from
-    // before the server starts: a signal that comes early is acted on once the runtime runs,
-    // instead of killing the process with the default action.
+    // What startup and shutdown share. Both run on executor 0 only, so they take turns; the
+    // locals they use live until runtime.run() has returned.
+    std::vector<std::shared_ptr<Component>> started;  // stopped in reverse after the drain
+    bool listening = false;
+    int exit_code = 0;
+    auto executor = runtime.executor(0);
+    std::function<void()> stop_runtime = [&] {
+        net::spawn(
+            executor,
+            [](std::vector<std::shared_ptr<Component>>* comps, net::Runtime* rt) -> Task<void> {
+                co_await stop_components(std::exchange(*comps, {}));
+                rt->stop();
+            }(&started, &runtime),
+            "components stop");
+    };
+    // SIGTERM: leave discovery first (deregister), then stop accepting and drain, then stop the
+    // components. Handled from before the server starts: a signal that comes during startup ends
+    // it after the component being started, instead of killing the process.
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         if (stop->exchange(true)) return;
         st.ready = false;
         telemetry::info("shutting down", {{"signal", sig}});
-        auto finish = [&] { server.shutdown([&runtime] { runtime.stop(); }); };
-        if (!reg) {
-            finish();
-            return;
-        }
         net::spawn(
-            runtime.executor(0),
-            [](discovery::RegistryClient client, discovery::InstanceInfo self,
-               std::function<void()> finish) -> Task<void> {
-                auto ec = co_await client.deregister(self.service, self.id);
-                if (ec)
-                    telemetry::warn("deregistration failed", {{"error", ec.message()}});
-                else
-                    telemetry::info("deregistered");
-                finish();
-            }(*reg, self, finish),
-            "deregistration");
+            executor,
+            [](bool* listening, std::optional<discovery::RegistryClient>* reg, discovery::InstanceInfo* self,
+               net::Server* server, std::function<void()> stop_runtime) -> Task<void> {
+                if (!*listening) co_return;  // startup sees `stop` and ends itself
+                if (*reg) {
+                    auto ec = co_await (*reg)->deregister(self->service, self->id);
+                    if (ec)
+                        telemetry::warn("deregistration failed", {{"error", ec.message()}});
+                    else
+                        telemetry::info("deregistered");
+                }
+                server->shutdown(stop_runtime);
+            }(&listening, &reg, &self, &server, stop_runtime),
+            "shutdown");
     });
-    try {
-        server.start();
-    } catch (const std::exception& e) {
-        telemetry::error("cannot listen", {{"listen", listen}, {"error", e.what()}});
-        return 1;
-    }
-    st.ready = true;
-    telemetry::info("listening", {{"address", ss.address}, {"port", server.port()}});
 
-    if (registry_ep) {
-        reg.emplace(*registry_ep);
-        self.service = st.name;
-        self.id = st.instance_id;
-        self.address = ss.address == "0.0.0.0" ? "127.0.0.1" : ss.address;
-        self.port = server.port();
-        self.metadata = st.metadata;
-        self.ttl = *ttl;
-        if (check_interval->count() > 0) {
-            discovery::HealthCheck check;
-            check.http = "/health/ready";
-            check.interval = *check_interval;
-            check.timeout = *check_interval / 2;
-            self.check = check;
+    // Start the components in order, then listen and register; all on executor 0.
+    auto start_up = [&]() -> Task<void> {
+        for (const auto& c : components) {
+            if (stop->load()) break;
+            std::string error;
+            try {
+                co_await c->start();
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+            if (!error.empty()) {
+                telemetry::error("component failed to start", {{"component", c->name()}, {"error", error}});
+                exit_code = 1;
+                break;
+            }
+            started.push_back(c);
+            telemetry::info("component started", {{"component", c->name()}});
         }
-        net::spawn(runtime.executor(0), registration_loop(state_, *reg, self, *heartbeat, stop),
-                   "registration");
-    }
+        if (exit_code == 0 && !stop->load()) {
+            try {
+                server.start();
+                listening = true;
+            } catch (const std::exception& e) {
+                telemetry::error("cannot listen", {{"listen", listen}, {"error", e.what()}});
+                exit_code = 1;
+            }
+        }
+        if (!listening) {
+            stop_runtime();
+            co_return;
+        }
+        st.ready = true;
+        telemetry::info("listening", {{"address", ss.address}, {"port", server.port()}});
+        if (registry_ep) {
+            reg.emplace(*registry_ep);
+            self.service = st.name;
+            self.id = st.instance_id;
+            self.address = ss.address == "0.0.0.0" ? "127.0.0.1" : ss.address;
+            self.port = server.port();
+            self.metadata = st.metadata;
+            self.ttl = *ttl;
+            if (check_interval->count() > 0) {
+                discovery::HealthCheck check;
+                check.http = "/health/ready";
+                check.interval = *check_interval;
+                check.timeout = *check_interval / 2;
+                self.check = check;
+            }
+            net::spawn(executor, registration_loop(state_, *reg, self, *heartbeat, stop), "registration");
+        }
+    };
+    net::spawn(executor, start_up(), "startup");
 
     runtime.run();
     if (st.discovery) st.discovery->stop();
     telemetry::info("stopped");
-    return 0;
+    return exit_code;
 }
 
 }  // namespace plexus

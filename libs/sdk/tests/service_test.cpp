@@ -330,7 +330,7 @@ TEST_F(SdkService, UnmatchedRequestsAreServedRequestsToo) {
     EXPECT_EQ(sample(after, missing).value_or(-1), sample(before, missing).value_or(0) + 1) << after;
     EXPECT_EQ(sample(after, wrong).value_or(-1), sample(before, wrong).value_or(0) + 1) << after;
     bool logged = false;
-    for (const auto& line : logs_.with_msg("request")) {
+    for (const auto& line : logs_.with_msg("access")) {
         if (member(line, "path") == R"("/no/such/path")") {
             logged = true;
             EXPECT_EQ(member(line, "status"), "404");
@@ -460,7 +460,7 @@ TEST_F(SdkService, ClientRequestIdIsEchoedAndLoggedOtherwiseOneIsMade) {
 
     // The access-log line of the first request carries the id.
     bool logged = false;
-    for (const auto& line : logs_.with_msg("request")) {
+    for (const auto& line : logs_.with_msg("access")) {
         if (member(line, "request_id") == R"("corr-42-abc")") {
             logged = true;
             EXPECT_EQ(member(line, "route"), R"("/whoami")");
@@ -661,6 +661,110 @@ class Upstream {
     std::unique_ptr<net::Server> server_;
     std::thread runner_;
 };
+
+// ---------------------------------------------------------------- components
+
+// A component that records its start and stop in a shared journal.
+struct Journal {
+    std::mutex mutex;
+    std::vector<std::string> events;
+    void add(std::string e) {
+        std::lock_guard lock(mutex);
+        events.push_back(std::move(e));
+    }
+    std::vector<std::string> all() {
+        std::lock_guard lock(mutex);
+        return events;
+    }
+};
+
+class Recorded final : public plexus::Component {
+  public:
+    Recorded(std::string name, std::vector<std::string> deps, Journal& journal, bool fail_start = false)
+        : name_(std::move(name)), deps_(std::move(deps)), journal_(journal), fail_start_(fail_start) {}
+    std::string name() const override { return name_; }
+    std::vector<std::string> depends_on() const override { return deps_; }
+    plexus::Task<void> start() override {
+        co_await net::sleep_for(5ms);  // a start that waits, as a real one does
+        if (fail_start_) throw std::runtime_error(name_ + " cannot connect");
+        journal_.add("start " + name_);
+    }
+    bool ready() const override { return ready_.load(); }
+    plexus::Task<void> stop() override {
+        journal_.add("stop " + name_);
+        co_return;
+    }
+    std::atomic<bool> ready_{true};
+
+  private:
+    std::string name_;
+    std::vector<std::string> deps_;
+    Journal& journal_;
+    bool fail_start_;
+};
+
+TEST_F(SdkService, ComponentsStartInDependencyOrderCountInReadinessAndStopInReverse) {
+    Journal journal;
+    auto api = std::make_shared<Recorded>("api", std::vector<std::string>{"db", "cache"}, journal);
+    auto cache = std::make_shared<Recorded>("cache", std::vector<std::string>{"db"}, journal);
+    auto db = std::make_shared<Recorded>("db", std::vector<std::string>{}, journal);
+    svc_.add_component(api);
+    svc_.add_component(cache);
+    svc_.add_component(db);
+    ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_EQ(journal.all(), (std::vector<std::string>{"start db", "start cache", "start api"}));
+
+    EXPECT_EQ(call("GET", "/health/ready").status, 200);
+    cache->ready_ = false;
+    auto not_ready = call("GET", "/health/ready");
+    EXPECT_EQ(not_ready.status, 503);
+    auto checks = json::parse(not_ready.body).as_object().at("checks").as_object();
+    EXPECT_EQ(checks.at("cache").as_string(), "fail");
+    EXPECT_EQ(checks.at("db").as_string(), "pass");
+    cache->ready_ = true;
+    EXPECT_EQ(call("GET", "/health/ready").status, 200);
+
+    EXPECT_EQ(stop(), 0);
+    EXPECT_EQ(journal.all(), (std::vector<std::string>{"start db", "start cache", "start api", "stop api",
+                                                       "stop cache", "stop db"}));
+}
+
+TEST_F(SdkService, AComponentThatFailsToStartStopsTheOnesStartedAndRunReturnsOne) {
+    Journal journal;
+    svc_.add_component(std::make_shared<Recorded>("db", std::vector<std::string>{}, journal));
+    svc_.add_component(std::make_shared<Recorded>("broker", std::vector<std::string>{"db"}, journal, true));
+    svc_.add_component(std::make_shared<Recorded>("api", std::vector<std::string>{"broker"}, journal));
+    EXPECT_EQ(run_expecting_exit(svc_, flags()), 1);
+    EXPECT_EQ(journal.all(), (std::vector<std::string>{"start db", "stop db"}));
+    auto failed = logs_.with_msg("component failed to start");
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(member(failed[0], "component"), R"("broker")");
+    EXPECT_EQ(member(failed[0], "error"), R"("broker cannot connect")");
+    EXPECT_TRUE(logs_.with_msg("listening").empty());
+}
+
+TEST_F(SdkService, ComponentWiringMistakesMakeRunReturnTwo) {
+    Journal journal;
+    {
+        plexus::Service svc{kName};
+        svc.add_component(std::make_shared<Recorded>("a", std::vector<std::string>{"b"}, journal));
+        svc.add_component(std::make_shared<Recorded>("b", std::vector<std::string>{"c"}, journal));
+        svc.add_component(std::make_shared<Recorded>("c", std::vector<std::string>{"a"}, journal));
+        EXPECT_EQ(run_expecting_exit(svc, flags()), 2);
+    }
+    {
+        plexus::Service svc{kName};
+        svc.add_component(std::make_shared<Recorded>("a", std::vector<std::string>{"nosuch"}, journal));
+        EXPECT_EQ(run_expecting_exit(svc, flags()), 2);
+    }
+    {
+        plexus::Service svc{kName};
+        svc.add_component(std::make_shared<Recorded>("a", std::vector<std::string>{}, journal));
+        svc.add_component(std::make_shared<Recorded>("a", std::vector<std::string>{}, journal));
+        EXPECT_EQ(run_expecting_exit(svc, flags()), 2);
+    }
+    EXPECT_TRUE(journal.all().empty());  // nothing was started
+}
 
 }  // namespace
 

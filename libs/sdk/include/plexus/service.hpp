@@ -31,12 +31,15 @@
 ///   GET /-/faults, PUT /-/faults   fault injection at run time, for tests and game days:
 ///       {"inbound": {"delay_percent": 100, "delay_ms": 2000, "abort_percent": 0, "abort_status": 503},
 ///        "clients": {"inventory": {...same keys...}}}   (a PUT replaces the parts it names)
-/// A request whose X-Plexus-Deadline-Ms budget is 0 is answered 504 without running the handler.
+/// A request whose X-Plexus-Deadline-Ms budget is 0 is answered 504 without running the handler,
+/// one whose budget is malformed ("abc", "-5") 400. Each request goes through a
+/// serving::RequestScope: one access-log line ("msg":"access"), one span, its metrics.
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "plexus/net/http.hpp"
 #include "plexus/net/task.hpp"
@@ -120,6 +123,36 @@ class Client {
 /// A request handler: business code only.
 using RouteHandler = std::function<Task<Response>(Request&)>;
 
+/// A part of a service with a life of its own — a database pool, a config client, a message
+/// consumer. A service starts its components in dependency order before it listens, counts each
+/// in its readiness, and stops them in reverse order after it has drained (userver's component
+/// system, without the config files):
+///
+///     struct Db final : plexus::Component {
+///         std::string name() const override { return "db"; }
+///         plexus::Task<void> start() override { ...open...; co_return; }
+///         plexus::Task<void> stop() override { ...close...; co_return; }
+///     };
+///     svc.add_component(std::make_shared<Db>());
+///
+/// start() and stop() run on an io thread (offload blocking work with net::offload); ready()
+/// runs at every readiness probe, so it must be quick and must not block.
+class Component {
+  public:
+    virtual ~Component() = default;
+    /// Unique within the service: used in dependencies, logs and the readiness checks.
+    virtual std::string name() const = 0;
+    /// Components that must be started before this one (and stopped after it).
+    virtual std::vector<std::string> depends_on() const { return {}; }
+    /// Brings the component up. An exception stops startup: run() returns 1 after stopping the
+    /// components already started.
+    virtual Task<void> start();
+    /// Whether it can serve now; /health/ready fails (check named name()) while it cannot.
+    virtual bool ready() const { return true; }
+    /// Takes it down; called once, only if start() returned. An exception is logged.
+    virtual Task<void> stop();
+};
+
 class Service {
   public:
     explicit Service(std::string name);
@@ -152,6 +185,10 @@ class Service {
     /// Called once after flags are parsed and before listening (open databases here). An
     /// exception stops startup with its message.
     void on_start(std::function<void()> fn);
+    /// Adds a component (see Component), started after the on_start functions, before the
+    /// service listens. Add before run(). run() returns 2 for two components of one name, a
+    /// dependency on a component that was not added, or a dependency cycle.
+    void add_component(std::shared_ptr<Component> component);
 
     const std::string& name() const noexcept;
     /// Valid after flags are parsed (inside on_start and handlers).
