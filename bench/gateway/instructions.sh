@@ -2,7 +2,8 @@
 # Instructions per proxied request: the Plexus gateway and nginx as a keep-alive reverse proxy,
 # each run under callgrind (one thread/worker each) in front of the same nginx backend. Unlike
 # req/s and latency on a shared 2-core machine, the count repeats to within a fraction of a
-# percent from run to run, so it shows what a change to the request path costs. User-space
+# percent from run to run, so it shows what a change to the request path costs. The gateway is
+# counted twice: with its access log off and on. User-space
 # instructions only: the kernel's TCP work, the same for both, is not in it.
 #
 #   bench/gateway/instructions.sh              # 10 s of load per proxy
@@ -49,11 +50,15 @@ count() {  # name port command... → "name requests instructions"
 
 g=$(count plexus "$GATEWAY_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" \
       --routes "$work/routes.yaml" --threads 1 --log-level warn)
+# The same with its access log on (one JSON line per request, written to a file).
+LOGGED_PORT=$(free_port)
+gl=$(count plexus+log "$LOGGED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LOGGED_PORT" \
+      --routes "$work/routes.yaml" --threads 1 --log-level info)
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
 
 echo "instructions per proxied request (callgrind, user space, wrk -t1 -c8 -d$DURATION, one thread each)"
 printf '%-16s %10s %16s %14s\n' proxy requests instructions "per request"
-for row in "$g" "$n"; do
+for row in "$g" "$gl" "$n"; do
   read -r name requests instructions <<<"$row"
   awk -v n="$name" -v r="$requests" -v i="$instructions" 'BEGIN { printf "%-16s %10d %16.0f %14.0f\n", n, r, i, i / r }'
 done

@@ -51,7 +51,8 @@ int run(const DaemonSettings& s) {
     net::ServerSettings ss;
     ss.address = listen->host;
     ss.port = listen->port;
-    net::Server server(runtime, ss, gw->handler(), gw->body_limit());
+    ss.defer_body = true;  // request-head filters run before the body is read
+    net::Server server(runtime, ss, gw->handler());
     try {
         server.start();
     } catch (const std::exception& e) {

@@ -81,33 +81,7 @@ void strip_hop_by_hop(net::Headers& headers) {
     });
 }
 
-std::string_view ensure_request_id(net::Headers& headers) {
-    const net::Header* first = nullptr;
-    bool repeated = false;
-    for (const auto& h : headers) {
-        if (h.id() != FieldId::x_request_id) continue;
-        if (first) {
-            repeated = true;
-            break;
-        }
-        first = &h;
-    }
-    if (first && core::is_sane_request_id(first->value)) {
-        if (repeated) {
-            headers.erase_if(
-                [first](const net::Header& h) { return h.id() == FieldId::x_request_id && &h != first; });
-        }
-        // The first field does not move: only later ones were removed.
-        return first->value;
-    }
-    char id[32];
-    core::write_hex16(id, core::random_u64());
-    core::write_hex16(id + 16, core::random_u64());
-    headers.set(kRequestIdHeader, std::string_view(id, sizeof id));
-    return *headers.get(FieldId::x_request_id);
-}
-
-std::string_view prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy) {
+void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy) {
     auto& headers = req.headers;
     strip_hop_by_hop(headers);
     const bool trusted = policy.trust_forwarded_for;
@@ -166,8 +140,6 @@ std::string_view prepare_upstream_request(net::Request& req, const ForwardingPol
         }
         headers.remove("host");
     }
-
-    return ensure_request_id(headers);
 }
 
 void prepare_downstream_response(net::Response& res) { strip_hop_by_hop(res.headers); }

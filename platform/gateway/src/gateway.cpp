@@ -13,10 +13,12 @@
 #include "plexus/core/settings.hpp"
 #include "plexus/core/snapshot.hpp"
 #include "plexus/discovery/call.hpp"
+#include "plexus/gateway/filter.hpp"
 #include "plexus/gateway/forwarding.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/resilience/deadline.hpp"
 #include "plexus/resilience/upstream.hpp"
+#include "plexus/serving/request_scope.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/trace.hpp"
 
@@ -28,7 +30,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kUnmatchedRoute = "-";
-constexpr std::string_view kCodeClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 // Upstream error kinds are the failed call outcomes (discovery::CallOutcome after `answered`).
 constexpr std::size_t kFailureKinds = 8;
@@ -37,8 +38,7 @@ std::size_t failure_index(discovery::CallOutcome o) noexcept { return static_cas
 
 // Metric children of one route, looked up once per table load.
 struct RouteMetrics {
-    std::array<telemetry::Counter*, 5> requests{};
-    telemetry::Histogram* duration = nullptr;
+    serving::RouteMeters meters;
     std::array<telemetry::Counter*, kFailureKinds> errors{};
 };
 
@@ -53,6 +53,7 @@ struct RouteGuards {
 struct Snapshot {
     std::shared_ptr<const RouteTable> table;
     std::vector<RouteMetrics> metrics;  // by Route::index()
+    std::vector<FilterChain> chains;    // by Route::index()
     std::vector<RouteGuards> guards;    // by Route::index()
     std::string routes_json;
 };
@@ -73,11 +74,6 @@ FileStamp stamp_of(const std::string& path) {
     if (ec) return {};
     s.exists = true;
     return s;
-}
-
-std::size_t code_class_index(int status) noexcept {
-    int i = status / 100 - 1;
-    return i >= 0 && i < 5 ? static_cast<std::size_t>(i) : 4;
 }
 
 // Whether `path` has a "." or ".." segment, also percent-encoded ("%2e"): the gateway refuses to
@@ -125,6 +121,7 @@ struct Gateway::Impl {
     resilience::UpstreamSet upstreams;
 
     core::SnapshotCell<Snapshot> snapshot;
+    FilterState filter_state;  // outlives each load of the routes
     std::atomic<bool> stopped{false};
     std::mutex reload_mutex;  // serialises loads; never taken on the request path
     FileStamp loaded_stamp;   // guarded by reload_mutex
@@ -150,8 +147,7 @@ struct Gateway::Impl {
 
     RouteMetrics metrics_for(std::string_view route) {
         RouteMetrics m;
-        for (std::size_t i = 0; i < 5; ++i) m.requests[i] = &requests_family.labels({route, kCodeClasses[i]});
-        m.duration = &duration_family.labels({route});
+        m.meters = serving::RouteMeters::of(requests_family, {route}, duration_family, {route});
         for (std::size_t i = 0; i < kFailureKinds; ++i) {
             auto kind = discovery::to_string(static_cast<discovery::CallOutcome>(i + 1));
             m.errors[i] = &errors_family.labels({route, kind});
@@ -175,6 +171,25 @@ struct Gateway::Impl {
         }
         auto next = std::make_shared<Snapshot>();
         next->table = RouteTable::compile(std::move(routes));
+        // Filters first: a route whose filters cannot be built rejects the load before anything
+        // else (watches, upstream state) changes.
+        next->chains.resize(next->table->size());
+        filter_state.begin_load();
+        try {
+            for (const auto& r : next->table->routes()) {
+                FilterContext ctx{r.settings(), filter_state, metrics};
+                try {
+                    next->chains[r.index()] = compile_filters(r.settings().filters, ctx);
+                } catch (const std::invalid_argument& e) {
+                    throw std::invalid_argument("route '" + r.name() + "' (routes[" +
+                                                std::to_string(r.index()) + "]): " + e.what());
+                }
+            }
+        } catch (...) {
+            filter_state.end_load(false);
+            throw;
+        }
+        filter_state.end_load(true);
         next->metrics.resize(next->table->size());
         next->guards.resize(next->table->size());
         for (const auto& r : next->table->routes()) {
@@ -376,19 +391,8 @@ struct Gateway::Impl {
         const Route* route = bad_target ? nullptr : snap->table->match(req);
         std::string_view route_name = route ? std::string_view(route->name()) : kUnmatchedRoute;
         const RouteMetrics& m = route ? snap->metrics[route->index()] : unmatched;
-
-        auto parent =
-            telemetry::TraceContext::parse_traceparent(req.headers.get(kTraceparentHeader).value_or(""));
-        std::string span_name = req.method;
-        span_name += ' ';
-        span_name += route_name;
-        telemetry::Span span(std::move(span_name), telemetry::SpanKind::server, parent);
-
-        // Copied out: later header changes may move the field's bytes.
-        std::array<char, core::kMaxRequestIdLength> rid_buf;
-        auto rid_view = prepare_upstream_request(req, forwarding);
-        std::string_view request_id(rid_buf.data(), rid_view.size());
-        std::copy(rid_view.begin(), rid_view.end(), rid_buf.begin());
+        serving::RequestScope scope(req, route_name, start);
+        prepare_upstream_request(req, forwarding);
 
         std::string_view upstream_id;
         std::shared_ptr<const discovery::InstanceList> held;  // keeps upstream_id's bytes alive
@@ -397,47 +401,97 @@ struct Gateway::Impl {
                         req.path());
         } else if (!route) {
             res.problem(404, "Not Found", "no route for " + std::string(req.path()), req.path());
+        } else if (scope.deadline_malformed() || scope.deadline_spent()) {
+            // A spent budget: nobody is waiting for the answer.
+            if (scope.deadline_spent()) resilience_metrics.count_deadline_expired(true);
+            scope.deadline_problem(res, req.path());
         } else {
-            if (route->changes_target()) {
-                req.headers.set(kOriginalPathHeader, req.target);
-                route->rewrite_target(req);
+            const FilterChain& chain = snap->chains[route->index()];
+            Exchange x{req, res, scope, *route};
+            std::size_t entered = chain.filters.size();  // filters whose request phases ran
+            try {
+                bool answered = false;
+                if (chain.has(kRequestHead)) {
+                    for (std::size_t i = 0; i < chain.filters.size() && !answered; ++i) {
+                        const Filter& f = *chain.filters[i];
+                        if (!(f.phases() & kRequestHead)) continue;
+                        auto r = f.on_request_head(x);
+                        if (r == FilterResult::suspend) r = co_await f.on_request_head_async(x);
+                        if (r == FilterResult::answered) answered = true, entered = i + 1;
+                    }
+                }
+                auto limit = static_cast<std::size_t>(route->settings().max_body_bytes);
+                if (!answered && req.body_source) {
+                    answered = !body_read(co_await net::read_body(req, limit), limit, req, res);
+                } else if (!answered && req.body.size() > limit) {
+                    // Read by a server that does not defer bodies.
+                    answered = !body_read(net::BodyStatus::too_large, limit, req, res);
+                }
+                if (!answered && chain.has(kRequestBody)) {
+                    for (std::size_t i = 0; i < chain.filters.size() && !answered; ++i) {
+                        const Filter& f = *chain.filters[i];
+                        if ((f.phases() & kRequestBody) && f.on_request_body(x) == FilterResult::answered)
+                            answered = true, entered = i + 1;
+                    }
+                }
+                if (!answered) {
+                    if (route->changes_target()) {
+                        req.headers.set(kOriginalPathHeader, req.target);
+                        route->rewrite_target(req);
+                    }
+                    co_await forward(*route, m, snap->guards[route->index()], req, res, scope, upstream_id,
+                                     held);
+                }
+                if (chain.has(kResponseHead) || chain.has(kResponseBody)) respond_through(chain, entered, x);
+            } catch (...) {
+                scope.answer_exception(res, req.path());
             }
-            co_await forward(*route, m, snap->guards[route->index()], req, res, span, start, upstream_id,
-                             held);
+            if (chain.has(kComplete)) {
+                for (const auto& f : chain.filters) {
+                    if (f->phases() & kComplete) f->on_complete(x);
+                }
+            }
         }
 
-        res.headers.set(kRequestIdHeader, request_id);
-        auto elapsed = Clock::now() - start;
-        m.requests[code_class_index(res.status)]->inc();
-        m.duration->observe(elapsed);
-        if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
-        if (res.status >= 500) span.set_status(telemetry::SpanStatus::error);
-        span.end();
+        std::string_view logged_path;
+        if (route && route->changes_target()) {
+            if (auto original = req.headers.get(kOriginalPathHeader))
+                logged_path = original->substr(0, original->find('?'));
+        }
+        scope.finish(req, res, m.meters, {upstream_id, logged_path});
+    }
 
-        if (telemetry::log_enabled(telemetry::Level::info)) {
-            std::array<char, 32> trace_hex;
-            std::array<char, 16> span_hex;
-            core::write_hex16(trace_hex.data(), span.context().trace_id.hi);
-            core::write_hex16(trace_hex.data() + 16, span.context().trace_id.lo);
-            core::write_hex16(span_hex.data(), span.context().span_id.value);
-            telemetry::LogContext ctx{
-                {trace_hex.data(), trace_hex.size()}, {span_hex.data(), span_hex.size()}, request_id};
-            std::string_view logged_path = req.path();
-            if (route && route->changes_target()) {
-                logged_path = req.headers.get(kOriginalPathHeader).value_or(logged_path);
-                logged_path = logged_path.substr(0, logged_path.find('?'));
-            }
-            telemetry::info("access",
-                            {{"method", req.method},
-                             {"path", logged_path},
-                             {"status", res.status},
-                             {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
-                             {"route", route_name},
-                             {"upstream", upstream_id},
-                             {"bytes_in", req.body.size()},
-                             {"bytes_out", res.body.size()},
-                             {"remote", req.remote_address}},
-                            &ctx);
+    // Turns how reading the body ended into the answer when it failed; whether it is complete.
+    static bool body_read(net::BodyStatus status, std::size_t limit, const net::Request& req,
+                          net::Response& res) {
+        switch (status) {
+            case net::BodyStatus::complete:
+                return true;
+            case net::BodyStatus::too_large:
+                res.problem(413, net::reason_phrase(413),
+                            "request body exceeds the limit of " + std::to_string(limit) + " bytes",
+                            req.path());
+                return false;
+            case net::BodyStatus::malformed:
+                res.problem(400, "Bad Request", "invalid chunked encoding", req.path());
+                return false;
+            case net::BodyStatus::closed:
+                res.problem(400, "Bad Request", "the connection closed before the request body was complete",
+                            req.path());
+                return false;
+        }
+        return false;
+    }
+
+    // The response phases of the filters whose request phases ran, last first.
+    static void respond_through(const FilterChain& chain, std::size_t entered, Exchange& x) {
+        for (std::size_t i = entered; i-- > 0;) {
+            const Filter& f = *chain.filters[i];
+            if (f.phases() & kResponseHead) f.on_response_head(x);
+        }
+        for (std::size_t i = entered; i-- > 0;) {
+            const Filter& f = *chain.filters[i];
+            if (f.phases() & kResponseBody) f.on_response_body(x);
         }
     }
 
@@ -470,20 +524,12 @@ struct Gateway::Impl {
     // the answer, the fallback or the gateway's problem response in `res`. `held` keeps the
     // instance list (and so `upstream_id`'s bytes) alive for the access log.
     net::Task<void> forward(const Route& route, const RouteMetrics& m, const RouteGuards& guards,
-                            net::Request& req, net::Response& res, telemetry::Span& span,
-                            Clock::time_point start, std::string_view& upstream_id,
+                            net::Request& req, net::Response& res, serving::RequestScope& scope,
+                            std::string_view& upstream_id,
                             std::shared_ptr<const discovery::InstanceList>& held) {
         const auto& rs = route.settings();
-        auto budget = req.headers.get(resilience::kDeadlineHeader);
-        auto deadline = resilience::deadline_for(start, rs.call.timeout,
-                                                 budget ? resilience::parse_budget(*budget) : std::nullopt);
-        if (deadline <= start) {
-            // The caller's budget is already spent: nobody is waiting for the answer.
-            resilience_metrics.count_deadline_expired(true);
-            res.problem(504, "Gateway Timeout", "the request's deadline (X-Plexus-Deadline-Ms) has passed",
-                        req.path());
-            co_return;
-        }
+        auto start = scope.start();
+        auto deadline = scope.deadline(rs.call.timeout);
 
         discovery::Instances instances;
         if (rs.service.empty()) {
@@ -502,7 +548,7 @@ struct Gateway::Impl {
         }
         held = instances.list;
 
-        AttemptSpans spans(span, m);
+        AttemptSpans spans(scope.span(), m);
         discovery::CallContext ctx;
         ctx.policy = &rs.call;
         ctx.upstream = guards.upstream.get();
@@ -551,14 +597,6 @@ Gateway::~Gateway() { impl_->stopped.store(true); }
 
 net::Handler Gateway::handler() const {
     return [impl = impl_](net::Request& req, net::Response& res) { return impl->handle(req, res); };
-}
-
-net::BodyLimit Gateway::body_limit() const {
-    return [impl = impl_](const net::Request& req) -> std::size_t {
-        auto snap = impl->snapshot.load();
-        const Route* r = snap->table->match(req);
-        return r ? static_cast<std::size_t>(r->settings().max_body_bytes) : 0;
-    };
 }
 
 ReloadStatus Gateway::reload() { return impl_->reload(); }

@@ -17,11 +17,6 @@ namespace {
 
 constexpr std::size_t kMaxParams = 16;
 
-bool is_tchar(char c) noexcept {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 // Whether `path` starts with `prefix` ending on a segment boundary ("/api" matches "/api",
@@ -142,8 +137,8 @@ std::optional<RouteProblem> check_match(const RouteSettings& r) {
         }
     }
     for (const auto& m : r.methods) {
-        bool ok = !m.empty() && std::all_of(m.begin(), m.end(),
-                                            [](char c) { return is_tchar(c) && !(c >= 'a' && c <= 'z'); });
+        bool ok =
+            net::is_token(m) && std::none_of(m.begin(), m.end(), [](char c) { return c >= 'a' && c <= 'z'; });
         if (!ok)
             return problem("methods",
                            "'" + m + "' is not an HTTP method (methods are case-sensitive: GET, POST...)");
@@ -243,6 +238,26 @@ std::optional<RouteProblem> check_route(const RouteSettings& route) {
 }
 
 namespace {
+
+// A list of filter entries (`- name: x` and x's own keys).
+std::vector<FilterSpec> read_filters(core::SettingsReader& reader, std::string_view key) {
+    std::vector<FilterSpec> specs;
+    reader.each(key, [&](core::SettingsReader& f) {
+        FilterSpec spec;
+        f.field("name", spec.name, core::Need::required);
+        const auto* factory = find_filter_factory(spec.name);
+        if (!factory) {
+            std::string known;
+            for (const auto* k : filter_factories())
+                known += (known.empty() ? "" : ", ") + std::string(k->name());
+            f.fail("name", "no filter is called '" + spec.name + "' (known: " + known + ")");
+        }
+        spec.config = factory->parse(f);
+        specs.push_back(std::move(spec));
+    });
+    return specs;
+}
+
 std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
     std::vector<RouteSettings> routes;
     std::map<std::string, std::size_t, std::less<>> names;
@@ -253,6 +268,7 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
         resilience::read_upstream_policy(u, upstreams[name]);
         unused.emplace(name, name);
     });
+    auto default_filters = read_filters(reader, "default_filters");
     reader.each(
         "routes",
         [&](core::SettingsReader& r) {
@@ -290,6 +306,9 @@ std::vector<RouteSettings> read_routes(core::SettingsReader& reader) {
                 if (!p) r.fail("policy", "expected round_robin or least_request, got '" + policy + "'");
                 s.policy = *p;
             }
+            s.filters = default_filters;
+            auto own_filters = read_filters(r, "filters");
+            s.filters.insert(s.filters.end(), own_filters.begin(), own_filters.end());
             r.done();
             if (auto p = check_rest(s)) r.fail(p->key, p->reason);
             auto [it, fresh] = names.emplace(s.name, routes.size());
@@ -566,6 +585,15 @@ std::string RouteTable::to_json() const {
         }
         if (s.call.fallback.enabled) o["fallback"] = {{"status", s.call.fallback.status}};
         if (s.breaker) o["circuit_breaker"] = true;
+        if (!s.filters.empty()) {
+            json::array filters;
+            for (const auto& f : s.filters) {
+                json::object fo{{"name", f.name}};
+                if (f.config) f.config->to_json(fo);
+                filters.push_back(std::move(fo));
+            }
+            o["filters"] = std::move(filters);
+        }
         list.push_back(std::move(o));
     }
     json::object doc;

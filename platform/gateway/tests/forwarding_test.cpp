@@ -74,8 +74,7 @@ TEST(Forwarding, ClientForwardedForIsReplacedUnlessTrusted) {
     auto req = incoming({{"X-Forwarded-For", "1.2.3.4"}, {"x-forwarded-for", "5.6.7.8"}});
     gateway::prepare_upstream_request(req, gateway::ForwardingPolicy{false});
     EXPECT_EQ(req.headers.get("X-Forwarded-For"), "10.0.0.7");
-    EXPECT_EQ(names(req.headers),
-              (std::vector<std::string>{"X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id"}));
+    EXPECT_EQ(names(req.headers), (std::vector<std::string>{"X-Forwarded-For", "X-Forwarded-Proto"}));
 
     auto trusted = incoming({{"X-Forwarded-For", "1.2.3.4"}, {"x-forwarded-for", "5.6.7.8"}});
     gateway::prepare_upstream_request(trusted, gateway::ForwardingPolicy{true});
@@ -114,15 +113,6 @@ TEST(Forwarding, DropsExpectHopByHopAndASpoofedOriginalPath) {
     EXPECT_FALSE(req.headers.contains("Upgrade"));
     EXPECT_FALSE(req.headers.contains("X-Plexus-Original-Path"));
     EXPECT_EQ(req.headers.get("Accept"), "application/json");
-}
-
-TEST(RequestId, PrepareReturnsTheIdTheUpstreamGets) {
-    auto kept = incoming({{"X-Request-Id", "client-1"}});
-    EXPECT_EQ(gateway::prepare_upstream_request(kept, gateway::ForwardingPolicy{}), "client-1");
-    auto made = incoming({});
-    auto id = gateway::prepare_upstream_request(made, gateway::ForwardingPolicy{});
-    EXPECT_EQ(id.size(), 32u);
-    EXPECT_EQ(made.headers.get("x-request-id"), id);
 }
 
 TEST(RequestId, GeneratedWhenAbsent) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -17,6 +18,7 @@
 
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/discovery.hpp"
+#include "plexus/gateway/filter.hpp"
 #include "plexus/gateway/gateway.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
@@ -172,9 +174,11 @@ class ProxyTest : public ::testing::Test {
         upstream_ = start_server(router_.handler(), router_.body_limit_fn());
     }
 
-    std::uint16_t start_server(net::Handler handler, net::BodyLimit limit = {}) {
-        servers_.push_back(std::make_unique<net::Server>(*runtime_, net::ServerSettings{}, std::move(handler),
-                                                         std::move(limit)));
+    std::uint16_t start_server(net::Handler handler, net::BodyLimit limit = {}, bool defer_body = false) {
+        net::ServerSettings settings;
+        settings.defer_body = defer_body;
+        servers_.push_back(
+            std::make_unique<net::Server>(*runtime_, settings, std::move(handler), std::move(limit)));
         servers_.back()->start();
         return servers_.back()->port();
     }
@@ -194,7 +198,7 @@ class ProxyTest : public ::testing::Test {
     std::uint16_t start_gateway(gateway::GatewaySettings settings, discovery::Discovery* disco = nullptr) {
         gateways_.push_back(std::make_unique<gateway::Gateway>(std::move(settings), disco, metrics_));
         auto& gw = *gateways_.back();
-        return start_server(gw.handler(), gw.body_limit());
+        return start_server(gw.handler(), {}, true);
     }
 
     std::uint16_t start_gateway_with(std::string routes_yaml, bool trust = false) {
@@ -454,7 +458,7 @@ TEST_F(ProxyTest, ReloadWithABrokenFileKeepsTheOldRoutes) {
     file.write("routes:\n" + static_route("v1", "/v1", upstream_address()));
     gateways_.push_back(std::make_unique<gateway::Gateway>(with_file(file.path()), nullptr, metrics_));
     auto& gw = *gateways_.back();
-    auto port = start_server(gw.handler(), gw.body_limit());
+    auto port = start_server(gw.handler(), {}, true);
     EXPECT_EQ(call(port, "GET", "/v1/a").status, 200);
 
     file.write(
@@ -486,7 +490,7 @@ TEST_F(ProxyTest, AChangedFileIsReloadedByTheWatch) {
     file.write("routes:\n" + static_route("v1", "/v1", upstream_address()));
     gateways_.push_back(std::make_unique<gateway::Gateway>(with_file(file.path(), 20ms), nullptr, metrics_));
     auto& gw = *gateways_.back();
-    auto port = start_server(gw.handler(), gw.body_limit());
+    auto port = start_server(gw.handler(), {}, true);
     gw.start_watching_file(runtime_->executor(1));
 
     file.write("routes:\n" + static_route("v1", "/v1", upstream_address()) +
@@ -698,6 +702,279 @@ TEST_F(ProxyTest, UnknownUpstreamEntryIsAnError) {
     } catch (const std::exception& e) {
         EXPECT_NE(std::string(e.what()).find("upstreams.b: no route uses"), std::string::npos) << e.what();
     }
+}
+
+TEST_F(ProxyTest, AMalformedDeadlineIs400) {
+    auto gw = start_gateway_with("routes:\n" + static_route("any", "/", upstream_address()));
+    for (auto bad : {"abc", "-5", "1.5", "99999999999"}) {
+        auto res = call(gw, "GET", "/x", {{"X-Plexus-Deadline-Ms", bad}});
+        EXPECT_EQ(res.status, 400) << bad;
+        EXPECT_NE(res.body.find("X-Plexus-Deadline-Ms"), std::string::npos) << res.body;
+    }
+    EXPECT_EQ(hits_.load(), 0);
+}
+
+// ---------------------------------------------------------------- the filter chain
+
+// A filter of the tests' own: records each phase it runs in, under its tag, and can answer,
+// suspend or throw in the request head phase.
+struct ProbeConfig final : gateway::FilterConfig {
+    std::string tag;
+    enum class Head { next, answer, suspend, fail } head = Head::next;
+    void to_json(boost::json::object& out) const override { out["tag"] = tag; }
+};
+
+struct ProbeLog {
+    std::mutex mutex;
+    std::vector<std::string> events;
+    void add(std::string e) {
+        std::lock_guard lock(mutex);
+        events.push_back(std::move(e));
+    }
+    std::vector<std::string> take() {
+        std::lock_guard lock(mutex);
+        return std::exchange(events, {});
+    }
+};
+
+class ProbeFilter final : public gateway::Filter {
+  public:
+    ProbeFilter(ProbeConfig c, ProbeLog& log)
+        : Filter(gateway::kRequestHead | gateway::kRequestBody | gateway::kResponseHead |
+                 gateway::kResponseBody | gateway::kComplete),
+          c_(std::move(c)),
+          log_(log) {}
+    gateway::FilterResult on_request_head(gateway::Exchange& x) const override {
+        log_.add(c_.tag + ":head");
+        x.request.headers.add("X-Probe", c_.tag);
+        switch (c_.head) {
+            case ProbeConfig::Head::next:
+                return gateway::FilterResult::next;
+            case ProbeConfig::Head::answer:
+                x.response.problem(403, "Forbidden", "probe " + c_.tag + " says no");
+                return gateway::FilterResult::answered;
+            case ProbeConfig::Head::suspend:
+                return gateway::FilterResult::suspend;
+            case ProbeConfig::Head::fail:
+                throw std::runtime_error("probe " + c_.tag + " broke");
+        }
+        return gateway::FilterResult::next;
+    }
+    net::Task<gateway::FilterResult> on_request_head_async(gateway::Exchange& x) const override {
+        co_await net::sleep_for(20ms);
+        log_.add(c_.tag + ":resumed");
+        x.request.headers.add("X-Probe-Resumed", c_.tag);
+        co_return gateway::FilterResult::next;
+    }
+    gateway::FilterResult on_request_body(gateway::Exchange& x) const override {
+        log_.add(c_.tag + ":body " + std::to_string(x.request.body.size()));
+        return gateway::FilterResult::next;
+    }
+    void on_response_head(gateway::Exchange& x) const override {
+        log_.add(c_.tag + ":response " + std::to_string(x.response.status));
+        x.response.headers.add("X-Probe-Out", c_.tag);
+    }
+    void on_response_body(gateway::Exchange&) const override { log_.add(c_.tag + ":response body"); }
+    void on_complete(const gateway::Exchange& x) const noexcept override {
+        log_.add(c_.tag + ":complete " + std::to_string(x.response.status));
+    }
+
+  private:
+    ProbeConfig c_;
+    ProbeLog& log_;
+};
+
+class ProbeFactory final : public gateway::FilterFactory {
+  public:
+    explicit ProbeFactory(ProbeLog& log) : log_(log) {}
+    std::string_view name() const noexcept override { return "probe"; }
+    std::shared_ptr<const gateway::FilterConfig> parse(plexus::core::SettingsReader&) const override {
+        throw std::logic_error("probes are built in code");
+    }
+    std::shared_ptr<const gateway::Filter> create(const gateway::FilterConfig& c,
+                                                  gateway::FilterContext&) const override {
+        return std::make_shared<ProbeFilter>(dynamic_cast<const ProbeConfig&>(c), log_);
+    }
+
+  private:
+    ProbeLog& log_;
+};
+
+class FilterChainTest : public ProxyTest {
+  protected:
+    gateway::FilterSpec probe(std::string tag, ProbeConfig::Head head = ProbeConfig::Head::next) {
+        auto c = std::make_shared<ProbeConfig>();
+        c->tag = std::move(tag);
+        c->head = head;
+        return {"probe", c, &factory_};
+    }
+    std::uint16_t start_with(std::vector<gateway::FilterSpec> filters) {
+        gateway::RouteSettings r;
+        r.name = "probed";
+        r.prefix = "/";
+        r.upstreams = {upstream_address()};
+        r.filters = std::move(filters);
+        return start_gateway(with_routes({r}));
+    }
+    ProbeLog probes_;
+    ProbeFactory factory_{probes_};
+};
+
+TEST_F(FilterChainTest, RequestPhasesRunInOrderAndResponsePhasesInReverse) {
+    auto gw = start_with({probe("a"), probe("b")});
+    auto res = call(gw, "POST", "/x", {}, "12345");
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(echoed_header(res.body, "X-Probe"), "a");  // the first; "b" follows as a second field
+    EXPECT_NE(res.body.find("X-Probe: b\n"), std::string::npos) << res.body;
+    // Response filters see the upstream's answer; the last request filter is the first to see it.
+    std::vector<std::string> outs;
+    for (const auto& h : res.headers)
+        if (net::iequals(h.name(), "X-Probe-Out")) outs.push_back(h.value);
+    EXPECT_EQ(outs, (std::vector<std::string>{"b", "a"}));
+    EXPECT_EQ(probes_.take(),
+              (std::vector<std::string>{"a:head", "b:head", "a:body 5", "b:body 5", "b:response 200",
+                                        "a:response 200", "b:response body", "a:response body",
+                                        "a:complete 200", "b:complete 200"}));
+}
+
+TEST_F(FilterChainTest, AnAnswerStopsTheChainBeforeTheBodyIsReadOrContinueSent) {
+    auto gw = start_with({probe("a"), probe("b", ProbeConfig::Head::answer), probe("c")});
+    RawSocket s(gw);
+    ASSERT_TRUE(s.connected());
+    ASSERT_TRUE(s.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+    // Answered at once, without "100 Continue" and without waiting for the body, and closed:
+    // the unread body cannot be told from a next request.
+    EXPECT_EQ(s.read_to_end(), RawSocket::End::eof);
+    EXPECT_EQ(s.received().rfind("HTTP/1.1 403 Forbidden\r\n", 0), 0u) << s.received();
+    EXPECT_NE(s.received().find("probe b says no"), std::string::npos);
+    EXPECT_NE(s.received().find("Connection: close\r\n"), std::string::npos);
+    EXPECT_EQ(hits_.load(), 0);
+    // "c" never saw the request; "b" and "a" see the answer; everyone completes.
+    EXPECT_EQ(probes_.take(), (std::vector<std::string>{
+                                  "a:head", "b:head", "b:response 403", "a:response 403", "b:response body",
+                                  "a:response body", "a:complete 403", "b:complete 403", "c:complete 403"}));
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"probed\",code_class=\"4xx\"}"),
+              "plexus_gateway_requests_total{route=\"probed\",code_class=\"4xx\"} 1");
+    auto access = logs_.matching(R"("msg":"access")");
+    ASSERT_EQ(access.size(), 1u);
+    EXPECT_NE(access[0].find(R"("status":403)"), std::string::npos) << access[0];
+}
+
+TEST_F(FilterChainTest, ASuspendedFilterResumesTheChain) {
+    auto gw = start_with({probe("a", ProbeConfig::Head::suspend), probe("b")});
+    auto res = call(gw, "GET", "/x");
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(echoed_header(res.body, "X-Probe-Resumed"), "a");
+    auto events = probes_.take();
+    ASSERT_GE(events.size(), 3u);
+    EXPECT_EQ(events[0], "a:head");
+    EXPECT_EQ(events[1], "a:resumed");
+    EXPECT_EQ(events[2], "b:head");
+}
+
+TEST_F(FilterChainTest, AThrowingFilterIsA500ThatIsCountedLoggedAndCompleted) {
+    auto gw = start_with({probe("a"), probe("b", ProbeConfig::Head::fail)});
+    auto res = call(gw, "GET", "/x");
+    EXPECT_EQ(res.status, 500);
+    EXPECT_EQ(res.headers.get("Content-Type").value_or(""), "application/problem+json");
+    EXPECT_FALSE(res.headers.get("X-Request-Id").value_or("").empty());
+    EXPECT_EQ(hits_.load(), 0);
+    auto events = probes_.take();
+    EXPECT_EQ(std::count(events.begin(), events.end(), "a:complete 500"), 1)
+        << ::testing::PrintToString(events);
+    EXPECT_EQ(std::count(events.begin(), events.end(), "b:complete 500"), 1);
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"probed\",code_class=\"5xx\"}"),
+              "plexus_gateway_requests_total{route=\"probed\",code_class=\"5xx\"} 1");
+    EXPECT_EQ(logs_.matching(R"("msg":"access")").size(), 1u);
+    auto failed = logs_.matching("handler failed");
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_NE(failed[0].find("probe b broke"), std::string::npos) << failed[0];
+    EXPECT_NE(failed[0].find(R"("request_id")"), std::string::npos) << failed[0];
+}
+
+TEST_F(FilterChainTest, ARouteWithoutFiltersRunsNone) {
+    gateway::RouteSettings plain;
+    plain.name = "plain";
+    plain.prefix = "/plain";
+    plain.upstreams = {upstream_address()};
+    gateway::RouteSettings probed = plain;
+    probed.name = "probed";
+    probed.prefix = "/probed";
+    probed.filters = {probe("a")};
+    auto gw = start_gateway(with_routes({plain, probed}));
+    EXPECT_EQ(call(gw, "GET", "/plain").status, 200);
+    EXPECT_TRUE(probes_.take().empty());
+    EXPECT_EQ(call(gw, "GET", "/probed").status, 200);
+    EXPECT_FALSE(probes_.take().empty());
+}
+
+TEST_F(ProxyTest, HeaderFiltersFromTheFileIncludingDefaults) {
+    auto gw = start_gateway_with(
+        "default_filters:\n"
+        "  - name: headers\n"
+        "    response: {set: {X-Content-Type-Options: nosniff}}\n"
+        "routes:\n" +
+        static_route("edited", "/edited", upstream_address(),
+                     "    filters:\n"
+                     "      - name: headers\n"
+                     "        request: {set: {X-Env: prod}, remove: [X-Debug], add: {X-Tag: gw}}\n"
+                     "        response: {remove: [X-Up], set: {Cache-Control: no-store}}\n") +
+        static_route("other", "/other", ClosedPort().address()));
+    auto res = call(gw, "GET", "/edited", {{"X-Debug", "1"}, {"X-Env", "dev"}});
+    ASSERT_EQ(res.status, 200);
+    EXPECT_EQ(echoed_header(res.body, "X-Env"), "prod");
+    EXPECT_EQ(echoed_header(res.body, "X-Tag"), "gw");
+    EXPECT_FALSE(echoed_header(res.body, "X-Debug"));
+    EXPECT_FALSE(res.headers.get("X-Up"));
+    EXPECT_EQ(res.headers.get("Cache-Control").value_or(""), "no-store");
+    EXPECT_EQ(res.headers.get("X-Content-Type-Options").value_or(""), "nosniff");
+    // The gateway's own answers pass the response filters too.
+    auto failed = call(gw, "GET", "/other");
+    EXPECT_EQ(failed.status, 502);
+    EXPECT_EQ(failed.headers.get("X-Content-Type-Options").value_or(""), "nosniff");
+
+    auto routes = call(gw, "GET", "/-/routes");
+    EXPECT_NE(routes.body.find(
+                  R"("filters":[{"name":"headers","response":{"set":{"X-Content-Type-Options":"nosniff"}}})"),
+              std::string::npos)
+        << routes.body;
+}
+
+TEST_F(ProxyTest, IpAccessRefusesByPeerAddress) {
+    auto gw = start_gateway_with(
+        "routes:\n" +
+        static_route("closed", "/closed", upstream_address(),
+                     "    filters:\n      - name: ip_access\n        deny: [127.0.0.0/8]\n") +
+        static_route("open", "/open", upstream_address(),
+                     "    filters:\n      - name: ip_access\n        allow: [127.0.0.1, \"::1\"]\n"));
+    auto refused = call(gw, "GET", "/closed");
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_EQ(refused.headers.get("Content-Type").value_or(""), "application/problem+json");
+    EXPECT_EQ(call(gw, "GET", "/open").status, 200);
+    EXPECT_EQ(hits_.load(), 1);
+}
+
+TEST_F(ProxyTest, AnUnknownFilterOrBadFilterSettingsNameFileLineAndKey) {
+    auto error_of = [](const std::string& yaml) -> std::string {
+        try {
+            gateway::parse_routes(yaml, "r.yaml");
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    auto route = static_route("a", "/", "127.0.0.1:1");
+    EXPECT_EQ(
+        error_of("routes:\n" + route + "    filters:\n      - name: nosuch\n"),
+        "r.yaml:7: routes[0].filters[0].name: no filter is called 'nosuch' (known: headers, ip_access)");
+    EXPECT_EQ(error_of("routes:\n" + route +
+                       "    filters:\n      - name: ip_access\n        allow: [10.0.0.1/8]\n"),
+              "r.yaml:8: routes[0].filters[0].allow: '10.0.0.1/8' is not an address or CIDR block");
+    EXPECT_EQ(error_of("routes:\n" + route + "    filters:\n      - name: headers\n        respons: {}\n"),
+              "r.yaml:8: routes[0].filters[0].respons: unknown key");
+    EXPECT_EQ(error_of("routes:\n" + route +
+                       "    filters:\n      - name: headers\n        request: {set: {Host: x}}\n"),
+              "r.yaml:8: routes[0].filters[0].request.set: 'Host' is set by the gateway itself");
 }
 
 }  // namespace

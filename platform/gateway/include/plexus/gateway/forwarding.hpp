@@ -6,13 +6,15 @@
 #include <string_view>
 
 #include "plexus/net/http.hpp"
+#include "plexus/resilience/deadline.hpp"
+#include "plexus/serving/request_scope.hpp"
 
 namespace plexus::gateway {
 
 /// Header names the gateway sets or reads.
-inline constexpr std::string_view kRequestIdHeader = "X-Request-Id";
-inline constexpr std::string_view kTraceparentHeader = "traceparent";
-inline constexpr std::string_view kDeadlineHeader = "X-Plexus-Deadline-Ms";
+using resilience::kDeadlineHeader;
+using serving::kRequestIdHeader;
+using serving::kTraceparentHeader;
 /// The client's request target, sent upstream when the gateway rewrote it.
 inline constexpr std::string_view kOriginalPathHeader = "X-Plexus-Original-Path";
 
@@ -21,9 +23,8 @@ inline constexpr std::string_view kOriginalPathHeader = "X-Plexus-Original-Path"
 /// directions (request to the upstream, upstream response to the client). No allocation.
 void strip_hop_by_hop(net::Headers& headers);
 
-/// Keeps a sane X-Request-Id (core::is_sane_request_id; repeats collapse to the first) or sets a
-/// fresh one (32 lowercase hex characters). Returns the value, valid until `headers` is next changed.
-std::string_view ensure_request_id(net::Headers& headers);
+/// See serving::ensure_request_id (every entry point keeps or sets the request id alike).
+using serving::ensure_request_id;
 
 /// How the gateway treats forwarding headers sent by the client.
 struct ForwardingPolicy {
@@ -38,11 +39,10 @@ struct ForwardingPolicy {
 ///    client's list followed by ", <peer>";
 ///  - X-Forwarded-Proto becomes "http" and the client's Host moves to X-Forwarded-Host (unless
 ///    trusted values are present); Host is removed, so the upstream sees its own address;
-///  - X-Request-Id is kept if sane, else generated (`ensure_request_id`);
 ///  - a client-sent X-Plexus-Original-Path is removed (only the gateway sets it).
-/// Neither the target nor traceparent is touched here. No allocation beyond the headers' growth.
-/// Returns the request id, valid until the headers next change.
-std::string_view prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy);
+/// Neither the target, traceparent nor X-Request-Id (the request scope keeps or sets it) is
+/// touched here. No allocation beyond the headers' growth.
+void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy);
 
 /// Prepares an upstream response for the client, in place: removes hop-by-hop fields.
 void prepare_downstream_response(net::Response& res);

@@ -8,7 +8,8 @@
 ///     net::Runtime runtime;
 ///     discovery::Discovery disco(discovery::RegistryClient(registry_ep), runtime.executor(0));
 ///     gateway::Gateway gw({.routes_file = "routes.yaml"}, &disco);   // throws on a bad file
-///     net::Server server(runtime, server_settings, gw.handler(), gw.body_limit());
+///     server_settings.defer_body = true;   // filters see the head before the body is read
+///     net::Server server(runtime, server_settings, gw.handler());
 ///     gw.start_watching_file(runtime.executor(0));
 ///     runtime.on_signals({SIGHUP, SIGTERM}, [&](int sig) {
 ///         if (sig == SIGHUP) net::spawn(runtime.executor(0), gw.reload_async(), "routes reload");
@@ -82,8 +83,11 @@ struct ReloadStatus {
     std::size_t routes = 0;
 };
 
-/// The gateway. Construct it at startup, then hand handler() and body_limit() to a net::Server.
-/// Thread-safety: handler(), body_limit(), reload*(), set_routes() and routes() may be used from
+/// The gateway. Construct it at startup, then hand handler() to a net::Server that defers bodies
+/// (ServerSettings::defer_body): the gateway reads each body itself, within its route's
+/// max_body_bytes, after the request-head filters let it through (a server that reads bodies
+/// itself works too, with its own limit first).
+/// Thread-safety: handler(), reload*(), set_routes() and routes() may be used from
 /// any thread at once. The request path takes no lock: it loads the current route snapshot
 /// (an atomic shared_ptr) once per request and keeps it until the request ends, so a reload never
 /// disturbs requests in flight.
@@ -103,9 +107,6 @@ class Gateway {
     /// The request handler: admin endpoints, then the routes. Never throws for upstream failures;
     /// they become problem responses.
     net::Handler handler() const;
-    /// The per-route body limit for the server (0, the server's default, for admin paths and
-    /// unmatched requests).
-    net::BodyLimit body_limit() const;
 
     /// Re-reads the routes file and swaps in the new table. A bad file is rejected: the error
     /// (file:line: key: reason) is logged and returned, and the old routes keep serving.

@@ -20,6 +20,11 @@
 ///         fault: {...}                  #   retry, fault, fallback
 ///         fallback: {...}
 ///         circuit_breaker: {...}        # optional: a breaker of this route's own
+///         filters:                      # optional: per-request behaviour (gateway/filter.hpp)
+///           - name: ip_access
+///             allow: [10.0.0.0/8]
+///
+///     default_filters: [...]            # optional: filters every route runs before its own
 ///
 ///     upstreams:                        # optional: policies shared by every call to an upstream
 ///       catalog:                        # a service name, or a route name for static upstreams
@@ -47,6 +52,7 @@
 #include <vector>
 
 #include "plexus/discovery/discovery.hpp"
+#include "plexus/gateway/filter.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/router.hpp"
@@ -74,6 +80,8 @@ struct RouteSettings {
     /// every route of one service must carry the same.
     resilience::UpstreamPolicy upstream;
     std::optional<resilience::BreakerSettings> breaker;  ///< the route's own breaker, if any
+    /// The route's filters in order, the file's `default_filters` first.
+    std::vector<FilterSpec> filters;
 
     /// What the upstream policy is keyed by: the service, or the route's name for static upstreams.
     const std::string& upstream_name() const noexcept { return service.empty() ? name : service; }

@@ -1,0 +1,55 @@
+#include "plexus/gateway/filter.hpp"
+
+#include <stdexcept>
+
+#include "plexus/gateway/routes.hpp"
+
+namespace plexus::gateway {
+
+net::Task<FilterResult> Filter::on_request_head_async(Exchange&) const { co_return FilterResult::next; }
+
+void FilterState::begin_load() {
+    std::lock_guard lock(mutex_);
+    next_.clear();
+}
+
+void FilterState::end_load(bool installed) {
+    std::lock_guard lock(mutex_);
+    if (installed) current_.swap(next_);
+    next_.clear();
+}
+
+std::size_t FilterState::size() const {
+    std::lock_guard lock(mutex_);
+    return current_.size();
+}
+
+const FilterFactory* find_filter_factory(std::string_view name) noexcept {
+    for (const auto* f : filter_factories()) {
+        if (f->name() == name) return f;
+    }
+    return nullptr;
+}
+
+FilterChain compile_filters(std::span<const FilterSpec> specs, FilterContext& ctx) {
+    FilterChain chain;
+    chain.filters.reserve(specs.size());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const auto& spec = specs[i];
+        auto where = "filters[" + std::to_string(i) + "] (" + spec.name + ")";
+        const auto* factory = spec.factory ? spec.factory : find_filter_factory(spec.name);
+        if (!factory) throw std::invalid_argument(where + ": no filter is called '" + spec.name + "'");
+        if (!spec.config) throw std::invalid_argument(where + ": has no settings");
+        std::shared_ptr<const Filter> filter;
+        try {
+            filter = factory->create(*spec.config, ctx);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(where + ": " + e.what());
+        }
+        chain.phases |= filter->phases();
+        chain.filters.push_back(std::move(filter));
+    }
+    return chain;
+}
+
+}  // namespace plexus::gateway
