@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
     plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
     gw->add_option("--listen", gateway.listen, "address to listen on (host:port)");
+    gw->add_option("--admin-listen", gateway.admin_listen,
+                   "address of the admin endpoints: /metrics, /-/routes, /-/resilience (host:port)");
     gw->add_option("--registry", gateway.registry, "registry URL, http://host:port");
     gw->add_option("--routes", gateway.routes_file, "routes file (YAML)")->required();
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
@@ -70,6 +72,9 @@ int main(int argc, char** argv) {
     upc->add_option("-f,--file", up.manifest_path, "manifest (default deploy/plexus.yaml)");
     upc->add_option("--data-dir", up.data_dir, "where daemons and services keep their data and logs");
     upc->add_option("--gateway-port", up.gateway_port, "port of the gateway (0 = any free port)")
+        ->check(CLI::Range(0, 65535));
+    upc->add_option("--gateway-admin-port", up.gateway_admin_port,
+                    "port of the gateway's admin endpoints on loopback (0 = any free port)")
         ->check(CLI::Range(0, 65535));
     upc->add_flag("--detach,-d", up.detach, "return once everything is healthy; stop later with plexus down");
 

@@ -48,11 +48,11 @@ count() {  # name port command... → "name requests instructions"
   echo "$name $requests $instructions"
 }
 
-g=$(count plexus "$GATEWAY_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" \
+g=$(count plexus "$GATEWAY_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes.yaml" --threads 1 --log-level warn)
 # The same with its access log on (one JSON line per request, written to a file).
 LOGGED_PORT=$(free_port)
-gl=$(count plexus+log "$LOGGED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LOGGED_PORT" \
+gl=$(count plexus+log "$LOGGED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LOGGED_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes.yaml" --threads 1 --log-level info)
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
 

@@ -29,7 +29,7 @@ write_routes "$BACKEND_PORT"
 # Access logs off on both proxies: the gateway's are info-level lines. nginx daemonises into a
 # session of its own; the gateway gets one too (setsid), so that with the kernel's autogroup
 # scheduling neither proxy shares its CPU share with wrk and the other doesn't.
-setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --routes "$work/routes.yaml" \
+setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$(free_port)" --routes "$work/routes.yaml" \
   --threads "$PROXY_THREADS" --log-level warn > "$work/gateway.log" 2>&1 < /dev/null &
 pids+=($!)
 GATEWAY_PID=$!

@@ -208,7 +208,7 @@ double catalog_metric(const Deployment& d, const std::string& name, const std::v
 
 // The gateway's view of catalog: its breaker, and the instances it has ejected.
 std::string gateway_view(const Deployment& d) {
-    auto r = http("GET", d.gateway_port(), "/-/resilience", {}, {}, 1s);
+    auto r = http("GET", d.gateway_admin_port(), "/-/resilience", {}, {}, 1s);
     boost::system::error_code ec;
     auto doc = json::parse(r.body, ec);
     if (r.status != 200 || ec || !doc.is_object()) return "unreachable";

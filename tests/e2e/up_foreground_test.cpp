@@ -32,7 +32,8 @@ TEST(PlexusUpForeground, StartsShowsProgressAndStopsOnCtrlC) {
     TempDir dir;
     int gateway_port = free_port();
     Process up({PLEXUS_BIN, "up", "-f", std::string(PLEXUS_SOURCE_DIR) + "/deploy/plexus.yaml", "--data-dir",
-                dir.path(), "--gateway-port", std::to_string(gateway_port)},
+                dir.path(), "--gateway-port", std::to_string(gateway_port), "--gateway-admin-port",
+                std::to_string(free_port())},
                {}, dir.path() + "/up.out");
     ASSERT_TRUE(eventually([&] { return up.log().find("Plexus is up") != std::string::npos; },
                            std::chrono::seconds(60)))

@@ -39,6 +39,19 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     EXPECT_FALSE(first.headers["x-request-id"].empty());
     EXPECT_EQ(http_get(gateway_port, "/api/nothing-here").status, 404);
 
+    // The gateway's admin endpoints answer on its admin listener only, never on the public port.
+    const int admin_port = d.gateway_admin_port();
+    ASSERT_GT(admin_port, 0);
+    EXPECT_NE(admin_port, gateway_port);
+    EXPECT_NE(d.up_output().find("http://127.0.0.1:" + std::to_string(admin_port)), std::string::npos)
+        << d.up_output();
+    for (const char* path : {"/metrics", "/-/routes", "/-/resilience"}) {
+        EXPECT_EQ(http_get(admin_port, path).status, 200) << path;
+        EXPECT_EQ(http_get(gateway_port, path).status, 404) << path;
+    }
+    EXPECT_NE(http_get(admin_port, "/metrics").body.find("plexus_gateway_requests_total"), std::string::npos);
+    EXPECT_EQ(http_get(gateway_port, "/health/ready").status, 200);  // load balancers' probes
+
     auto victim = d.instance("catalog-0");
     ASSERT_FALSE(victim.empty());
     int victim_pid = static_cast<int>(victim.at("pid").as_int64());

@@ -40,9 +40,11 @@ class GatewayDaemon : public ::testing::Test {
         routes_file = dir.path() + "/routes.yaml";
         write_file(routes_file, routes("/aaa", upstream.port()));
         port = free_port();
-        gateway = Process({PLEXUS_BIN, "gateway", "--listen", "127.0.0.1:" + std::to_string(port), "--routes",
-                           routes_file, "--threads", "1"},
-                          {}, dir.path() + "/gateway.log");
+        admin_port = free_port();
+        gateway =
+            Process({PLEXUS_BIN, "gateway", "--listen", "127.0.0.1:" + std::to_string(port), "--admin-listen",
+                     "127.0.0.1:" + std::to_string(admin_port), "--routes", routes_file, "--threads", "1"},
+                    {}, dir.path() + "/gateway.log");
         ASSERT_TRUE(eventually([&] { return http_get(port, "/health/ready").status == 200; }))
             << gateway.log();
     }
@@ -61,7 +63,7 @@ class GatewayDaemon : public ::testing::Test {
     TempDir dir;
     StubServer upstream;
     std::string routes_file;
-    int port = 0;
+    int port = 0, admin_port = 0;
     Process gateway;
 };
 
@@ -97,4 +99,22 @@ TEST_F(GatewayDaemon, SighupWithABrokenFileKeepsTheRoutesAndSaysWhy) {
     EXPECT_NE(gateway.log().find(routes_file), std::string::npos) << gateway.log();
     EXPECT_EQ(http_get(port, "/aaa/x").status, 200);
     EXPECT_TRUE(gateway.running());
+}
+
+TEST_F(GatewayDaemon, AdminEndpointsAnswerOnTheAdminListenerOnly) {
+    EXPECT_EQ(http_get(port, "/aaa/x").status, 200);
+    auto metrics = http_get(admin_port, "/metrics");
+    ASSERT_EQ(metrics.status, 200);
+    EXPECT_NE(metrics.body.find("plexus_gateway_requests_total{route=\"only\",code_class=\"2xx\"} 1"),
+              std::string::npos)
+        << metrics.body;
+    EXPECT_NE(http_get(admin_port, "/-/routes").body.find("\"name\":\"only\""), std::string::npos);
+    EXPECT_EQ(http_get(admin_port, "/-/resilience").status, 200);
+    EXPECT_EQ(http_get(admin_port, "/aaa/x").status, 404);  // no routing there
+    for (const char* path : {"/-/routes", "/-/resilience", "/-/metrics"})
+        EXPECT_EQ(http_get(port, path).status, 404) << path;
+    EXPECT_EQ(http_get(port, "/metrics").status, 404);  // an ordinary path: no route takes it
+    EXPECT_EQ(http_get(port, "/health/live").status, 200);
+    gateway.signal(SIGTERM);
+    EXPECT_EQ(gateway.wait(), 0) << gateway.log();
 }

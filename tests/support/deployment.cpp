@@ -41,13 +41,16 @@ bool Deployment::up() {
     gateway_port_ = free_port();
     int rc =
         run_command(std::string("timeout 120 ") + PLEXUS_BIN + " up --detach -f " + manifest_ +
-                        " --data-dir " + dir_.path() + " --gateway-port " + std::to_string(gateway_port_),
+                        " --data-dir " + dir_.path() + " --gateway-port " + std::to_string(gateway_port_) +
+                        " --gateway-admin-port " + std::to_string(free_port()),
                     &up_output_);
     auto st = state();
     if (!st) return false;
     supervisor_pid_ = static_cast<int>(st->at("pid").as_int64());
     control_port_ = static_cast<int>(st->at("control_port").as_int64());
     registry_port_ = static_cast<int>(st->at("registry_port").as_int64());
+    if (const auto* admin = st->if_contains("gateway_admin_port"))
+        gateway_admin_port_ = static_cast<int>(admin->as_int64());
     return rc == 0;
 }
 

@@ -34,6 +34,8 @@ class Deployment {
     int down(std::string* output = nullptr);
 
     int gateway_port() const noexcept { return gateway_port_; }
+    /// The gateway's admin listener (/metrics, /-/resilience), picked by plexus up.
+    int gateway_admin_port() const noexcept { return gateway_admin_port_; }
     int control_port() const noexcept { return control_port_; }
     int registry_port() const noexcept { return registry_port_; }
     int supervisor_pid() const noexcept { return supervisor_pid_; }
@@ -72,7 +74,8 @@ class Deployment {
 
     std::string manifest_;
     TempDir dir_;
-    int gateway_port_ = 0, control_port_ = 0, registry_port_ = 0, supervisor_pid_ = 0;
+    int gateway_port_ = 0, gateway_admin_port_ = 0, control_port_ = 0, registry_port_ = 0,
+        supervisor_pid_ = 0;
     std::string up_output_;
     mutable std::mutex mutex_;
     std::set<int> seen_pids_;

@@ -1,6 +1,7 @@
 #include "plexus/gateway/daemon.hpp"
 
 #include <csignal>
+#include <tuple>
 
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/discovery.hpp"
@@ -16,6 +17,11 @@ int run(const DaemonSettings& s) {
     auto listen = net::parse_listen_address(s.listen);
     if (!listen) {
         telemetry::error("--listen must be host:port", {{"listen", s.listen}});
+        return 2;
+    }
+    auto admin_listen = net::parse_listen_address(s.admin_listen);
+    if (!admin_listen) {
+        telemetry::error("--admin-listen must be host:port", {{"admin_listen", s.admin_listen}});
         return 2;
     }
     std::optional<net::Endpoint> registry;
@@ -53,12 +59,20 @@ int run(const DaemonSettings& s) {
     ss.port = listen->port;
     ss.defer_body = true;  // request-head filters run before the body is read
     net::Server server(runtime, ss, gw->handler());
-    try {
-        server.start();
-    } catch (const std::exception& e) {
-        telemetry::error("cannot listen", {{"listen", s.listen}, {"error", e.what()}});
-        std::fprintf(stderr, "plexus gateway: cannot listen on %s: %s\n", s.listen.c_str(), e.what());
-        return 1;
+    net::ServerSettings admin_ss;
+    admin_ss.address = admin_listen->host;
+    admin_ss.port = admin_listen->port;
+    net::Server admin(runtime, admin_ss, gw->admin_handler());
+    for (auto [srv, flag, address] :
+         {std::tuple{&server, "listen", &s.listen}, std::tuple{&admin, "admin-listen", &s.admin_listen}}) {
+        try {
+            srv->start();
+        } catch (const std::exception& e) {
+            telemetry::error("cannot listen", {{flag, *address}, {"error", e.what()}});
+            std::fprintf(stderr, "plexus gateway: cannot listen on %s (--%s): %s\n", address->c_str(), flag,
+                         e.what());
+            return 1;
+        }
     }
     gw->start_watching_file(runtime.executor(0));
     runtime.on_signals({SIGTERM, SIGINT, SIGHUP}, [&](int sig) {
@@ -71,10 +85,13 @@ int run(const DaemonSettings& s) {
         }
         telemetry::info("shutting down", {{"signal", sig}});
         if (disco) disco->stop();
-        server.shutdown([&runtime] { runtime.stop(); });
+        // The admin listener answers until the public one has drained.
+        server.shutdown([&] { admin.shutdown([&runtime] { runtime.stop(); }); });
     });
     telemetry::info("gateway listening", {{"address", ss.address},
                                           {"port", server.port()},
+                                          {"admin_address", admin_ss.address},
+                                          {"admin_port", admin.port()},
                                           {"routes", static_cast<std::int64_t>(gw->routes()->size())}});
     runtime.run();
     return 0;

@@ -274,8 +274,10 @@ struct Gateway::Impl {
 
     // ------------------------------------------------------------ admin endpoints
 
-    // Answers the admin paths; false if `req` is not for one of them.
-    bool serve_admin(const net::Request& req, net::Response& res) const {
+    // Answers the admin paths; false if `req` is not for one of them. On the public listener
+    // (`full` false) only the health endpoints are served; the rest of /-/ is reserved (404) and
+    // /metrics is an ordinary path. On the admin listener every other path is a 404.
+    bool serve_admin(const net::Request& req, net::Response& res, bool full) const {
         std::string_view path = req.path();
         bool reserved = path.starts_with("/-/");
         if (reserved) path.remove_prefix(2);
@@ -290,8 +292,15 @@ struct Gateway::Impl {
             which = routes;
         else if (reserved && path == "/resilience")
             which = guards;
-        if (which == none) {
+        if (!full && which != live && which != ready) {
             if (!reserved) return false;
+            res.problem(404, "Not Found",
+                        "no endpoint at " + std::string(req.path()) +
+                            " (admin endpoints are served on the admin listener)",
+                        req.path());
+            return true;
+        }
+        if (which == none) {
             res.problem(404, "Not Found", "no admin endpoint at " + std::string(req.path()), req.path());
             return true;
         }
@@ -383,7 +392,7 @@ struct Gateway::Impl {
 
     net::Task<void> handle(net::Request& req, net::Response& res) {
         auto start = Clock::now();
-        if (serve_admin(req, res)) co_return;
+        if (serve_admin(req, res, false)) co_return;
 
         auto snap = snapshot.load();
         std::string_view path = req.path();
@@ -597,6 +606,13 @@ Gateway::~Gateway() { impl_->stopped.store(true); }
 
 net::Handler Gateway::handler() const {
     return [impl = impl_](net::Request& req, net::Response& res) { return impl->handle(req, res); };
+}
+
+net::Handler Gateway::admin_handler() const {
+    return [impl = impl_](net::Request& req, net::Response& res) -> net::Task<void> {
+        impl->serve_admin(req, res, true);
+        co_return;
+    };
 }
 
 ReloadStatus Gateway::reload() { return impl_->reload(); }

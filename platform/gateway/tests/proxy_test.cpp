@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -198,8 +199,13 @@ class ProxyTest : public ::testing::Test {
     std::uint16_t start_gateway(gateway::GatewaySettings settings, discovery::Discovery* disco = nullptr) {
         gateways_.push_back(std::make_unique<gateway::Gateway>(std::move(settings), disco, metrics_));
         auto& gw = *gateways_.back();
-        return start_server(gw.handler(), {}, true);
+        auto port = start_server(gw.handler(), {}, true);
+        admin_ports_[port] = start_server(gw.admin_handler());
+        return port;
     }
+
+    // The admin listener of the gateway whose public port is `gw`.
+    std::uint16_t admin(std::uint16_t gw) const { return admin_ports_.at(gw); }
 
     std::uint16_t start_gateway_with(std::string routes_yaml, bool trust = false) {
         auto routes = gateway::parse_routes(routes_yaml, "test-routes.yaml");
@@ -247,6 +253,7 @@ class ProxyTest : public ::testing::Test {
     std::atomic<int> hits_{0};
     std::atomic<int> posts_{0};
     std::vector<std::unique_ptr<gateway::Gateway>> gateways_;
+    std::map<std::uint16_t, std::uint16_t> admin_ports_;  // public port → admin port
     std::vector<std::unique_ptr<net::Server>> servers_;
     std::unique_ptr<discovery::Discovery> disco_;
 };
@@ -430,27 +437,36 @@ TEST_F(ProxyTest, ForwardedForIsTrustedOnlyWhenConfigured) {
     EXPECT_EQ(echoed_header(b.body, "X-Forwarded-Proto"), "https");
 }
 
-TEST_F(ProxyTest, AdminEndpointsComeBeforeUserRoutes) {
+TEST_F(ProxyTest, AdminEndpointsAreOnTheAdminListenerOnly) {
     auto gw = start_gateway_with("routes:\n" + static_route("everything", "/", upstream_address()));
-    auto live = call(gw, "GET", "/health/live");
-    EXPECT_EQ(live.status, 200);
+    // The public port answers the health probes itself, before any route.
+    EXPECT_EQ(call(gw, "GET", "/health/live").status, 200);
     auto ready = call(gw, "GET", "/health/ready");
     EXPECT_EQ(ready.status, 200);
     EXPECT_NE(ready.body.find(R"("routes":1)"), std::string::npos) << ready.body;
     EXPECT_EQ(call(gw, "GET", "/-/health/ready").status, 200);
-    auto routes = call(gw, "GET", "/-/routes");
+    // The rest of /-/ is reserved there; /metrics is an ordinary path the routes may take.
+    EXPECT_EQ(call(gw, "GET", "/-/routes").status, 404);
+    EXPECT_EQ(call(gw, "GET", "/-/resilience").status, 404);
+    EXPECT_EQ(call(gw, "GET", "/-/metrics").status, 404);
+    EXPECT_EQ(call(gw, "GET", "/metrics").status, 200);
+    EXPECT_EQ(first_line(call(gw, "GET", "/metrics").body), "GET /metrics");  // the upstream's echo
+    EXPECT_EQ(hits_.load(), 2);
+
+    auto routes = call(admin(gw), "GET", "/-/routes");
     EXPECT_EQ(routes.status, 200);
     EXPECT_NE(routes.body.find(R"("name":"everything")"), std::string::npos) << routes.body;
-    call(gw, "GET", "/user");
-    auto metrics = call(gw, "GET", "/metrics");
+    auto metrics = call(admin(gw), "GET", "/metrics");
     EXPECT_EQ(metrics.status, 200);
     EXPECT_EQ(metrics.headers.get("Content-Type"), telemetry::kPrometheusContentType);
-    EXPECT_NE(metrics.body.find("plexus_gateway_requests_total{route=\"everything\",code_class=\"2xx\"} 1"),
+    EXPECT_NE(metrics.body.find("plexus_gateway_requests_total{route=\"everything\",code_class=\"2xx\"} 2"),
               std::string::npos)
         << metrics.body;
-    EXPECT_EQ(call(gw, "POST", "/metrics").status, 405);
-    EXPECT_EQ(call(gw, "GET", "/-/unknown").status, 404);
-    EXPECT_EQ(hits_.load(), 1);  // only /user reached the upstream
+    EXPECT_EQ(call(admin(gw), "GET", "/health/ready").status, 200);
+    EXPECT_EQ(call(admin(gw), "POST", "/metrics").status, 405);
+    EXPECT_EQ(call(admin(gw), "GET", "/-/unknown").status, 404);
+    EXPECT_EQ(call(admin(gw), "GET", "/user").status, 404);  // no routing on the admin listener
+    EXPECT_EQ(hits_.load(), 2);
 }
 
 TEST_F(ProxyTest, ReloadWithABrokenFileKeepsTheOldRoutes) {
@@ -613,7 +629,7 @@ TEST_F(ProxyTest, BreakerOpensOnFailuresAndFailsFastNamingTheUpstream) {
     EXPECT_EQ(hits_.load(), 4);  // failed fast: the upstream saw nothing
     EXPECT_EQ(metric_line("plexus_circuit_breaker_state{breaker=\"flaky\"}"),
               "plexus_circuit_breaker_state{breaker=\"flaky\"} 1");
-    auto admin = call(gw, "GET", "/-/resilience");
+    auto admin = call(this->admin(gw), "GET", "/-/resilience");
     EXPECT_EQ(admin.status, 200);
     EXPECT_NE(admin.body.find("\"state\":\"open\""), std::string::npos) << admin.body;
 }
@@ -634,7 +650,7 @@ TEST_F(ProxyTest, ADeadInstanceIsEjectedWhileTheBreakerStaysClosed) {
     auto errors =
         metric_line("plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"}");
     EXPECT_EQ(errors, "plexus_gateway_upstream_errors_total{route=\"pair\",kind=\"connect_failure\"} 3");
-    auto admin = call(gw, "GET", "/-/resilience");
+    auto admin = call(this->admin(gw), "GET", "/-/resilience");
     EXPECT_NE(admin.body.find("\"ejected\":true"), std::string::npos) << admin.body;
 }
 
@@ -933,7 +949,7 @@ TEST_F(ProxyTest, HeaderFiltersFromTheFileIncludingDefaults) {
     EXPECT_EQ(failed.status, 502);
     EXPECT_EQ(failed.headers.get("X-Content-Type-Options").value_or(""), "nosniff");
 
-    auto routes = call(gw, "GET", "/-/routes");
+    auto routes = call(admin(gw), "GET", "/-/routes");
     EXPECT_NE(routes.body.find(
                   R"("filters":[{"name":"headers","response":{"set":{"X-Content-Type-Options":"nosniff"}}})"),
               std::string::npos)

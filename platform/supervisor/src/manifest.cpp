@@ -44,11 +44,12 @@ std::optional<std::string> walk_placeholders(
 }
 
 constexpr std::string_view kPortPrefix = "port:";
+constexpr std::string_view kAdminPortPrefix = "admin_port:";
 
 std::string unknown(std::string_view name) {
     return "unknown placeholder '{" + std::string(name) +
-           "}' (known: {plexus} {bin_dir} {data_dir} {manifest_dir} {port} {port:NAME} {instance} "
-           "{replica}; write {{ for a literal {)";
+           "}' (known: {plexus} {bin_dir} {data_dir} {manifest_dir} {port} {port:NAME} {admin_port} "
+           "{admin_port:NAME} {instance} {replica}; write {{ for a literal {)";
 }
 
 std::optional<std::string> check_name(std::string_view name) {
@@ -132,6 +133,16 @@ Manifest read_manifest(SettingsReader& r, const std::string& manifest_dir,
             if (!fresh)
                 d.fail("port",
                        "port " + std::to_string(spec.port) + " is also used by daemon '" + it->second + "'");
+        }
+        if (d.has("admin_port")) {
+            spec.admin_port = 0;
+            d.field("admin_port", spec.admin_port, 0, 65535);
+            if (spec.admin_port != 0) {
+                auto [it, fresh] = fixed_ports.emplace(spec.admin_port, name);
+                if (!fresh)
+                    d.fail("admin_port", "port " + std::to_string(spec.admin_port) +
+                                             " is also used by daemon '" + it->second + "'");
+            }
         }
         d.field("health", spec.health);
         if (!spec.health.empty() && spec.health.front() != '/')
@@ -281,8 +292,13 @@ std::optional<std::string> check_placeholders(std::string_view text, Placeholder
                 return std::string(
                     "{port} is only available to daemons (services listen on PLEXUS_LISTEN, port 0)");
             }
-            if (name.starts_with(kPortPrefix)) {
-                auto daemon = name.substr(kPortPrefix.size());
+            if (name == "admin_port") {
+                if (scope == PlaceholderScope::daemon) return std::nullopt;
+                return std::string("{admin_port} is only available to daemons");
+            }
+            for (auto prefix : {kPortPrefix, kAdminPortPrefix}) {
+                if (!name.starts_with(prefix)) continue;
+                auto daemon = name.substr(prefix.size());
                 if (daemon_names == nullptr || daemon_names->contains(std::string(daemon)))
                     return std::nullopt;
                 return "'{" + std::string(name) + "}' names no daemon of this manifest";
@@ -318,6 +334,18 @@ Result<std::string> expand_placeholders(std::string_view text, const Placeholder
                 auto it = v.daemon_ports.find(name.substr(kPortPrefix.size()));
                 if (it == v.daemon_ports.end())
                     return "'{" + std::string(name) + "}' names no daemon with a port";
+                o += std::to_string(it->second);
+                return std::nullopt;
+            }
+            if (name == "admin_port") {
+                if (!v.admin_port) return std::string("{admin_port} is used by a daemon without admin_port");
+                o += std::to_string(*v.admin_port);
+                return std::nullopt;
+            }
+            if (name.starts_with(kAdminPortPrefix)) {
+                auto it = v.daemon_admin_ports.find(name.substr(kAdminPortPrefix.size()));
+                if (it == v.daemon_admin_ports.end())
+                    return "'{" + std::string(name) + "}' names no daemon with an admin_port";
                 o += std::to_string(it->second);
                 return std::nullopt;
             }

@@ -127,6 +127,7 @@ struct Supervisor::Impl {
     std::condition_variable_any wake_cv;
     bool wake = false;
     std::map<std::string, int, std::less<>> daemon_ports;
+    std::map<std::string, int, std::less<>> daemon_admin_ports;
     std::map<std::string, int, std::less<>> desired;  // service → replicas
     std::vector<std::unique_ptr<Instance>> instances;
     std::size_t daemons_active = 0;  // daemons [0, daemons_active) may be started
@@ -147,8 +148,14 @@ struct Supervisor::Impl {
         values.instance = name;
         values.replica = replica;
         values.daemon_ports = daemon_ports;
+        values.daemon_admin_ports = daemon_admin_ports;
         const bool daemon = kind == InstanceKind::daemon;
-        if (daemon) values.port = daemon_ports.at(manifest.daemons[index].name);
+        if (daemon) {
+            values.port = daemon_ports.at(manifest.daemons[index].name);
+            if (auto it = daemon_admin_ports.find(manifest.daemons[index].name);
+                it != daemon_admin_ports.end())
+                values.admin_port = it->second;
+        }
         const auto& command = daemon ? manifest.daemons[index].command : manifest.services[index].command;
         const auto& extra_env = daemon ? manifest.daemons[index].env : manifest.services[index].env;
 
@@ -191,6 +198,8 @@ struct Supervisor::Impl {
         inst->st.replica = replica;
         inst->st.name = daemon ? group : group + "-" + std::to_string(replica);
         inst->st.port = daemon ? daemon_ports.at(group) : 0;
+        if (auto it = daemon_admin_ports.find(group); daemon && it != daemon_admin_ports.end())
+            inst->st.admin_port = it->second;
         inst->st.health_path = daemon ? manifest.daemons[index].health : "";
         inst->st.state = InstanceState::backoff;
         inst->st.next_start = now;
@@ -507,13 +516,14 @@ struct Supervisor::Impl {
             if (ec) throw StartupError("cannot create directory '" + dir + "': " + ec.message());
         }
 
-        std::map<std::string, int, std::less<>> ports;
+        std::map<std::string, int, std::less<>> ports, admin_ports;
         std::set<int> taken;
         for (const auto& d : manifest.daemons) {
             if (d.port != 0) taken.insert(d.port);
+            if (d.admin_port > 0) taken.insert(d.admin_port);
         }
-        for (const auto& d : manifest.daemons) {
-            int port = d.port;
+        auto assign = [&](const DaemonSpec& d, int fixed) {
+            int port = fixed;
             for (int attempt = 0; port == 0 && attempt < 20; ++attempt) {
                 auto picked = pick_free_port();
                 if (!picked) {
@@ -524,11 +534,16 @@ struct Supervisor::Impl {
             }
             if (port == 0) throw StartupError("daemon '" + d.name + "': cannot pick a free port");
             taken.insert(port);
-            ports[d.name] = port;
+            return port;
+        };
+        for (const auto& d : manifest.daemons) {
+            ports[d.name] = assign(d, d.port);
+            if (d.admin_port >= 0) admin_ports[d.name] = assign(d, d.admin_port);
         }
         {
             std::lock_guard lock(mutex);
             daemon_ports = std::move(ports);
+            daemon_admin_ports = std::move(admin_ports);
         }
 
         // Expand every command once now, so that a missing {plexus} or {bin_dir} fails here with a
@@ -760,6 +775,13 @@ std::vector<InstanceStatus> Supervisor::status() const {
     out.reserve(keyed.size());
     for (auto& [key, st] : keyed) out.push_back(std::move(st));
     return out;
+}
+
+std::optional<int> Supervisor::daemon_admin_port(std::string_view name) const {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->daemon_admin_ports.find(name);
+    if (it == impl_->daemon_admin_ports.end()) return std::nullopt;
+    return it->second;
 }
 
 std::optional<int> Supervisor::daemon_port(std::string_view name) const {

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/registry_client.hpp"
@@ -70,16 +71,21 @@ std::string resolve_data_dir(const Manifest& m, const std::string& override_dir)
     return fs::weakly_canonical(fs::absolute(dir)).string();
 }
 
-// The gateway URL and the manifest's example commands, printed once everything is healthy.
-void print_ready(const std::string& headline, const std::string& gateway,
+// The gateway URLs and the manifest's example commands ({gateway} and {gateway_admin} in them
+// replaced), printed once everything is healthy.
+void print_ready(const std::string& headline, const std::string& gateway, const std::string& gateway_admin,
                  const std::vector<std::string>& examples, const std::string& data_dir,
                  const char* stop_hint) {
     std::printf("\n%s\n", headline.c_str());
     if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
+    if (!gateway_admin.empty()) std::printf("Gateway admin (loopback only): %s\n", gateway_admin.c_str());
     if (!examples.empty()) std::printf("Try:\n");
     for (auto line : examples) {
-        for (auto pos = line.find("{gateway}"); pos != std::string::npos; pos = line.find("{gateway}")) {
-            line.replace(pos, 9, gateway);
+        for (auto [name, value] :
+             {std::pair<std::string_view, const std::string*>{"{gateway_admin}", &gateway_admin},
+              {"{gateway}", &gateway}}) {
+            for (auto pos = line.find(name); pos != std::string::npos; pos = line.find(name))
+                line.replace(pos, name.size(), *value);
         }
         std::printf("  %s\n", line.c_str());
     }
@@ -211,6 +217,7 @@ class Deployment {
                        {"data_dir", data_dir_},
                        {"manifest", supervisor_->manifest().name}};
         if (auto p = supervisor_->daemon_port("gateway")) o["gateway_port"] = *p;
+        if (auto p = supervisor_->daemon_admin_port("gateway")) o["gateway_admin_port"] = *p;
         if (auto p = supervisor_->daemon_port("registry")) o["registry_port"] = *p;
         auto tmp = data_dir_ + "/" + kStateFile + ".tmp";
         {
@@ -295,13 +302,16 @@ class Deployment {
     void announce() {
         std::string gateway;
         if (auto p = supervisor_->daemon_port("gateway")) gateway = "http://127.0.0.1:" + std::to_string(*p);
+        std::string gateway_admin;
+        if (auto p = supervisor_->daemon_admin_port("gateway"))
+            gateway_admin = "http://127.0.0.1:" + std::to_string(*p);
         if (quiet_) {
             std::printf("ready\n");
             std::fflush(stdout);
             return;
         }
         print_ready("Plexus is up: " + std::to_string(supervisor_->status().size()) + " instances healthy.",
-                    gateway, supervisor_->manifest().examples, data_dir_, "Ctrl-C or ");
+                    gateway, gateway_admin, supervisor_->manifest().examples, data_dir_, "Ctrl-C or ");
     }
 
     json::object status_json() {
@@ -317,7 +327,7 @@ class Deployment {
             bool up = s.state == InstanceState::running || s.state == InstanceState::starting;
             healthy = healthy &&
                       (s.state == InstanceState::stopped || (s.healthy && s.state == InstanceState::running));
-            items.push_back(json::object{
+            json::object item{
                 {"name", s.name},
                 {"service", s.service},
                 {"kind", to_string(s.kind)},
@@ -329,12 +339,16 @@ class Deployment {
                 {"uptime_s",
                  up ? std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at).count() : 0},
                 {"last_exit", s.last_exit},
-                {"log", s.log_file}});
+                {"log", s.log_file}};
+            if (s.admin_port > 0) item["admin_address"] = "127.0.0.1:" + std::to_string(s.admin_port);
+            items.push_back(std::move(item));
         }
         json::object o{
             {"manifest", supervisor_->manifest().name}, {"healthy", healthy}, {"instances", items}};
         if (auto p = supervisor_->daemon_port("gateway"))
             o["gateway"] = "http://127.0.0.1:" + std::to_string(*p);
+        if (auto p = supervisor_->daemon_admin_port("gateway"))
+            o["gateway_admin"] = "http://127.0.0.1:" + std::to_string(*p);
         return o;
     }
 
@@ -420,10 +434,12 @@ int wait_detached(pid_t child, const std::string& data_dir, const std::vector<st
                     last_line = line;
                 }
                 if (s->at("healthy").as_bool()) {
-                    std::string gateway;
+                    std::string gateway, gateway_admin;
                     if (auto* g = s->if_contains("gateway")) gateway = std::string(g->as_string());
+                    if (auto* g = s->if_contains("gateway_admin"))
+                        gateway_admin = std::string(g->as_string());
                     print_ready("Plexus is up (supervisor pid " + std::to_string(child) + ").", gateway,
-                                examples, data_dir, "");
+                                gateway_admin, examples, data_dir, "");
                     return 0;
                 }
             }
@@ -449,17 +465,18 @@ int up(const UpOptions& o) {
     Manifest manifest;
     try {
         manifest = load_manifest(o.manifest_path);
-        if (o.gateway_port >= 0) {
-            bool found = false;
-            for (auto& d : manifest.daemons) {
-                if (d.name == "gateway") {
-                    d.port = o.gateway_port;
-                    found = true;
-                }
-            }
-            if (!found)
-                throw core::SettingsError(o.manifest_path +
-                                          ": --gateway-port given but no daemon is named gateway");
+        for (auto [flag, value, admin] : {std::tuple{"--gateway-port", o.gateway_port, false},
+                                          std::tuple{"--gateway-admin-port", o.gateway_admin_port, true}}) {
+            if (value < 0) continue;
+            auto gateway = std::find_if(manifest.daemons.begin(), manifest.daemons.end(),
+                                        [](const DaemonSpec& d) { return d.name == "gateway"; });
+            if (gateway == manifest.daemons.end())
+                throw core::SettingsError(o.manifest_path + ": " + flag +
+                                          " given but no daemon is named gateway");
+            if (admin && gateway->admin_port < 0)
+                throw core::SettingsError(o.manifest_path + ": " + flag +
+                                          " given but the gateway daemon declares no admin_port");
+            (admin ? gateway->admin_port : gateway->port) = value;
         }
     } catch (const core::SettingsError& e) {
         std::fprintf(stderr, "plexus: %s\n", e.what());
@@ -512,7 +529,9 @@ void print_breakers(ControlClient& control, const json::object& status, std::ost
     for (const auto& v : status.at("instances").as_array()) {
         const auto& i = v.as_object();
         if (i.at("state").as_string() != "running") continue;
-        auto ep = net::parse_endpoint(std::string(i.at("address").as_string()));
+        // Daemons serve it on their admin listener, services on their own port.
+        const auto* admin = i.if_contains("admin_address");
+        auto ep = net::parse_endpoint(std::string((admin ? *admin : i.at("address")).as_string()));
         if (!ep) continue;
         auto r = control.fetch(*ep, "GET", "/-/resilience", {}, 800ms);
         if (!r || r->status != 200) continue;
@@ -583,6 +602,8 @@ int status(const std::string& data_dir, std::ostream& out) {
             << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
     }
     if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
+    if (auto* g = s->if_contains("gateway_admin"))
+        out << "gateway admin: " << std::string(g->as_string()) << "\n";
     print_breakers(control, *s, out);
     return 0;
 }

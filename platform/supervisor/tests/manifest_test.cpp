@@ -246,3 +246,33 @@ TEST(Placeholders, ExpandEveryKnownName) {
     EXPECT_FALSE(expand_placeholders("{bin_dir}/x", v, &why));
     EXPECT_THAT(why, HasSubstr("{bin_dir} is used but no value was given"));
 }
+
+TEST(Manifest, AdminPortsAreDeclaredPerDaemonAndReachableByPlaceholder) {
+    auto m = parse(
+        "name: shop\ndaemons:\n  gateway:\n    command: [\"x\", \"{admin_port}\"]\n    admin_port: 0\n"
+        "  registry:\n    command: [\"y\", \"{admin_port:gateway}\"]\n    admin_port: 9902\n  other:\n"
+        "    command: [z]\n");
+    ASSERT_EQ(m.daemons.size(), 3u);
+    EXPECT_EQ(m.daemons[0].admin_port, 0);     // picked at startup
+    EXPECT_EQ(m.daemons[1].admin_port, 9902);  // fixed
+    EXPECT_EQ(m.daemons[2].admin_port, -1);    // none
+    EXPECT_THAT(error_of("name: shop\nservices:\n  a:\n    command: [\"x\", \"{admin_port}\"]\n"),
+                HasSubstr("services.a.command: {admin_port} is only available to daemons"));
+    EXPECT_THAT(error_of("name: shop\ndaemons:\n  a:\n    command: [\"x\", \"{admin_port:c}\"]\n"),
+                HasSubstr("shop.yaml:4: daemons.a.command: '{admin_port:c}' names no daemon"));
+    EXPECT_THAT(
+        error_of("name: shop\ndaemons:\n  a:\n    command: [x]\n    port: 9000\n    admin_port: 9000\n"),
+        HasSubstr("shop.yaml:6: daemons.a.admin_port: port 9000 is also used by daemon 'a'"));
+
+    PlaceholderValues v;
+    v.port = 4000;
+    v.admin_port = 4100;
+    v.daemon_admin_ports = {{"gateway", 4100}};
+    EXPECT_EQ(*expand_placeholders("{port} {admin_port} {admin_port:gateway}", v), "4000 4100 4100");
+    std::string why;
+    v.admin_port.reset();
+    EXPECT_FALSE(expand_placeholders("{admin_port}", v, &why));
+    EXPECT_THAT(why, HasSubstr("{admin_port} is used by a daemon without admin_port"));
+    EXPECT_FALSE(expand_placeholders("{admin_port:registry}", v, &why));
+    EXPECT_THAT(why, HasSubstr("names no daemon with an admin_port"));
+}

@@ -9,6 +9,9 @@ namespace plexus::gateway {
 /// Flags of `plexus gateway`.
 struct DaemonSettings {
     std::string listen = "127.0.0.1:8080";
+    /// The admin endpoints' listener (/metrics, /-/routes, /-/resilience); port 0 picks one,
+    /// logged in the "gateway listening" line.
+    std::string admin_listen = "127.0.0.1:9901";
     std::string registry;  ///< http://host:port; empty when every route has static upstreams
     std::string routes_file;
     bool trust_forwarded_for = false;

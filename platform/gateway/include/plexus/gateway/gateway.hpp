@@ -10,6 +10,7 @@
 ///     gateway::Gateway gw({.routes_file = "routes.yaml"}, &disco);   // throws on a bad file
 ///     server_settings.defer_body = true;   // filters see the head before the body is read
 ///     net::Server server(runtime, server_settings, gw.handler());
+///     net::Server admin(runtime, {.address = "127.0.0.1", .port = 9901}, gw.admin_handler());
 ///     gw.start_watching_file(runtime.executor(0));
 ///     runtime.on_signals({SIGHUP, SIGTERM}, [&](int sig) {
 ///         if (sig == SIGHUP) net::spawn(runtime.executor(0), gw.reload_async(), "routes reload");
@@ -25,13 +26,16 @@
 /// runs under the route's resilience policies (discovery::call): retries, the upstream's circuit
 /// breaker (503 naming it when open), bulkhead, outlier ejection, fault injection, a fallback.
 ///
-/// Admin endpoints, answered before any user route (GET or HEAD; other methods get 405):
+/// Admin endpoints, served by admin_handler() on a listener of their own (loopback by default),
+/// never on the port clients reach (GET or HEAD; other methods get 405; other paths 404):
 ///   /health/live, /health/ready   liveness; readiness = a route table is loaded
 ///   /metrics                      Prometheus text of the metrics registry
 ///   /-/routes                     the loaded routes as JSON
 ///   /-/resilience                 upstreams' breakers, bulkheads, retry budgets, ejected instances
-/// The same are also served under `/-/` (`/-/health/live`, `/-/metrics`...); every other `/-/`
-/// path is reserved and answers 404.
+/// The same are also served under `/-/` (`/-/health/live`, `/-/metrics`...). The public handler()
+/// answers only the two health endpoints itself (for load balancers' probes), before any user
+/// route; every other `/-/` path is reserved there and answers 404, and `/metrics` is an
+/// ordinary path for the routes.
 ///
 /// Metrics (in the registry given to the constructor):
 ///   plexus_gateway_requests_total{route,code_class}         code_class "1xx".."5xx"
@@ -107,6 +111,8 @@ class Gateway {
     /// The request handler: admin endpoints, then the routes. Never throws for upstream failures;
     /// they become problem responses.
     net::Handler handler() const;
+    /// The admin endpoints (see the file comment), for a second server that only operators reach.
+    net::Handler admin_handler() const;
 
     /// Re-reads the routes file and swaps in the new table. A bad file is rejected: the error
     /// (file:line: key: reason) is logged and returned, and the old routes keep serving.

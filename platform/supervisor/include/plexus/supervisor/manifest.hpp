@@ -64,6 +64,9 @@ struct DaemonSpec {
     std::vector<std::string> command;
     /// Fixed loopback port, or 0 to have the supervisor pick a free one.
     int port = 0;
+    /// A second port for the daemon's admin endpoints (`admin_port:` in the manifest): fixed, or
+    /// 0 to have one picked; -1 (no key) when the daemon has none. `{admin_port}` in its command.
+    int admin_port = -1;
     /// HTTP path (starting with '/') the health probe polls; empty when the daemon has none.
     std::string health;
     /// Extra environment variables (values with placeholders).
@@ -171,6 +174,10 @@ struct PlaceholderValues {
     int replica = 0;
     /// `{port:NAME}`: every daemon's port by name.
     std::map<std::string, int, std::less<>> daemon_ports;
+    /// `{admin_port}`: this daemon's admin port, if it has one.
+    std::optional<int> admin_port;
+    /// `{admin_port:NAME}`: the admin ports of the daemons that have one.
+    std::map<std::string, int, std::less<>> daemon_admin_ports;
 };
 
 /// Expands every placeholder of `text`. Errors (core::errc::invalid_argument, with the reason in

@@ -115,6 +115,8 @@ struct InstanceStatus {
     int pid = 0;
     /// The daemon's loopback port; 0 for services (they listen on a port of their own choosing).
     int port = 0;
+    /// The daemon's admin port (DaemonSpec::admin_port); 0 when it has none.
+    int admin_port = 0;
     /// The daemon's health path ("" for services and daemons without one).
     std::string health_path;
     /// See InstanceState.
@@ -237,6 +239,8 @@ class Supervisor {
     std::vector<InstanceStatus> status() const;
     /// The port assigned to daemon `name` (known once start() began), or nullopt. Thread-safe.
     std::optional<int> daemon_port(std::string_view name) const;
+    /// The admin port assigned to daemon `name`, or nullopt (none declared, or not started yet).
+    std::optional<int> daemon_admin_port(std::string_view name) const;
 
     /// The manifest being run. Immutable; thread-safe.
     const Manifest& manifest() const noexcept;

@@ -20,6 +20,8 @@ struct UpOptions {
     std::string manifest_path = "deploy/plexus.yaml";
     std::string data_dir;   ///< overrides the manifest's data_dir when set
     int gateway_port = -1;  ///< overrides the port of the daemon named "gateway" when ≥ 0
+    /// Overrides the admin port of the daemon named "gateway" when ≥ 0 (it must declare one).
+    int gateway_admin_port = -1;
     bool detach = false;    ///< return once healthy, leaving the supervisor in the background
     std::string plexus_binary;
     std::string bin_dir;
