@@ -325,29 +325,30 @@ Result<std::string> expand_placeholders(std::string_view text, const Placeholder
                 o += std::to_string(v.replica);
                 return std::nullopt;
             }
-            if (name == "port") {
-                if (!v.port) return std::string("{port} is only available to daemons");
-                o += std::to_string(*v.port);
-                return std::nullopt;
-            }
-            if (name.starts_with(kPortPrefix)) {
-                auto it = v.daemon_ports.find(name.substr(kPortPrefix.size()));
-                if (it == v.daemon_ports.end())
-                    return "'{" + std::string(name) + "}' names no daemon with a port";
-                o += std::to_string(it->second);
-                return std::nullopt;
-            }
-            if (name == "admin_port") {
-                if (!v.admin_port) return std::string("{admin_port} is used by a daemon without admin_port");
-                o += std::to_string(*v.admin_port);
-                return std::nullopt;
-            }
-            if (name.starts_with(kAdminPortPrefix)) {
-                auto it = v.daemon_admin_ports.find(name.substr(kAdminPortPrefix.size()));
-                if (it == v.daemon_admin_ports.end())
-                    return "'{" + std::string(name) + "}' names no daemon with an admin_port";
-                o += std::to_string(it->second);
-                return std::nullopt;
+            // {port} / {admin_port}: this daemon's; {port:NAME} / {admin_port:NAME}: any daemon's.
+            struct PortNames {
+                std::string_view own, prefix;
+                const std::optional<int>* value;
+                const std::map<std::string, int, std::less<>>* by_daemon;
+                const char *own_missing, *what;
+            };
+            for (const auto& p :
+                 {PortNames{"port", kPortPrefix, &v.port, &v.daemon_ports,
+                            "{port} is only available to daemons", "a port"},
+                  PortNames{"admin_port", kAdminPortPrefix, &v.admin_port, &v.daemon_admin_ports,
+                            "{admin_port} is used by a daemon without admin_port", "an admin_port"}}) {
+                if (name == p.own) {
+                    if (!*p.value) return std::string(p.own_missing);
+                    o += std::to_string(**p.value);
+                    return std::nullopt;
+                }
+                if (name.starts_with(p.prefix)) {
+                    auto it = p.by_daemon->find(name.substr(p.prefix.size()));
+                    if (it == p.by_daemon->end())
+                        return "'{" + std::string(name) + "}' names no daemon with " + p.what;
+                    o += std::to_string(it->second);
+                    return std::nullopt;
+                }
             }
             return unknown(name);
         });
