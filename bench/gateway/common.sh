@@ -108,4 +108,17 @@ routes:
     upstreams: ["127.0.0.1:$1"]
     timeout: 5s
 CONF
+  # The same route behind a rate limit by client address that the load never reaches.
+  cat > "$work/routes-limited.yaml" <<CONF
+routes:
+  - name: bench
+    match:
+      prefix: /
+    upstreams: ["127.0.0.1:$1"]
+    timeout: 5s
+    filters:
+      - name: rate_limit
+        requests: 100000000
+        per: 1s
+CONF
 }

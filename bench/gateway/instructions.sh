@@ -3,7 +3,7 @@
 # each run under callgrind (one thread/worker each) in front of the same nginx backend. Unlike
 # req/s and latency on a shared 2-core machine, the count repeats to within a fraction of a
 # percent from run to run, so it shows what a change to the request path costs. The gateway is
-# counted twice: with its access log off and on. User-space
+# counted three times: plain, with its access log on, and behind a rate_limit filter. User-space
 # instructions only: the kernel's TCP work, the same for both, is not in it.
 #
 #   bench/gateway/instructions.sh              # 10 s of load per proxy
@@ -54,13 +54,17 @@ g=$(count plexus "$GATEWAY_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_
 LOGGED_PORT=$(free_port)
 gl=$(count plexus+log "$LOGGED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LOGGED_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes.yaml" --threads 1 --log-level info)
+# The same route behind a rate_limit filter (token bucket by client address, never empty).
+LIMITED_PORT=$(free_port)
+glim=$(count plexus+ratelimit "$LIMITED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LIMITED_PORT" --admin-listen "127.0.0.1:$(free_port)" \
+      --routes "$work/routes-limited.yaml" --threads 1 --log-level warn)
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
 
 echo "instructions per proxied request (callgrind, user space, wrk -t1 -c8 -d$DURATION, one thread each)"
-printf '%-16s %10s %16s %14s\n' proxy requests instructions "per request"
-for row in "$g" "$gl" "$n"; do
+printf '%-18s %10s %16s %14s\n' proxy requests instructions "per request"
+for row in "$g" "$gl" "$glim" "$n"; do
   read -r name requests instructions <<<"$row"
-  awk -v n="$name" -v r="$requests" -v i="$instructions" 'BEGIN { printf "%-16s %10d %16.0f %14.0f\n", n, r, i, i / r }'
+  awk -v n="$name" -v r="$requests" -v i="$instructions" 'BEGIN { printf "%-18s %10d %16.0f %14.0f\n", n, r, i, i / r }'
 done
 read -r _ gr gi <<<"$g"; read -r _ nr ni <<<"$n"
 awk -v gr="$gr" -v gi="$gi" -v nr="$nr" -v ni="$ni" 'BEGIN {

@@ -32,6 +32,10 @@ const FilterFactory* find_filter_factory(std::string_view name) noexcept {
 }
 
 FilterChain compile_filters(std::span<const FilterSpec> specs, FilterContext& ctx) {
+    if (specs.size() > kMaxFilters) {
+        throw std::invalid_argument("filters: " + std::to_string(specs.size()) + " filters, at most " +
+                                    std::to_string(kMaxFilters) + " per route (default filters included)");
+    }
     FilterChain chain;
     chain.filters.reserve(specs.size());
     for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -41,6 +45,7 @@ FilterChain compile_filters(std::span<const FilterSpec> specs, FilterContext& ct
         if (!factory) throw std::invalid_argument(where + ": no filter is called '" + spec.name + "'");
         if (!spec.config) throw std::invalid_argument(where + ": has no settings");
         std::shared_ptr<const Filter> filter;
+        ctx.slot = i;
         try {
             filter = factory->create(*spec.config, ctx);
         } catch (const std::invalid_argument& e) {

@@ -980,9 +980,9 @@ TEST_F(ProxyTest, AnUnknownFilterOrBadFilterSettingsNameFileLineAndKey) {
         return "accepted";
     };
     auto route = static_route("a", "/", "127.0.0.1:1");
-    EXPECT_EQ(
-        error_of("routes:\n" + route + "    filters:\n      - name: nosuch\n"),
-        "r.yaml:7: routes[0].filters[0].name: no filter is called 'nosuch' (known: headers, ip_access)");
+    EXPECT_EQ(error_of("routes:\n" + route + "    filters:\n      - name: nosuch\n"),
+              "r.yaml:7: routes[0].filters[0].name: no filter is called 'nosuch' (known: cors, headers, "
+              "ip_access, rate_limit)");
     EXPECT_EQ(error_of("routes:\n" + route +
                        "    filters:\n      - name: ip_access\n        allow: [10.0.0.1/8]\n"),
               "r.yaml:8: routes[0].filters[0].allow: '10.0.0.1/8' is not an address or CIDR block");
@@ -991,6 +991,36 @@ TEST_F(ProxyTest, AnUnknownFilterOrBadFilterSettingsNameFileLineAndKey) {
     EXPECT_EQ(error_of("routes:\n" + route +
                        "    filters:\n      - name: headers\n        request: {set: {Host: x}}\n"),
               "r.yaml:8: routes[0].filters[0].request.set: 'Host' is set by the gateway itself");
+}
+
+TEST_F(ProxyTest, RateLimitRefusesBeforeTheUpstreamAndKeepsItsBucketsAcrossAReload) {
+    const std::string limited = static_route("limited", "/", upstream_address(),
+                                             "    filters:\n      - name: rate_limit\n        requests: 2\n"
+                                             "        per: 1h\n");
+    gateway::GatewaySettings settings;
+    settings.routes = gateway::parse_routes("routes:\n" + limited, "r.yaml");
+    gateways_.push_back(std::make_unique<gateway::Gateway>(settings, nullptr, metrics_));
+    auto& g = *gateways_.back();
+    auto gw = start_server(g.handler(), {}, true);
+    auto ok = call(gw, "GET", "/x");
+    EXPECT_EQ(ok.status, 200);
+    EXPECT_EQ(ok.headers.get("RateLimit-Limit").value_or(""), "2");
+    EXPECT_EQ(ok.headers.get("RateLimit-Remaining").value_or(""), "1");
+    EXPECT_EQ(call(gw, "GET", "/x").status, 200);
+    auto refused = call(gw, "GET", "/x");
+    EXPECT_EQ(refused.status, 429);
+    // One token every 30 minutes, less the moments since the bucket was last full.
+    auto retry_after = std::stoi(std::string(refused.headers.get("Retry-After").value_or("0")));
+    EXPECT_LE(retry_after, 1800);
+    EXPECT_GT(retry_after, 1700);
+    EXPECT_EQ(hits_.load(), 2);
+    // The same routes loaded again: the bucket is the same, still empty.
+    ASSERT_TRUE(g.set_routes(gateway::parse_routes("routes:\n" + limited, "r.yaml")).ok);
+    EXPECT_EQ(call(gw, "GET", "/x").status, 429);
+    EXPECT_EQ(metric_line("plexus_gateway_rate_limited_total{route=\"limited\"}"),
+              "plexus_gateway_rate_limited_total{route=\"limited\"} 2");
+    EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"limited\",code_class=\"4xx\"}"),
+              "plexus_gateway_requests_total{route=\"limited\",code_class=\"4xx\"} 2");
 }
 
 }  // namespace

@@ -4,9 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "filter_testing.hpp"
 #include "plexus/core/settings.hpp"
-#include "plexus/gateway/routes.hpp"
-#include "plexus/telemetry/metrics.hpp"
 
 using namespace plexus;
 using gateway::filters::AddressBlock;
@@ -46,33 +45,15 @@ TEST(AddressBlock, MatchesOnThePrefixBits) {
     EXPECT_TRUE(in("::/0", "::1"));
 }
 
-class IpAccessFilterTest : public ::testing::Test {
-  protected:
-    gateway::FilterResult decide(const std::string& settings, std::string peer) {
-        auto routes = gateway::parse_routes(
-            "routes:\n  - name: r\n    match: {prefix: /}\n    upstreams: [\"127.0.0.1:1\"]\n    filters:\n"
-            "      - name: ip_access\n" +
-                settings,
-            "r.yaml");
-        gateway::FilterState state;
-        gateway::FilterContext ctx{routes[0], state, registry_};
-        auto chain = gateway::compile_filters(routes[0].filters, ctx);
-        auto table = gateway::RouteTable::compile(routes);
-        auto req = net::make_request("GET", "/x");
-        req.remote_address = std::move(peer);
-        net::Response res;
-        serving::RequestScope scope(req, "r");
-        gateway::Exchange x{req, res, scope, table->routes()[0]};
-        auto r = chain.filters.at(0)->on_request_head(x);
-        if (r == gateway::FilterResult::answered) {
-            EXPECT_EQ(res.status, 403);
-        }
-        return r;
-    }
-    telemetry::Registry registry_;
-};
+gateway::FilterResult decide(const std::string& settings, std::string peer) {
+    gateway::testing::FilterHarness h("      - name: ip_access\n" + settings);
+    auto res = h.request("GET", "/x", std::move(peer));
+    if (res.status == 200) return gateway::FilterResult::next;
+    EXPECT_EQ(res.status, 403);
+    return gateway::FilterResult::answered;
+}
 
-TEST_F(IpAccessFilterTest, DenyWinsOverAllowAndAnAllowListAdmitsOnlyItsBlocks) {
+TEST(IpAccessFilter, DenyWinsOverAllowAndAnAllowListAdmitsOnlyItsBlocks) {
     const std::string both = "        allow: [10.0.0.0/8]\n        deny: [10.1.0.0/16]\n";
     EXPECT_EQ(decide(both, "10.2.3.4"), gateway::FilterResult::next);
     EXPECT_EQ(decide(both, "10.1.3.4"), gateway::FilterResult::answered);
@@ -84,7 +65,7 @@ TEST_F(IpAccessFilterTest, DenyWinsOverAllowAndAnAllowListAdmitsOnlyItsBlocks) {
     EXPECT_EQ(decide(both, "not-an-address"), gateway::FilterResult::answered);
 }
 
-TEST_F(IpAccessFilterTest, NeedsAList) {
+TEST(IpAccessFilter, NeedsAList) {
     try {
         decide("        allow: []\n", "127.0.0.1");
         FAIL() << "accepted";

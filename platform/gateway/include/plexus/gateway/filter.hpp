@@ -35,6 +35,7 @@
 /// Each filter lives in its own folder, `platform/gateway/filters/<name>/`, with its settings,
 /// factory, tests and README; filters/registry.cpp lists them (no static registration).
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,12 +65,18 @@ namespace plexus::gateway {
 class Route;
 struct RouteSettings;
 
+/// The most filters one route may have (default filters included).
+inline constexpr std::size_t kMaxFilters = 16;
+
 /// One request as the filters of its route see it.
 struct Exchange {
     net::Request& request;
     net::Response& response;
     serving::RequestScope& scope;
     const Route& route;
+    /// One word of per-request state per filter, zero at the start, indexed by the filter's
+    /// FilterContext::slot (what a request phase leaves for the response phase, say).
+    std::array<std::uint64_t, kMaxFilters> scratch{};
 };
 
 /// What a request phase of a filter decided.
@@ -173,6 +180,8 @@ struct FilterContext {
     const RouteSettings& route;
     FilterState& state;
     telemetry::Registry& metrics;
+    /// The filter's position in the route's chain: its word of Exchange::scratch.
+    std::size_t slot = 0;
 };
 
 /// Reads one filter's settings and builds it for a route. One per filter kind; stateless.

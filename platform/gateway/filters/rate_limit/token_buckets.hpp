@@ -1,0 +1,70 @@
+#pragma once
+/// Token buckets by key, for the rate_limit filter: each key may spend `burst` tokens at once and
+/// regains `rate` tokens per `per`. Memory is bounded by `max_keys`: when a shard is full, the key
+/// untouched for longest is forgotten (it would have refilled the soonest). Thread-safe: keys are
+/// spread over shards, each with its own short lock (held for one map lookup and a few
+/// arithmetic operations), as nginx's limit_req zone does.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "plexus/core/clock.hpp"
+
+namespace plexus::gateway::filters {
+
+/// What the buckets are.
+struct BucketSettings {
+    std::int64_t requests = 100;          ///< tokens regained per `per`
+    std::chrono::milliseconds per{1000};  ///< > 0
+    std::int64_t burst = 0;               ///< bucket size; 0: `requests`
+    std::size_t max_keys = 100'000;       ///< keys remembered at once
+
+    std::int64_t capacity() const noexcept { return burst > 0 ? burst : requests; }
+};
+
+/// The outcome of taking one token.
+struct BucketDecision {
+    bool allowed = false;
+    std::int64_t remaining = 0;                ///< whole tokens left after this request
+    std::chrono::milliseconds retry_after{0};  ///< refused: until one token is back
+    std::chrono::milliseconds full_in{0};      ///< until the bucket is full again
+};
+
+class TokenBuckets {
+  public:
+    TokenBuckets(BucketSettings settings, core::Clock& clock);
+
+    /// Takes one token from `key`'s bucket (a new key starts full).
+    BucketDecision take(std::string_view key);
+    /// The number of keys remembered now.
+    std::size_t size() const;
+    const BucketSettings& settings() const noexcept { return settings_; }
+
+  private:
+    struct Bucket {
+        double tokens = 0;
+        core::SteadyTime updated{};
+    };
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    struct Shard {
+        mutable std::mutex mutex;
+        std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
+    };
+    static constexpr std::size_t kShards = 16;
+
+    BucketSettings settings_;
+    core::Clock& clock_;
+    double per_ms_;  // tokens regained per millisecond
+    std::size_t max_per_shard_;
+    std::array<Shard, kShards> shards_;
+};
+
+}  // namespace plexus::gateway::filters
