@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "plexus/core/duration.hpp"
 #include "plexus/gateway/daemon.hpp"
+#include "plexus/identity/identity.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/supervisor/up.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -53,6 +55,19 @@ int main(int argc, char** argv) {
     reg->add_option("--data-dir", registry.data_dir,
                     "directory for the catalog database (empty: memory only)");
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
+
+    plexus::identity::Settings identity;
+    std::string identity_ttl = "10m";
+    auto* idp = app.add_subcommand("identity", "run the identity server (OAuth 2.0 authorization server)");
+    idp->add_option("--listen", identity.listen, "address to listen on (host:port)");
+    idp->add_option("--data-dir", identity.data_dir, "directory for the identity database")->required();
+    idp->add_option(
+        "--issuer", identity.issuer,
+        "issuer URL as clients reach it, e.g. http://127.0.0.1:8080/auth (default http://<listen>)");
+    idp->add_option("--audience", identity.audience, "aud of access tokens");
+    idp->add_option("--registry", identity.registry, "registry URL to register with, http://host:port");
+    idp->add_option("--access-ttl", identity_ttl, "access token lifetime (e.g. 10m)");
+    idp->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
@@ -100,6 +115,18 @@ int main(int argc, char** argv) {
     if (*reg) {
         if (!init_logs("registry", log_level)) return 2;
         return plexus::registry::run(registry);
+    }
+    if (*idp) {
+        if (!init_logs("identity", log_level)) return 2;
+        auto ttl = plexus::core::parse_duration(identity_ttl);
+        if (!ttl || *ttl < std::chrono::seconds(1) || *ttl > std::chrono::hours(24)) {
+            std::fprintf(stderr,
+                         "plexus identity: --access-ttl must be a duration from 1s to 24h, got '%s'\n",
+                         identity_ttl.c_str());
+            return 2;
+        }
+        identity.access_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+        return plexus::identity::run(identity);
     }
     if (*gw) {
         if (!init_logs("gateway", log_level)) return 2;

@@ -47,8 +47,15 @@ TEST(PlexusUpForeground, StartsShowsProgressAndStopsOnCtrlC) {
     auto r = http_get(gateway_port, "/api/products/3");
     EXPECT_EQ(r.status, 200) << r.body;
 
+    // The first admin's credentials are pointed at, never printed.
+    EXPECT_NE(out.find("First admin's credentials (client_id and secret, file mode 0600): " + dir.path() +
+                       "/identity/admin-credentials.json"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(out.find("client_secret"), std::string::npos);
+
     auto children = pids_in(out);
-    ASSERT_EQ(children.size(), 5u) << out;
+    ASSERT_EQ(children.size(), 6u) << out;  // registry, identity, gateway, 2 catalogs, inventory
     up.signal(SIGINT);
     EXPECT_EQ(up.wait(std::chrono::seconds(60)), 0) << up.log();
     EXPECT_NE(up.log().find("plexus: stopped"), std::string::npos);

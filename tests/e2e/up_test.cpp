@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "support/deployment.hpp"
@@ -51,6 +53,25 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     }
     EXPECT_NE(http_get(admin_port, "/metrics").body.find("plexus_gateway_requests_total"), std::string::npos);
     EXPECT_EQ(http_get(gateway_port, "/health/ready").status, 200);  // load balancers' probes
+
+    // The identity server answers through the gateway at its issuer URL, and the first admin can
+    // get a token with the credentials plexus up wrote for it.
+    auto discovery = http_get(gateway_port, "/auth/.well-known/openid-configuration");
+    ASSERT_EQ(discovery.status, 200) << discovery.body;
+    const auto issuer = "http://127.0.0.1:" + std::to_string(gateway_port) + "/auth";
+    EXPECT_EQ(json::parse(discovery.body).at("issuer").as_string(), issuer);
+    std::ifstream creds_file(d.data_dir() + "/identity/admin-credentials.json");
+    ASSERT_TRUE(creds_file.good());
+    std::stringstream creds_text;
+    creds_text << creds_file.rdbuf();
+    auto creds = json::parse(creds_text.str()).as_object();
+    auto token = http("POST", gateway_port, "/auth/token",
+                      "grant_type=client_credentials&client_id=plexus-admin&client_secret=" +
+                          std::string(creds.at("client_secret").as_string()),
+                      {{"Content-Type", "application/x-www-form-urlencoded"}});
+    ASSERT_EQ(token.status, 200) << token.body;
+    EXPECT_EQ(json::parse(token.body).at("token_type").as_string(), "Bearer");
+    EXPECT_EQ(http_get(gateway_port, "/auth/jwks").status, 200);
 
     auto victim = d.instance("catalog-0");
     ASSERT_FALSE(victim.empty());

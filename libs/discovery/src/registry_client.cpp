@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/telemetry/log.hpp"
 
 namespace plexus::discovery {
 
@@ -244,6 +245,37 @@ net::Task<Result<ServiceSnapshot>> RegistryClient::watch(std::string service, st
         co_return errc::bad_response;
     }
     co_return snap;
+}
+
+net::Task<void> keep_registered(RegistryClient client, InstanceInfo self, std::chrono::milliseconds heartbeat,
+                                std::shared_ptr<std::atomic<bool>> stop) {
+    bool registered = false;
+    auto backoff = std::chrono::milliseconds(200);
+    while (!stop->load()) {
+        if (!registered) {
+            auto ec = co_await client.register_instance(self);
+            if (stop->load()) break;
+            if (ec) {
+                telemetry::warn("registration failed, retrying",
+                                {{"registry", client.endpoint().to_string()}, {"error", ec.message()}});
+                co_await net::sleep_for(backoff);
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+                continue;
+            }
+            registered = true;
+            backoff = std::chrono::milliseconds(200);
+            telemetry::info("registered", {{"registry", client.endpoint().to_string()}, {"port", self.port}});
+        }
+        co_await net::sleep_for(heartbeat);
+        if (stop->load()) break;
+        auto ec = co_await client.heartbeat(self.service, self.id);
+        if (ec == errc::unknown_instance) {
+            telemetry::warn("registry forgot this instance; registering again");
+            registered = false;
+        } else if (ec) {
+            telemetry::warn("heartbeat failed", {{"error", ec.message()}});
+        }
+    }
 }
 
 }  // namespace plexus::discovery

@@ -250,6 +250,29 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     return std::nullopt;
 }
 
+std::optional<std::vector<std::pair<std::string, std::string>>> parse_form(std::string_view body) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    auto decode = [](std::string_view text) {
+        std::string spaced(text);
+        std::replace(spaced.begin(), spaced.end(), '+', ' ');
+        return percent_decode(spaced);
+    };
+    while (!body.empty()) {
+        auto amp = body.find('&');
+        auto pair = body.substr(0, amp);
+        if (!pair.empty()) {
+            auto eq = pair.find('=');
+            auto name = decode(pair.substr(0, eq));
+            auto value = decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+            if (!name || !value) return std::nullopt;
+            fields.emplace_back(std::move(*name), std::move(*value));
+        }
+        if (amp == std::string_view::npos) break;
+        body.remove_prefix(amp + 1);
+    }
+    return fields;
+}
+
 std::string_view Request::param(std::string_view name) const noexcept {
     for (const auto& [k, v] : params) {
         if (k == name) return v;

@@ -211,38 +211,6 @@ Task<void> stop_components(std::vector<std::shared_ptr<Component>> started) {
     }
 }
 
-Task<void> registration_loop(std::shared_ptr<ServiceState> st, discovery::RegistryClient client,
-                             discovery::InstanceInfo self, std::chrono::milliseconds heartbeat,
-                             std::shared_ptr<std::atomic<bool>> stop) {
-    bool registered = false;
-    auto backoff = std::chrono::milliseconds(200);
-    while (!stop->load()) {
-        if (!registered) {
-            auto ec = co_await client.register_instance(self);
-            if (stop->load()) break;
-            if (ec) {
-                telemetry::warn("registration failed, retrying",
-                                {{"registry", client.endpoint().to_string()}, {"error", ec.message()}});
-                co_await net::sleep_for(backoff);
-                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-                continue;
-            }
-            registered = true;
-            backoff = std::chrono::milliseconds(200);
-            telemetry::info("registered", {{"registry", client.endpoint().to_string()}, {"port", self.port}});
-        }
-        co_await net::sleep_for(heartbeat);
-        if (stop->load()) break;
-        auto ec = co_await client.heartbeat(self.service, self.id);
-        if (ec == discovery::errc::unknown_instance) {
-            telemetry::warn("registry forgot this instance; registering again");
-            registered = false;
-        } else if (ec) {
-            telemetry::warn("heartbeat failed", {{"error", ec.message()}});
-        }
-    }
-}
-
 // Reads `clients: {<service>: <policy>}` over the policies set in code.
 void load_config(ServiceState& st, const std::string& file) {
     auto r = core::SettingsReader::from_file(file);
@@ -781,7 +749,7 @@ int Service::run(int argc, char** argv) {
                 check.timeout = *check_interval / 2;
                 self.check = check;
             }
-            net::spawn(executor, registration_loop(state_, *reg, self, *heartbeat, stop), "registration");
+            net::spawn(executor, discovery::keep_registered(*reg, self, *heartbeat, stop), "registration");
         }
     };
     net::spawn(executor, start_up(), "startup");

@@ -79,6 +79,9 @@ void print_ready(const std::string& headline, const std::string& gateway, const 
     std::printf("\n%s\n", headline.c_str());
     if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
     if (!gateway_admin.empty()) std::printf("Gateway admin (loopback only): %s\n", gateway_admin.c_str());
+    // Written by the identity server on a fresh data dir; read it, then keep or delete it.
+    if (auto creds = data_dir + "/identity/admin-credentials.json"; fs::exists(creds))
+        std::printf("First admin's credentials (client_id and secret, file mode 0600): %s\n", creds.c_str());
     if (!examples.empty()) std::printf("Try:\n");
     for (auto line : examples) {
         for (auto [name, value] :

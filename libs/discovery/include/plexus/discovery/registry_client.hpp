@@ -2,6 +2,7 @@
 /// Client of the registry's HTTP API (see platform/registry): registration, heartbeat,
 /// deregistration, draining, and the blocking watch on one service.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -106,6 +107,13 @@ std::string health_check_to_json(const HealthCheck& check);
 /// Parses a check's JSON object; absent fields keep their defaults, `http` is required.
 /// errc::rejected with `problem` naming the field that is missing or of the wrong type.
 Result<HealthCheck> health_check_from_json(std::string_view json, std::string* problem = nullptr);
+
+/// Keeps `self` registered until `*stop`: registers (retrying with backoff while the registry
+/// cannot be reached), heartbeats every `heartbeat`, and registers again when the registry has
+/// forgotten the instance (it restarted, or the TTL passed). Logs each change of state once.
+/// Deregistering at shutdown is the caller's (set `*stop` first).
+net::Task<void> keep_registered(RegistryClient client, InstanceInfo self, std::chrono::milliseconds heartbeat,
+                                std::shared_ptr<std::atomic<bool>> stop);
 
 }  // namespace plexus::discovery
 

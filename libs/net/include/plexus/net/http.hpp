@@ -196,6 +196,10 @@ class HttpError : public std::runtime_error {
 /// Percent-decodes `in` ('+' stays '+'); nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view in);
 
+/// The fields of an `application/x-www-form-urlencoded` body, in order, decoded ('+' is a
+/// space); nullopt on a malformed escape. Repeated names are kept (the caller decides).
+std::optional<std::vector<std::pair<std::string, std::string>>> parse_form(std::string_view body);
+
 /// Whether `method` is idempotent per RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
 bool is_idempotent(std::string_view method) noexcept;
 

@@ -1,0 +1,20 @@
+#pragma once
+/// Secrets that are not passwords: client secrets, opaque tokens, API keys. They are 256 bits
+/// from the system's CSPRNG, so a fast hash (SHA-256) is what they are stored as; a slow password
+/// KDF would only cost throughput (RFC 6749 §10.10 asks for hard-to-guess values, not a KDF).
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace plexus::security {
+
+/// `bytes` random bytes from OpenSSL's CSPRNG, base64url without padding (32 bytes: 43
+/// characters). Throws std::runtime_error if the CSPRNG fails.
+std::string random_token(std::size_t bytes = 32);
+/// The SHA-256 digest of `data`, lowercase hex (64 characters).
+std::string sha256_hex(std::string_view data);
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+}  // namespace plexus::security
