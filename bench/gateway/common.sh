@@ -100,25 +100,22 @@ write_proxy_conf() {
 
 # The gateway's one route, to the backend. $work/routes.yaml
 write_routes() {
-  cat > "$work/routes.yaml" <<CONF
+  # routes.yaml: the plain route; routes-limited.yaml: the same behind a rate limit by client
+  # address that the load never reaches.
+  local file filters
+  for file in routes routes-limited; do
+    filters=""
+    if [ "$file" = routes-limited ]; then
+      filters=$'    filters:\n      - name: rate_limit\n        requests: 100000000\n        per: 1s'
+    fi
+    cat > "$work/$file.yaml" <<CONF
 routes:
   - name: bench
     match:
       prefix: /
     upstreams: ["127.0.0.1:$1"]
     timeout: 5s
+$filters
 CONF
-  # The same route behind a rate limit by client address that the load never reaches.
-  cat > "$work/routes-limited.yaml" <<CONF
-routes:
-  - name: bench
-    match:
-      prefix: /
-    upstreams: ["127.0.0.1:$1"]
-    timeout: 5s
-    filters:
-      - name: rate_limit
-        requests: 100000000
-        per: 1s
-CONF
+  done
 }

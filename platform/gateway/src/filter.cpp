@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
 
 namespace plexus::gateway {
@@ -22,6 +23,12 @@ void FilterState::end_load(bool installed) {
 std::size_t FilterState::size() const {
     std::lock_guard lock(mutex_);
     return current_.size();
+}
+
+void fail_setting(core::SettingsReader& reader, std::string_view problem) {
+    auto colon = problem.find(": ");
+    if (colon == std::string_view::npos) reader.fail("", problem);
+    reader.fail(problem.substr(0, colon), problem.substr(colon + 2));
 }
 
 const FilterFactory* find_filter_factory(std::string_view name) noexcept {

@@ -19,6 +19,7 @@
 #include "plexus/net/server.hpp"
 #include "plexus/security/jwt.hpp"
 #include "plexus/security/secrets.hpp"
+#include "plexus/serving/probes.hpp"
 #include "plexus/store/database.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
@@ -430,6 +431,24 @@ struct Server::Impl {
         return form;
     }
 
+    // A form POST from an authenticated client: the form (without the client's credentials)
+    // and the client, kept alive by the snapshot it came from.
+    struct ClientCall {
+        std::map<std::string, std::string> form;
+        std::shared_ptr<const std::map<std::string, Client, std::less<>>> clients;
+        const Client* client = nullptr;
+    };
+
+    // Reads the form and authenticates the client; nullopt once the error is answered in `res`.
+    std::optional<ClientCall> client_call(const Request& req, Response& res) {
+        auto form = read_form(req, res);
+        if (!form) return std::nullopt;
+        ClientCall call{std::move(*form), snapshot_clients()};
+        call.client = authenticate(req, call.form, res, *call.clients);
+        if (!call.client) return std::nullopt;
+        return call;
+    }
+
     // ------------------------------------------------------------ tokens
 
     // What a token says, for introspection and the admin API.
@@ -486,11 +505,10 @@ struct Server::Impl {
     }
 
     Task<void> token(Request& req, Response& res) {
-        auto form = read_form(req, res);
-        if (!form) co_return;
-        auto all = snapshot_clients();
-        const Client* client = authenticate(req, *form, res, *all);
-        if (!client) co_return;
+        auto call = client_call(req, res);
+        if (!call) co_return;
+        auto* form = &call->form;
+        const Client* client = call->client;
         auto grant = form->find("grant_type");
         if (grant == form->end())
             co_return oauth_error(res, 400, "invalid_request", "grant_type is required");
@@ -549,10 +567,9 @@ struct Server::Impl {
     }
 
     Task<void> introspect(Request& req, Response& res) {
-        auto form = read_form(req, res);
-        if (!form) co_return;
-        auto all = snapshot_clients();
-        if (!authenticate(req, *form, res, *all)) co_return;
+        auto call = client_call(req, res);
+        if (!call) co_return;
+        auto* form = &call->form;
         auto t = form->find("token");
         if (t == form->end()) co_return oauth_error(res, 400, "invalid_request", "token is required");
         auto f = co_await inspect(t->second);
@@ -572,11 +589,10 @@ struct Server::Impl {
     }
 
     Task<void> revoke(Request& req, Response& res) {
-        auto form = read_form(req, res);
-        if (!form) co_return;
-        auto all = snapshot_clients();
-        const Client* client = authenticate(req, *form, res, *all);
-        if (!client) co_return;
+        auto call = client_call(req, res);
+        if (!call) co_return;
+        auto* form = &call->form;
+        const Client* client = call->client;
         auto t = form->find("token");
         if (t == form->end()) co_return oauth_error(res, 400, "invalid_request", "token is required");
         // RFC 7009 §2.2: an unknown or someone else's token also gets 200; only the owner revokes.
@@ -773,20 +789,7 @@ int run(const Settings& settings) {
     net::Runtime runtime(settings.threads);
     net::Router router;
     server->add_routes(router);
-    router.add("GET", "/health/live", [](Request&, Response& r) -> Task<void> {
-        r.json(200, R"({"status":"pass"})");
-        co_return;
-    });
-    router.add("GET", "/health/ready", [](Request&, Response& r) -> Task<void> {
-        r.json(200, R"({"status":"pass"})");
-        co_return;
-    });
-    router.add("GET", "/metrics", [&metrics](Request&, Response& r) -> Task<void> {
-        r.status = 200;
-        r.headers.set("Content-Type", telemetry::kPrometheusContentType);
-        r.body = metrics.render();
-        co_return;
-    });
+    serving::add_probe_routes(router, metrics);
     net::ServerSettings ss;
     ss.address = listen->host;
     ss.port = listen->port;

@@ -9,6 +9,7 @@
 #include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
 #include "plexus/registry/health_checker.hpp"
+#include "plexus/serving/probes.hpp"
 #include "plexus/store/database.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
@@ -202,20 +203,7 @@ int run(const Settings& settings) {
     HealthChecker checker(catalog, metrics, runtime);
     net::Router router;
     api.add_routes(router);
-    router.add("GET", "/health/live", [](Request&, Response& r) -> Task<void> {
-        r.json(200, R"({"status":"pass"})");
-        co_return;
-    });
-    router.add("GET", "/health/ready", [](Request&, Response& r) -> Task<void> {
-        r.json(200, R"({"status":"pass"})");
-        co_return;
-    });
-    router.add("GET", "/metrics", [&metrics](Request&, Response& r) -> Task<void> {
-        r.status = 200;
-        r.headers.set("Content-Type", telemetry::kPrometheusContentType);
-        r.body = metrics.render();
-        co_return;
-    });
+    serving::add_probe_routes(router, metrics);
 
     net::ServerSettings ss;
     ss.address = listen->host;

@@ -140,10 +140,7 @@ class CorsFactory final : public FilterFactory {
         r.field("allow_credentials", c->allow_credentials);
         r.field("max_age", c->max_age);
         r.done();
-        if (auto p = settings_problem(*c)) {
-            auto colon = p->find(": ");
-            r.fail(p->substr(0, colon), p->substr(colon + 2));
-        }
+        if (auto p = settings_problem(*c)) fail_setting(r, *p);
         return c;
     }
 

@@ -46,10 +46,7 @@ void read_edits(core::SettingsReader& r, HeaderEdits& e) {
     e.set.assign(set.begin(), set.end());
     e.add.assign(add.begin(), add.end());
     r.done();
-    if (auto p = edits_problem(e)) {
-        auto colon = p->find(": ");
-        r.fail(p->substr(0, colon), p->substr(colon + 2));
-    }
+    if (auto p = edits_problem(e)) fail_setting(r, *p);
 }
 
 boost::json::object edits_json(const HeaderEdits& e) {

@@ -111,10 +111,7 @@ class RateLimitFactory final : public FilterFactory {
         c->buckets.max_keys = max_keys < 1 ? 0 : static_cast<std::size_t>(max_keys);
         r.field("key", c->key);
         r.done();
-        if (auto p = settings_problem(*c)) {
-            auto colon = p->find(": ");
-            r.fail(p->substr(0, colon), p->substr(colon + 2));
-        }
+        if (auto p = settings_problem(*c)) fail_setting(r, *p);
         return c;
     }
 

@@ -198,6 +198,10 @@ class FilterFactory {
     virtual std::shared_ptr<const Filter> create(const FilterConfig& config, FilterContext& ctx) const = 0;
 };
 
+/// For factories' parse(): fails `reader` with `problem`, written "key: reason" (the key relative
+/// to the filter's entry), as core::SettingsError naming file, line and key.
+[[noreturn]] void fail_setting(core::SettingsReader& reader, std::string_view problem);
+
 /// The filters the gateway knows, in the order filters/registry.cpp lists them.
 std::span<const FilterFactory* const> filter_factories() noexcept;
 /// The factory called `name`, or nullptr.
