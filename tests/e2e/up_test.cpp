@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -72,6 +73,30 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     ASSERT_EQ(token.status, 200) << token.body;
     EXPECT_EQ(json::parse(token.body).at("token_type").as_string(), "Bearer");
     EXPECT_EQ(http_get(gateway_port, "/auth/jwks").status, 200);
+
+    // Changing the catalog needs scope catalog:write: refused without a token, allowed with the
+    // token of a client the admin creates.
+    const std::string product = R"({"name":"Tamper","price_cents":2900})";
+    const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
+    EXPECT_EQ(http("POST", gateway_port, "/api/products", product, json_type).status, 401);
+    auto admin = "Bearer " + std::string(json::parse(token.body).at("access_token").as_string());
+    auto writer = http("POST", gateway_port, "/auth/admin/clients",
+                       R"({"name":"catalog editor","scopes":["catalog:write"]})",
+                       {{"Authorization", admin}, {"Content-Type", "application/json"}});
+    ASSERT_EQ(writer.status, 201) << writer.body;
+    auto w = json::parse(writer.body).as_object();
+    auto writer_token =
+        http("POST", gateway_port, "/auth/token",
+             "grant_type=client_credentials&client_id=" + std::string(w.at("client_id").as_string()) +
+                 "&client_secret=" + std::string(w.at("client_secret").as_string()),
+             {{"Content-Type", "application/x-www-form-urlencoded"}});
+    ASSERT_EQ(writer_token.status, 200) << writer_token.body;
+    auto bearer = "Bearer " + std::string(json::parse(writer_token.body).at("access_token").as_string());
+    auto created = http("POST", gateway_port, "/api/products", product,
+                        {{"Content-Type", "application/json"}, {"Authorization", bearer}});
+    EXPECT_GE(created.status, 200) << created.body;
+    EXPECT_LT(created.status, 300) << created.body;
+    EXPECT_EQ(http("POST", gateway_port, "/api/products", product, {{"Authorization", admin}}).status, 403);
 
     auto victim = d.instance("catalog-0");
     ASSERT_FALSE(victim.empty());

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
+#include <span>
 
 #include "plexus/resilience/deadline.hpp"
 
@@ -26,6 +28,17 @@ std::optional<telemetry::TraceContext> parent_of(const net::Request& req) {
 }
 
 }  // namespace
+
+bool Principal::has_scope(std::string_view s) const noexcept {
+    std::string_view rest = scope;
+    while (!rest.empty()) {
+        auto sp = rest.find(' ');
+        if (rest.substr(0, sp) == s) return true;
+        if (sp == std::string_view::npos) break;
+        rest.remove_prefix(sp + 1);
+    }
+    return false;
+}
 
 RouteMeters RouteMeters::of(telemetry::CounterFamily& requests,
                             std::initializer_list<std::string_view> labels,
@@ -141,17 +154,24 @@ void RequestScope::finish(const net::Request& req, net::Response& res, const Rou
 
     if (!telemetry::log_enabled(telemetry::Level::info)) return;
     std::string_view path = details.path.empty() ? req.path() : details.path;
-    telemetry::info("access",
-                    {{"method", req.method},
-                     {"path", path},
-                     {"status", res.status},
-                     {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
-                     {"route", route_},
-                     {"upstream", details.upstream},
-                     {"bytes_in", req.body.size()},
-                     {"bytes_out", res.body.size()},
-                     {"remote", req.remote_address}},
-                    &log_context());
+    std::string_view subject = principal_ ? std::string_view(principal_->subject) : std::string_view();
+    std::string_view client = principal_ ? std::string_view(principal_->client_id) : std::string_view();
+    const telemetry::Field fields[] = {
+        {"method", req.method},
+        {"path", path},
+        {"status", res.status},
+        {"duration_ms", std::chrono::duration<double, std::milli>(elapsed).count()},
+        {"route", route_},
+        {"upstream", details.upstream},
+        {"bytes_in", req.body.size()},
+        {"bytes_out", res.body.size()},
+        {"remote", req.remote_address},
+        {"subject", subject},
+        {"client_id", client},
+    };
+    // Who asked is only named once authentication found out.
+    std::span<const telemetry::Field> logged(fields, principal_ ? std::size(fields) : std::size(fields) - 2);
+    telemetry::log(telemetry::Level::info, "access", logged, &log_context());
 }
 
 }  // namespace plexus::serving

@@ -14,6 +14,17 @@ constexpr std::string_view kForwardedFor = "X-Forwarded-For";
 constexpr std::string_view kForwardedProto = "X-Forwarded-Proto";
 constexpr std::string_view kForwardedHost = "X-Forwarded-Host";
 
+// The principal headers only the gateway's auth filter may set (it adds them after this runs).
+bool is_identity_header(std::string_view name) noexcept {
+    constexpr std::string_view kPrefix = "x-plexus-";
+    if (name.size() <= kPrefix.size() || !net::iequals(name.substr(0, kPrefix.size()), kPrefix)) return false;
+    auto rest = name.substr(kPrefix.size());
+    for (auto n : {"subject", "client", "scopes", "roles", "auth"}) {
+        if (net::iequals(rest, n)) return true;
+    }
+    return false;
+}
+
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
     return s.size() >= prefix.size() && net::iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -90,7 +101,8 @@ void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy)
     headers.erase_if([&](const net::Header& h) {
         if (h.id() == FieldId::x_forwarded_proto) has_proto = true;
         if (h.id() == FieldId::x_forwarded_host) has_host_forwarded = true;
-        return h.id() == FieldId::expect || h.id() == FieldId::x_plexus_original_path;
+        return h.id() == FieldId::expect || h.id() == FieldId::x_plexus_original_path ||
+               (h.id() == FieldId::other && is_identity_header(h.name()));
     });
 
     // X-Forwarded-For

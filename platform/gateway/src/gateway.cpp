@@ -177,7 +177,7 @@ struct Gateway::Impl {
         filter_state.begin_load();
         try {
             for (const auto& r : next->table->routes()) {
-                FilterContext ctx{r.settings(), filter_state, metrics};
+                FilterContext ctx{r.settings(), filter_state, metrics, &settings.auth};
                 try {
                     next->chains[r.index()] = compile_filters(r.settings().filters, ctx);
                 } catch (const std::invalid_argument& e) {

@@ -115,6 +115,22 @@ TEST(Forwarding, DropsExpectHopByHopAndASpoofedOriginalPath) {
     EXPECT_EQ(req.headers.get("Accept"), "application/json");
 }
 
+TEST(Forwarding, DropsIdentityHeadersAClientSent) {
+    auto req = incoming({{"X-Plexus-Subject", "admin"},
+                         {"x-plexus-scopes", "plexus:admin"},
+                         {"X-PLEXUS-CLIENT", "root"},
+                         {"X-Plexus-Roles", "admin"},
+                         {"X-Plexus-Auth", "jwt"},
+                         {"X-Plexus-Subjects", "kept: not one of ours"},
+                         {"X-Plexus-Deadline-Ms", "500"}});
+    gateway::prepare_upstream_request(req, {});
+    for (auto name :
+         {"X-Plexus-Subject", "X-Plexus-Scopes", "X-Plexus-Client", "X-Plexus-Roles", "X-Plexus-Auth"})
+        EXPECT_FALSE(req.headers.contains(name)) << name;
+    EXPECT_TRUE(req.headers.contains("X-Plexus-Subjects"));
+    EXPECT_EQ(req.headers.get("X-Plexus-Deadline-Ms"), "500");
+}
+
 TEST(RequestId, GeneratedWhenAbsent) {
     net::Headers h;
     auto id = std::string(gateway::ensure_request_id(h));

@@ -26,6 +26,8 @@
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
+#include "plexus/security/jwt.hpp"
+#include "plexus/security/secrets.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
@@ -981,8 +983,8 @@ TEST_F(ProxyTest, AnUnknownFilterOrBadFilterSettingsNameFileLineAndKey) {
     };
     auto route = static_route("a", "/", "127.0.0.1:1");
     EXPECT_EQ(error_of("routes:\n" + route + "    filters:\n      - name: nosuch\n"),
-              "r.yaml:7: routes[0].filters[0].name: no filter is called 'nosuch' (known: cors, headers, "
-              "ip_access, rate_limit)");
+              "r.yaml:7: routes[0].filters[0].name: no filter is called 'nosuch' (known: auth, cors, "
+              "headers, ip_access, rate_limit)");
     EXPECT_EQ(error_of("routes:\n" + route +
                        "    filters:\n      - name: ip_access\n        allow: [10.0.0.1/8]\n"),
               "r.yaml:8: routes[0].filters[0].allow: '10.0.0.1/8' is not an address or CIDR block");
@@ -1021,6 +1023,139 @@ TEST_F(ProxyTest, RateLimitRefusesBeforeTheUpstreamAndKeepsItsBucketsAcrossARelo
               "plexus_gateway_rate_limited_total{route=\"limited\"} 2");
     EXPECT_EQ(metric_line("plexus_gateway_requests_total{route=\"limited\",code_class=\"4xx\"}"),
               "plexus_gateway_requests_total{route=\"limited\",code_class=\"4xx\"} 2");
+}
+
+// ---------------------------------------------------------------- auth
+
+class AuthFilterTest : public ProxyTest {
+  protected:
+    void SetUp() override {
+        ProxyTest::SetUp();
+        keys_.add(signer_);
+        jwks_router_.add("GET", "/jwks", [this](net::Request&, net::Response& res) -> net::Task<void> {
+            jwks_hits_.fetch_add(1);
+            std::lock_guard lock(keys_mutex_);
+            res.json(200, keys_.to_json());
+            co_return;
+        });
+        jwks_port_ = start_server(jwks_router_.handler());
+    }
+
+    std::uint16_t start_auth_gateway(const std::string& filters) {
+        gateway::GatewaySettings settings;
+        settings.routes = gateway::parse_routes(
+            "routes:\n" +
+                static_route("guarded", "/guarded", upstream_address(), "    filters:\n" + filters) +
+                static_route("open", "/open", upstream_address()),
+            "r.yaml");
+        settings.auth = {.issuer = "https://id.test",
+                         .jwks_uri = "http://127.0.0.1:" + std::to_string(jwks_port_) + "/jwks",
+                         .audience = "shop"};
+        return start_gateway(std::move(settings));
+    }
+
+    std::string token(const plexus::security::Key& key, std::string scope, std::int64_t lifetime = 300) {
+        auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+        return plexus::security::sign_jwt(key, {{"iss", "https://id.test"},
+                                                {"aud", "shop"},
+                                                {"sub", "user-1"},
+                                                {"client_id", "web"},
+                                                {"scope", std::move(scope)},
+                                                {"iat", now},
+                                                {"exp", now + lifetime},
+                                                {"jti", plexus::security::random_token(8)}});
+    }
+
+    plexus::security::Key signer_ = plexus::security::Key::generate(plexus::security::Algorithm::es256, "k1");
+    std::mutex keys_mutex_;
+    plexus::security::KeySet keys_;
+    net::Router jwks_router_;
+    std::uint16_t jwks_port_ = 0;
+    std::atomic<int> jwks_hits_{0};
+};
+
+TEST_F(AuthFilterTest, ChecksBearerTokensAtTheEdgeAndPassesThePrincipalUpstream) {
+    auto gw = start_auth_gateway("      - name: auth\n        scopes: [catalog:write]\n");
+    auto none = call(gw, "POST", "/guarded/x", {}, "body");
+    EXPECT_EQ(none.status, 401);
+    EXPECT_EQ(none.headers.get("WWW-Authenticate").value_or(""), R"(Bearer realm="plexus")");
+    EXPECT_EQ(none.headers.get("Content-Type").value_or(""), "application/problem+json");
+    auto garbage = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer not.a.jwt"}});
+    EXPECT_EQ(garbage.status, 401);
+    EXPECT_EQ(garbage.headers.get("WWW-Authenticate").value_or(""),
+              R"(Bearer realm="plexus", error="invalid_token")");
+    auto expired =
+        call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(signer_, "catalog:write", -120)}});
+    EXPECT_EQ(expired.status, 401);
+    EXPECT_NE(expired.body.find("expired"), std::string::npos) << expired.body;
+    auto reader =
+        call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(signer_, "catalog:read")}});
+    EXPECT_EQ(reader.status, 403);
+    EXPECT_EQ(reader.headers.get("WWW-Authenticate").value_or(""),
+              R"(Bearer realm="plexus", error="insufficient_scope", scope="catalog:write")");
+    EXPECT_EQ(hits_.load(), 0);  // nothing reached the upstream
+
+    auto good = token(signer_, "catalog:read catalog:write");
+    for (int i = 0; i < 3; ++i) {  // the second and third come from the verified-token cache
+        auto ok = call(gw, "GET", "/guarded/x",
+                       {{"Authorization", "Bearer " + good}, {"X-Plexus-Subject", "admin"}});
+        ASSERT_EQ(ok.status, 200) << ok.body;
+        EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Subject"), "user-1");  // the client's claim was dropped
+        EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Client"), "web");
+        EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Scopes"), "catalog:read catalog:write");
+        EXPECT_FALSE(echoed_header(ok.body, "Authorization"));  // not relayed
+    }
+    // An open route never passes a client's identity headers on either.
+    auto open =
+        call(gw, "GET", "/open/x", {{"X-Plexus-Subject", "admin"}, {"X-Plexus-Scopes", "plexus:admin"}});
+    EXPECT_FALSE(echoed_header(open.body, "X-Plexus-Subject"));
+    EXPECT_FALSE(echoed_header(open.body, "X-Plexus-Scopes"));
+
+    EXPECT_EQ(jwks_hits_.load(), 1);  // fetched once, at the first token
+    EXPECT_EQ(metric_line("plexus_gateway_auth_total{route=\"guarded\",result=\"ok\"}"),
+              "plexus_gateway_auth_total{route=\"guarded\",result=\"ok\"} 3");
+    EXPECT_EQ(metric_line("plexus_gateway_auth_total{route=\"guarded\",result=\"missing\"}"),
+              "plexus_gateway_auth_total{route=\"guarded\",result=\"missing\"} 1");
+    EXPECT_EQ(metric_line("plexus_gateway_auth_total{route=\"guarded\",result=\"invalid\"}"),
+              "plexus_gateway_auth_total{route=\"guarded\",result=\"invalid\"} 2");
+    EXPECT_EQ(metric_line("plexus_gateway_auth_total{route=\"guarded\",result=\"forbidden\"}"),
+              "plexus_gateway_auth_total{route=\"guarded\",result=\"forbidden\"} 1");
+    bool logged = false;
+    for (const auto& line : logs_.matching(R"("route":"guarded")")) {
+        if (line.find(R"("status":200)") != std::string::npos)
+            logged = line.find(R"("subject":"user-1")") != std::string::npos;
+    }
+    EXPECT_TRUE(logged);
+}
+
+TEST_F(AuthFilterTest, ANewKeyIsFetchedOnceAndMadeUpKidsDoNotHammerTheJwks) {
+    auto gw = start_auth_gateway("      - name: auth\n");
+    EXPECT_EQ(call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(signer_, "")}}).status, 200);
+    EXPECT_EQ(jwks_hits_.load(), 1);
+    // Tokens naming kids nobody published: refused, and at most one refetch per 10 s.
+    for (int i = 0; i < 5; ++i) {
+        auto bogus =
+            plexus::security::Key::generate(plexus::security::Algorithm::es256, "bogus-" + std::to_string(i));
+        EXPECT_EQ(call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(bogus, "")}}).status,
+                  401);
+    }
+    EXPECT_LE(jwks_hits_.load(), 2);
+    EXPECT_EQ(hits_.load(), 1);
+}
+
+TEST_F(AuthFilterTest, ARouteWithAuthNeedsAnIdentityProvider) {
+    gateway::GatewaySettings settings;
+    settings.routes = gateway::parse_routes(
+        "routes:\n" + static_route("guarded", "/", upstream_address(), "    filters:\n      - name: auth\n"),
+        "r.yaml");
+    try {
+        gateway::Gateway g(settings, nullptr, metrics_);
+        FAIL() << "accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("no identity provider"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

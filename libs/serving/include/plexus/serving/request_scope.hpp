@@ -15,13 +15,14 @@
 /// the span's name. Not thread-safe: it belongs to its request.
 ///
 /// The access log line (info, `"msg":"access"`): method, path, status, duration_ms, route,
-/// upstream (when given), bytes_in, bytes_out, remote; trace_id, span_id and request_id in the
-/// log context.
+/// upstream (when given), bytes_in, bytes_out, remote, subject (when authenticated); trace_id,
+/// span_id and request_id in the log context.
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +67,18 @@ struct RouteMeters {
 /// fresh one (32 lowercase hex characters). Returns the value, valid until `headers` next change.
 std::string_view ensure_request_id(net::Headers& headers);
 
+/// Who a request is from, as authentication found it (the gateway's auth filter, a service's own
+/// check). Immutable; shared by the requests that present the same credential.
+struct Principal {
+    std::string subject;    ///< `sub`: the user, or the client for client credentials
+    std::string client_id;  ///< the OAuth client the credential was issued to
+    std::string scope;      ///< space-separated scopes
+    std::string kind;       ///< how it was proven: "jwt", "opaque", "api_key"
+
+    /// Whether `scope` holds `s` as a whole word.
+    bool has_scope(std::string_view s) const noexcept;
+};
+
 /// What the access log line says beyond the request and the answer.
 struct AccessDetails {
     std::string_view upstream;  ///< the instance that answered, if any
@@ -105,6 +118,11 @@ class RequestScope {
     /// Answers 400 for a malformed deadline or 504 for a spent one, in `res`.
     void deadline_problem(net::Response& res, std::string_view path) const;
 
+    /// Who the request is from, once authenticated; null before (or without) authentication.
+    const Principal* principal() const noexcept { return principal_.get(); }
+    /// Records who the request is from (logged as `subject` in the access line).
+    void set_principal(std::shared_ptr<const Principal> p) noexcept { principal_ = std::move(p); }
+
     /// The log context (trace id, span id, request id) for lines about this request.
     const telemetry::LogContext& log_context();
 
@@ -130,6 +148,7 @@ class RequestScope {
     std::array<char, 32> trace_hex_{};
     std::array<char, 16> span_hex_{};
     std::optional<telemetry::LogContext> log_context_;
+    std::shared_ptr<const Principal> principal_;
 };
 
 }  // namespace plexus::serving

@@ -14,6 +14,11 @@ struct DaemonSettings {
     std::string admin_listen = "127.0.0.1:9901";
     std::string registry;  ///< http://host:port; empty when every route has static upstreams
     std::string routes_file;
+    /// The identity provider for `auth` filters: tokens' issuer, the JWKS URL
+    /// (http://host:port/path) and the audience tokens must name (empty: not checked).
+    std::string issuer;
+    std::string jwks_uri;
+    std::string audience;
     bool trust_forwarded_for = false;
     std::size_t threads = 0;
 };

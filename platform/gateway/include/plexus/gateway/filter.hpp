@@ -36,6 +36,7 @@
 /// factory, tests and README; filters/registry.cpp lists them (no static registration).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -175,11 +176,22 @@ class FilterState {
     std::map<std::string, std::shared_ptr<void>, std::less<>> current_, next_;
 };
 
+/// The identity provider whose tokens the gateway checks (its `--issuer`, `--jwks-uri`,
+/// `--audience` flags); the auth filter uses it. Empty `issuer`: none configured.
+struct AuthProvider {
+    std::string issuer;    ///< tokens' `iss`
+    std::string jwks_uri;  ///< http://host:port/path of the JWKS
+    std::string audience;  ///< tokens' `aud` must hold it; empty: not checked
+    std::chrono::seconds leeway{30};
+};
+
 /// What a factory gets to build a filter for one route.
 struct FilterContext {
     const RouteSettings& route;
     FilterState& state;
     telemetry::Registry& metrics;
+    /// The gateway's identity provider (never null; check `issuer` for "none configured").
+    const AuthProvider* auth = nullptr;
     /// The filter's position in the route's chain: its word of Exchange::scratch.
     std::size_t slot = 0;
 };

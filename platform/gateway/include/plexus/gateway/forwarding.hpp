@@ -39,7 +39,8 @@ struct ForwardingPolicy {
 ///    client's list followed by ", <peer>";
 ///  - X-Forwarded-Proto becomes "http" and the client's Host moves to X-Forwarded-Host (unless
 ///    trusted values are present); Host is removed, so the upstream sees its own address;
-///  - a client-sent X-Plexus-Original-Path is removed (only the gateway sets it).
+///  - a client-sent X-Plexus-Original-Path is removed (only the gateway sets it), and so are
+///    X-Plexus-Subject, -Client, -Scopes, -Roles and -Auth (only the auth filter sets them).
 /// Neither the target, traceparent nor X-Request-Id (the request scope keeps or sets it) is
 /// touched here. No allocation beyond the headers' growth.
 void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy);

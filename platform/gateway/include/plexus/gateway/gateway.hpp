@@ -76,6 +76,8 @@ struct GatewaySettings {
     /// Longest wait for the registry's first answer about a service (also bounded by the route's
     /// timeout); matters only for the first requests after a start or a new service.
     std::chrono::milliseconds discovery_wait{2000};
+    /// The identity provider whose tokens `auth` filters check.
+    AuthProvider auth;
 };
 
 /// The outcome of a reload.

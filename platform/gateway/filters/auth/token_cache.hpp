@@ -1,0 +1,54 @@
+#pragma once
+/// Verified tokens, so that a token presented again costs a lookup, not a signature check: keyed
+/// by the SHA-256 digest of the token (a collision-resistant key: no other token can hit an
+/// entry), each entry kept until its token expires. Bounded: when a shard is full, expired entries
+/// go first, then the one that expires soonest. Thread-safe (sharded, short locks).
+
+#include <array>
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "plexus/serving/request_scope.hpp"
+
+namespace plexus::gateway::filters {
+
+/// What a verified token established: who, and the claims routes may test.
+struct CachedToken {
+    std::shared_ptr<const serving::Principal> principal;
+    boost::json::object claims;
+};
+
+class TokenCache {
+  public:
+    explicit TokenCache(std::size_t max_entries);
+    /// The entry of the token with this digest, if cached and not expired at `now` (seconds
+    /// since the epoch).
+    std::shared_ptr<const CachedToken> find(std::string_view digest, std::int64_t now) const;
+    /// Caches what a verified token established until `expires_at` (seconds since the epoch).
+    void put(std::string digest, std::shared_ptr<const CachedToken> token, std::int64_t expires_at);
+    std::size_t size() const;
+
+  private:
+    struct Entry {
+        std::shared_ptr<const CachedToken> token;
+        std::int64_t expires_at = 0;
+    };
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    struct Shard {
+        mutable std::mutex mutex;
+        std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries;
+    };
+    static constexpr std::size_t kShards = 16;
+    std::size_t max_per_shard_;
+    std::array<Shard, kShards> shards_;
+};
+
+}  // namespace plexus::gateway::filters
