@@ -98,6 +98,21 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     EXPECT_LT(created.status, 300) << created.body;
     EXPECT_EQ(http("POST", gateway_port, "/api/products", product, {{"Authorization", admin}}).status, 403);
 
+    // The same through the CLI, as the deployment's first admin.
+    std::string cli_out;
+    ASSERT_EQ(d.plexus("identity clients create 'stock sync' --scope inventory:write --json", &cli_out), 0)
+        << cli_out;
+    auto made = json::parse(cli_out).as_object();
+    EXPECT_EQ(made.at("name").as_string(), "stock sync");
+    EXPECT_EQ(made.at("client_secret").as_string().size(), 43u);
+    ASSERT_EQ(d.plexus("identity clients list", &cli_out), 0) << cli_out;
+    EXPECT_NE(cli_out.find(std::string(made.at("client_id").as_string())), std::string::npos) << cli_out;
+    EXPECT_EQ(cli_out.find(std::string(made.at("client_secret").as_string())), std::string::npos);
+    ASSERT_EQ(d.plexus("identity keys rotate", &cli_out), 0) << cli_out;
+    EXPECT_NE(cli_out.find("signing with"), std::string::npos) << cli_out;
+    EXPECT_EQ(d.plexus("identity clients delete nosuch", &cli_out), 1);
+    EXPECT_NE(cli_out.find("404: no client nosuch"), std::string::npos) << cli_out;
+
     auto victim = d.instance("catalog-0");
     ASSERT_FALSE(victim.empty());
     int victim_pid = static_cast<int>(victim.at("pid").as_int64());
