@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
     gw->add_option("--issuer", gateway.issuer, "issuer of the access tokens auth filters accept");
     gw->add_option("--jwks-uri", gateway.jwks_uri, "where that issuer's keys are, http://host:port/path");
     gw->add_option("--audience", gateway.audience, "aud the access tokens must name");
+    gw->add_option(
+        "--revocations-uri", gateway.revocations_uri,
+        "the issuer's revocation watch, http://host:port/path (revoked tokens refused within a second)");
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
                  "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
     gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");

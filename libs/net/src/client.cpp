@@ -258,6 +258,18 @@ std::optional<Endpoint> parse_host_port(std::string_view text, bool allow_port_z
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) { return parse_host_port(text, false); }
 
+std::optional<HttpUrl> parse_http_url(std::string_view url) {
+    if (!url.starts_with("http://")) return std::nullopt;
+    url.remove_prefix(7);
+    auto slash = url.find('/');
+    auto ep = parse_endpoint(url.substr(0, slash));
+    if (!ep) return std::nullopt;
+    HttpUrl out{*ep, {}};
+    if (slash != std::string_view::npos) out.path = std::string(url.substr(slash));
+    if (out.path.find_first_of("?# ") != std::string::npos) return std::nullopt;
+    return out;
+}
+
 std::optional<Endpoint> parse_listen_address(std::string_view text) { return parse_host_port(text, true); }
 
 void set_client_settings(const ClientSettings& settings) {

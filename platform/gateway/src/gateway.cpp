@@ -177,7 +177,8 @@ struct Gateway::Impl {
         filter_state.begin_load();
         try {
             for (const auto& r : next->table->routes()) {
-                FilterContext ctx{r.settings(), filter_state, metrics, &settings.auth};
+                FilterContext ctx{r.settings(), filter_state, metrics, &settings.auth,
+                                  settings.background ? &*settings.background : nullptr};
                 try {
                     next->chains[r.index()] = compile_filters(r.settings().filters, ctx);
                 } catch (const std::invalid_argument& e) {

@@ -1038,7 +1038,29 @@ class AuthFilterTest : public ProxyTest {
             res.json(200, keys_.to_json());
             co_return;
         });
+        // The revocation watch: answers once the test revokes something after `since`.
+        jwks_router_.add(
+            "GET", "/revocations", [this](net::Request& req, net::Response& res) -> net::Task<void> {
+                auto since = std::stoll(req.query_param("since").value_or("0"));
+                for (int i = 0; i < 3000 && revoked_count_.load() <= since; ++i)
+                    co_await net::sleep_for(10ms);
+                std::lock_guard lock(keys_mutex_);
+                boost::json::array list;
+                for (const auto& [jti, exp] : revoked_)
+                    list.push_back(boost::json::object{{"jti", jti}, {"exp", exp}});
+                res.json(200, boost::json::serialize(
+                                  boost::json::object{{"index", revoked_count_.load()}, {"revoked", list}}));
+            });
         jwks_port_ = start_server(jwks_router_.handler());
+    }
+
+    void revoke(const std::string& token) {
+        auto claims = boost::json::parse(*plexus::security::base64url_decode(token.substr(
+                                             token.find('.') + 1, token.rfind('.') - token.find('.') - 1)))
+                          .as_object();
+        std::lock_guard lock(keys_mutex_);
+        revoked_.emplace_back(std::string(claims.at("jti").as_string()), claims.at("exp").as_int64());
+        revoked_count_.fetch_add(1);
     }
 
     std::uint16_t start_auth_gateway(const std::string& filters) {
@@ -1048,9 +1070,12 @@ class AuthFilterTest : public ProxyTest {
                 static_route("guarded", "/guarded", upstream_address(), "    filters:\n" + filters) +
                 static_route("open", "/open", upstream_address()),
             "r.yaml");
+        const auto base = "http://127.0.0.1:" + std::to_string(jwks_port_);
         settings.auth = {.issuer = "https://id.test",
-                         .jwks_uri = "http://127.0.0.1:" + std::to_string(jwks_port_) + "/jwks",
-                         .audience = "shop"};
+                         .jwks_uri = base + "/jwks",
+                         .audience = "shop",
+                         .revocations_uri = base + "/revocations"};
+        settings.background = runtime_->executor(0);
         return start_gateway(std::move(settings));
     }
 
@@ -1074,7 +1099,26 @@ class AuthFilterTest : public ProxyTest {
     net::Router jwks_router_;
     std::uint16_t jwks_port_ = 0;
     std::atomic<int> jwks_hits_{0};
+    std::vector<std::pair<std::string, std::int64_t>> revoked_;  // guarded by keys_mutex_
+    std::atomic<std::int64_t> revoked_count_{0};
 };
+
+TEST_F(AuthFilterTest, ARevokedTokenIsRefusedAtOnceEvenWhenItsVerificationIsCached) {
+    auto gw = start_auth_gateway("      - name: auth\n");
+    auto good = token(signer_, "");
+    auto other = token(signer_, "");
+    EXPECT_EQ(call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + good}}).status,
+              200);  // now cached
+    revoke(good);
+    // Pushed by the watch (a long poll the stub answers at once), not learnt at expiry.
+    EXPECT_TRUE(wait_until([&] {
+        return call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + good}}).status == 401;
+    })) << ::testing::PrintToString(logs_.matching("revocation"));
+    auto refused = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + good}});
+    EXPECT_NE(refused.body.find("revoked"), std::string::npos) << refused.body;
+    EXPECT_EQ(call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + other}}).status,
+              200);  // others still pass
+}
 
 TEST_F(AuthFilterTest, ChecksBearerTokensAtTheEdgeAndPassesThePrincipalUpstream) {
     auto gw = start_auth_gateway("      - name: auth\n        scopes: [catalog:write]\n");

@@ -105,15 +105,10 @@ struct AdminClient::Impl {
 
 AdminClient::AdminClient(std::string base_url, std::string client_id, std::string client_secret)
     : impl_(std::make_unique<Impl>()) {
-    std::string_view rest = base_url;
-    if (!rest.starts_with("http://"))
-        throw std::invalid_argument("the identity URL must be http://host:port[/path]");
-    rest.remove_prefix(7);
-    auto slash = rest.find('/');
-    auto ep = net::parse_endpoint(rest.substr(0, slash));
-    if (!ep) throw std::invalid_argument("the identity URL must be http://host:port[/path]");
-    impl_->endpoint = *ep;
-    if (slash != std::string_view::npos) impl_->prefix = std::string(rest.substr(slash));
+    auto url = net::parse_http_url(base_url);
+    if (!url) throw std::invalid_argument("the identity URL must be http://host:port[/path]");
+    impl_->endpoint = url->endpoint;
+    impl_->prefix = url->path;
     while (!impl_->prefix.empty() && impl_->prefix.back() == '/') impl_->prefix.pop_back();
     impl_->client_id = std::move(client_id);
     impl_->client_secret = std::move(client_secret);

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -13,10 +15,12 @@
 #include <mutex>
 #include <set>
 
+#include "plexus/core/duration.hpp"
 #include "plexus/discovery/registry_client.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/signal.hpp"
 #include "plexus/security/jwt.hpp"
 #include "plexus/security/secrets.hpp"
 #include "plexus/serving/probes.hpp"
@@ -47,7 +51,11 @@ const std::vector<std::string> kSchema = {
     "CREATE TABLE opaque_tokens(token_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, subject TEXT NOT NULL,"
     " scope TEXT NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL "
     "DEFAULT 0);"
-    "CREATE TABLE revoked_jti(jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);"};
+    "CREATE TABLE revoked_jti(jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);",
+    // Revocations in order, for gateways that watch them (GET /revocations?since=N).
+    "CREATE TABLE revocation_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, jti TEXT NOT NULL UNIQUE,"
+    " expires_at INTEGER NOT NULL);"
+    "INSERT INTO revocation_log(jti, expires_at) SELECT jti, expires_at FROM revoked_jti;"};
 
 std::vector<std::string> split_scopes(std::string_view text) {
     std::vector<std::string> out;
@@ -126,6 +134,15 @@ struct Server::Impl {
     std::shared_ptr<const std::map<std::string, Client, std::less<>>> clients;
     std::shared_ptr<const Keys> keys;
     std::shared_ptr<const std::set<std::string, std::less<>>> revoked_jtis;
+    // The revocation log (ordered by seq) that GET /revocations serves; guarded by `mutex`.
+    struct Revocation {
+        std::int64_t seq;
+        std::string jti;
+        std::int64_t expires_at;
+    };
+    std::shared_ptr<const std::vector<Revocation>> revocation_log;
+    net::Signal revocations_changed;
+    std::atomic<bool> stopping{false};
 
     telemetry::CounterFamily& issued;
     telemetry::CounterFamily& refused;
@@ -229,12 +246,84 @@ struct Server::Impl {
     }
 
     void load_revoked() {
-        auto rows = db->query("SELECT jti FROM revoked_jti WHERE expires_at >= ?", now());
+        auto rows = db->query(
+            "SELECT seq, jti, expires_at FROM revocation_log WHERE expires_at >= ? ORDER BY seq", now());
         if (!rows) throw std::runtime_error("cannot read revocations: " + rows.error().message());
         auto set = std::make_shared<std::set<std::string, std::less<>>>();
-        for (const auto& r : *rows) set->insert(r.get<std::string>(0));
+        auto log = std::make_shared<std::vector<Revocation>>();
+        for (const auto& r : *rows) {
+            set->insert(r.get<std::string>("jti"));
+            log->push_back(
+                {r.get<std::int64_t>("seq"), r.get<std::string>("jti"), r.get<std::int64_t>("expires_at")});
+        }
         std::lock_guard lock(mutex);
         revoked_jtis = std::move(set);
+        revocation_log = std::move(log);
+    }
+
+    std::shared_ptr<const std::vector<Revocation>> snapshot_log() const {
+        std::lock_guard lock(mutex);
+        return revocation_log;
+    }
+
+    // Records that the JWT `jti` (valid until `expires_at`) is revoked, and wakes the watchers.
+    // Blocking; the caller holds db_mutex.
+    void revoke_jti(const std::string& jti, std::int64_t expires_at) {
+        db->execute("INSERT OR IGNORE INTO revoked_jti(jti, expires_at) VALUES (?, ?)", jti, expires_at);
+        auto row =
+            db->query("INSERT OR IGNORE INTO revocation_log(jti, expires_at) VALUES (?, ?) RETURNING seq",
+                      jti, expires_at);
+        if (!row || row->empty()) return;  // revoked before
+        auto seq = (*row)[0].get<std::int64_t>(0);
+        {
+            std::lock_guard lock(mutex);
+            auto set = std::make_shared<std::set<std::string, std::less<>>>(*revoked_jtis);
+            set->insert(jti);
+            auto log = std::make_shared<std::vector<Revocation>>(*revocation_log);
+            log->push_back({seq, jti, expires_at});
+            revoked_jtis = std::move(set);
+            revocation_log = std::move(log);
+        }
+        revocations_changed.notify_all();
+    }
+
+    // GET /revocations?since=N[&wait=30s]: the JWT revocations after N that have not expired, at
+    // once if there are any, else when one comes or `wait` (at most 60 s) ends.
+    Task<void> revocations(Request& req, Response& res) {
+        std::int64_t since = 0;
+        if (auto v = req.query_param("since")) {
+            auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), since);
+            if (ec != std::errc{} || end != v->data() + v->size() || since < 0)
+                co_return res.problem(400, "Bad Request", "since must be a non-negative integer", req.path());
+        }
+        auto wait = std::chrono::milliseconds(0);
+        if (auto w = req.query_param("wait")) {
+            auto d = core::parse_duration(*w);
+            if (!d || d->count() < 0)
+                co_return res.problem(400, "Bad Request", "wait must be a duration such as 30s", req.path());
+            wait = std::min(*d, std::chrono::milliseconds(60'000));
+        }
+        auto deadline = std::chrono::steady_clock::now() + wait;
+        while (true) {
+            auto seen = revocations_changed.epoch();
+            auto log = snapshot_log();
+            if (stopping.load() || (!log->empty() && log->back().seq > since)) break;
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            co_await revocations_changed.wait(left, seen);
+        }
+        auto log = snapshot_log();
+        auto t = now();
+        json::array list;
+        std::int64_t index = since;
+        for (const auto& r : *log) {
+            index = std::max(index, r.seq);
+            if (r.seq > since && r.expires_at >= t)
+                list.push_back(json::object{{"jti", r.jti}, {"exp", r.expires_at}});
+        }
+        res.json(200, json::serialize(json::object{{"index", index}, {"revoked", std::move(list)}}));
+        res.headers.set("Cache-Control", "no-store");
     }
 
     // The first admin client, its credentials in a 0600 file (never in the log).
@@ -605,12 +694,7 @@ struct Server::Impl {
                     db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = ?",
                                 security::sha256_hex(token));
                 } else {
-                    db->execute("INSERT OR IGNORE INTO revoked_jti(jti, expires_at) VALUES (?, ?)", f.jti,
-                                f.expires_at);
-                    auto next = std::make_shared<std::set<std::string, std::less<>>>(*snapshot_revoked());
-                    next->insert(f.jti);
-                    std::lock_guard state(mutex);
-                    revoked_jtis = std::move(next);
+                    revoke_jti(f.jti, f.expires_at);
                 }
             });
             telemetry::info("token revoked", {{"client_id", client->info.client_id}});
@@ -662,7 +746,12 @@ struct Server::Impl {
 Server::Server(Settings settings, telemetry::Registry& metrics, core::Clock& clock)
     : impl_(std::make_shared<Impl>(std::move(settings), metrics, clock)) {}
 
-Server::~Server() = default;
+Server::~Server() { stop_watches(); }
+
+void Server::stop_watches() {
+    impl_->stopping.store(true);
+    impl_->revocations_changed.notify_all();
+}
 
 const std::string& Server::issuer() const noexcept { return impl_->issuer; }
 security::KeySet Server::public_keys() const { return impl_->snapshot_keys()->published; }
@@ -696,6 +785,8 @@ void Server::add_routes(net::Router& router) {
     router.add(
         "POST", "/revoke", [impl](Request& req, Response& res) { return impl->revoke(req, res); }, 16 * 1024);
 
+    router.add("GET", "/revocations",
+               [impl](Request& req, Response& res) { return impl->revocations(req, res); });
     router.add("GET", "/admin/clients", [impl](Request& req, Response& res) -> Task<void> {
         if (!co_await impl->admin_allowed(req, res)) co_return;
         json::array list;
@@ -822,6 +913,7 @@ int run(const Settings& settings) {
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
         if (stop->exchange(true)) return;
         telemetry::info("shutting down", {{"signal", sig}});
+        server->stop_watches();  // long polls answer now, so the drain does not wait for them
         net::spawn(
             runtime.executor(0),
             [](std::optional<net::Endpoint> registry, discovery::InstanceInfo self, net::Server* http,

@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -305,6 +306,41 @@ TEST_F(IdentityTest, RotatedKeysStayPublishedWhileTheirTokensLive) {
     EXPECT_TRUE(verifier.verify(before, *keys));
     EXPECT_TRUE(verifier.verify(after, *keys));
     EXPECT_EQ(security::peek_kid(token_for("plexus-admin", admin_secret())), new_kid);
+}
+
+TEST_F(IdentityTest, TheRevocationWatchAnswersAsSoonAsATokenIsRevoked) {
+    auto idle = json::parse(call("GET", "/revocations?since=0").body).as_object();
+    EXPECT_EQ(idle.at("index").as_int64(), 0);
+    EXPECT_TRUE(idle.at("revoked").as_array().empty());
+    EXPECT_EQ(call("GET", "/revocations?since=-1").status, 400);
+    EXPECT_EQ(call("GET", "/revocations?since=0&wait=forever").status, 400);
+
+    auto jwt = token_for("plexus-admin", admin_secret());
+    // A watch that would wait a minute, longer than any wait here: only the revocation answers it.
+    auto watch = std::async(std::launch::async, [&] { return call("GET", "/revocations?since=0&wait=60s"); });
+    ASSERT_TRUE(wait_until(
+        [&] { return watch.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready; }));
+    EXPECT_EQ(
+        form("/revoke", "token=" + jwt, {{"Authorization", basic("plexus-admin", admin_secret())}}).status,
+        200);
+    auto answer = watch.get();
+    ASSERT_EQ(answer.status, 200);
+    auto doc = json::parse(answer.body).as_object();
+    ASSERT_EQ(doc.at("revoked").as_array().size(), 1u);
+    auto jti = std::string(doc.at("revoked").as_array()[0].at("jti").as_string());
+    auto claims = security::JwtVerifier({.issuer = server_->issuer(), .audiences = {"shop"}})
+                      .verify(jwt, server_->public_keys())
+                      .claims;
+    EXPECT_EQ(jti, claims.at("jti").as_string());
+    auto index = doc.at("index").as_int64();
+    EXPECT_GE(index, 1);
+    // Nothing new after that index; the log survives a restart.
+    EXPECT_TRUE(json::parse(call("GET", "/revocations?since=" + std::to_string(index)).body)
+                    .at("revoked")
+                    .as_array()
+                    .empty());
+    restart();
+    EXPECT_EQ(json::parse(call("GET", "/revocations?since=0").body).at("revoked").as_array().size(), 1u);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 #include "auth/auth.hpp"
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <stdexcept>
 
 #include "auth/jwks_cache.hpp"
+#include "auth/revoked_tokens.hpp"
 #include "auth/token_cache.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
@@ -44,11 +46,14 @@ std::string claim_string(const boost::json::object& claims, std::string_view nam
     return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-// What is shared by every route checking tokens of one provider: its keys and verified tokens.
-struct ProviderState {
+// What is shared by every route checking tokens of one provider: its keys, verified tokens and
+// revoked token ids.
+struct ProviderState : std::enable_shared_from_this<ProviderState> {
     JwksCache jwks;
     TokenCache tokens;
+    RevokedTokens revoked;
     security::JwtVerifier verifier;
+    std::atomic<bool> watching{false};
     ProviderState(const AuthProvider& p, std::size_t cache_size, core::Clock& clock)
         : jwks(p.jwks_uri, kMinRefetch, clock),
           tokens(cache_size),
@@ -58,6 +63,20 @@ struct ProviderState {
                                                                      : std::vector<std::string>{p.audience},
                                      .leeway = p.leeway},
               clock) {}
+
+    // Starts the revocation watch once, on `ex`; it ends when the state is dropped.
+    void watch(const std::string& uri, net::Executor ex) {
+        if (uri.empty() || watching.exchange(true)) return;
+        std::weak_ptr<ProviderState> weak = shared_from_this();
+        net::spawn(ex,
+                   RevokedTokens::watch(uri,
+                                        [weak]() -> std::shared_ptr<RevokedTokens> {
+                                            auto s = weak.lock();
+                                            return s ? std::shared_ptr<RevokedTokens>(s, &s->revoked)
+                                                     : nullptr;
+                                        }),
+                   "revocation watch");
+    }
 };
 
 class AuthFilter final : public Filter {
@@ -83,7 +102,10 @@ class AuthFilter final : public Filter {
             return FilterResult::answered;
         }
         auto digest = security::sha256_hex(token);
-        if (auto hit = provider_->tokens.find(digest, now())) return admit(x, *hit);
+        if (auto hit = provider_->tokens.find(digest, now())) {
+            if (provider_->revoked.contains(hit->jti)) return revoked(x);
+            return admit(x, *hit);
+        }
         auto v = provider_->verifier.verify(token, *provider_->jwks.keys());
         if (v.error == security::JwtError::unknown_key)
             return FilterResult::suspend;  // the keys may be newer
@@ -117,7 +139,10 @@ class AuthFilter final : public Filter {
             x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
             return FilterResult::answered;
         }
+        auto jti = claim_string(v.claims, "jti");
+        if (provider_->revoked.contains(jti)) return revoked(x);
         auto cached = std::make_shared<CachedToken>();
+        cached->jti = std::move(jti);
         auto principal = std::make_shared<serving::Principal>();
         principal->subject = claim_string(v.claims, "sub");
         principal->client_id = claim_string(v.claims, "client_id");
@@ -148,6 +173,14 @@ class AuthFilter final : public Filter {
         if (!c_.relay_token) h.remove("Authorization");
         x.scope.set_principal(t.principal);
         return FilterResult::next;
+    }
+
+    FilterResult revoked(Exchange& x) const {
+        invalid_.inc();
+        x.response.problem(401, "Unauthorized", "invalid access token: the token was revoked",
+                           x.request.path());
+        x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
+        return FilterResult::answered;
     }
 
     FilterResult refuse(Exchange& x, const std::string& why) const {
@@ -198,6 +231,7 @@ class AuthFactory final : public FilterFactory {
             [&] {
                 return std::make_shared<ProviderState>(p, static_cast<std::size_t>(c.cache_size), clock);
             });
+        if (ctx.background) provider->watch(p.revocations_uri, *ctx.background);
         auto& results = ctx.metrics.counter("plexus_gateway_auth_total",
                                             "Requests checked by an auth filter, by route and result.",
                                             {"route", "result"});

@@ -16,15 +16,10 @@ JwksCache::JwksCache(std::string jwks_uri, std::chrono::milliseconds min_refetch
       min_refetch_(min_refetch),
       clock_(&clock),
       keys_(std::make_shared<const security::KeySet>()) {
-    std::string_view rest = uri_;
-    if (!rest.starts_with("http://")) throw std::invalid_argument("jwks_uri: must be http://host:port/path");
-    rest.remove_prefix(7);
-    auto slash = rest.find('/');
-    auto ep = net::parse_endpoint(rest.substr(0, slash));
-    if (!ep || slash == std::string_view::npos)
-        throw std::invalid_argument("jwks_uri: must be http://host:port/path");
-    endpoint_ = *ep;
-    path_ = std::string(rest.substr(slash));
+    auto url = net::parse_http_url(uri_);
+    if (!url || url->path.empty()) throw std::invalid_argument("jwks_uri: must be http://host:port/path");
+    endpoint_ = url->endpoint;
+    path_ = url->path;
 }
 
 JwksCache::JwksCache(security::KeySet keys)

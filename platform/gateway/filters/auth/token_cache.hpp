@@ -21,6 +21,7 @@ namespace plexus::gateway::filters {
 struct CachedToken {
     std::shared_ptr<const serving::Principal> principal;
     boost::json::object claims;
+    std::string jti;  ///< checked against revocations at every use
 };
 
 class TokenCache {

@@ -42,6 +42,14 @@ std::optional<Endpoint> parse_endpoint(std::string_view text);
 /// Parses an address to listen on, "host:port", where port 0 means "any free port".
 std::optional<Endpoint> parse_listen_address(std::string_view text);
 
+/// An http:// URL split for send(): where to connect and the target to ask for.
+struct HttpUrl {
+    Endpoint endpoint;
+    std::string path;  ///< "" or "/..." (no query)
+};
+/// Parses "http://host:port[/path]"; nullopt for anything else (https, no port, a query).
+std::optional<HttpUrl> parse_http_url(std::string_view url);
+
 struct ClientSettings {
     std::size_t max_connections_per_endpoint = 256;
     std::chrono::milliseconds connect_timeout{2000};

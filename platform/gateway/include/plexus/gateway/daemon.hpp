@@ -19,6 +19,8 @@ struct DaemonSettings {
     std::string issuer;
     std::string jwks_uri;
     std::string audience;
+    /// The identity provider's revocation watch, http://host:port/path (see AuthProvider).
+    std::string revocations_uri;
     bool trust_forwarded_for = false;
     std::size_t threads = 0;
 };

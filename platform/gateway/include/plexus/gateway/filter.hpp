@@ -182,6 +182,9 @@ struct AuthProvider {
     std::string issuer;    ///< tokens' `iss`
     std::string jwks_uri;  ///< http://host:port/path of the JWKS
     std::string audience;  ///< tokens' `aud` must hold it; empty: not checked
+    /// http://host:port/path of the provider's revocation watch (GET ?since=N&wait=30s); empty:
+    /// revoked JWTs are refused only once they expire.
+    std::string revocations_uri;
     std::chrono::seconds leeway{30};
 };
 
@@ -192,6 +195,9 @@ struct FilterContext {
     telemetry::Registry& metrics;
     /// The gateway's identity provider (never null; check `issuer` for "none configured").
     const AuthProvider* auth = nullptr;
+    /// Where filters may run background work (a watch, a refresh); null when the gateway was
+    /// given none (GatewaySettings::background).
+    const net::Executor* background = nullptr;
     /// The filter's position in the route's chain: its word of Exchange::scratch.
     std::size_t slot = 0;
 };

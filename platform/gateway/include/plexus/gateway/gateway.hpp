@@ -52,6 +52,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,9 @@ struct GatewaySettings {
     std::chrono::milliseconds discovery_wait{2000};
     /// The identity provider whose tokens `auth` filters check.
     AuthProvider auth;
+    /// An executor of the server's runtime for the filters' background work (the auth filter's
+    /// revocation watch). Without one, such work does not run.
+    std::optional<net::Executor> background;
 };
 
 /// The outcome of a reload.

@@ -9,6 +9,10 @@
 ///                                            or client_secret_post); scope optional
 ///   POST /introspect                         RFC 7662; the caller authenticates as a client
 ///   POST /revoke                             RFC 7009; a client revokes its own tokens
+///   GET  /revocations?since=N[&wait=30s]     revoked JWT ids after N (not yet expired), as
+///                                            {"index": M, "revoked": [{"jti", "exp"}]}; with
+///                                            wait, a long poll answered as soon as one comes
+///                                            (how gateways learn of revocations within a second)
 ///   GET  /admin/clients, POST /admin/clients, DELETE /admin/clients/{id}
 ///   POST /admin/keys/rotate                  admin API: a Bearer token with scope plexus:admin
 ///   GET  /health/live, /health/ready, /metrics
@@ -94,6 +98,8 @@ class Server {
     /// Creates a client; returns its info and its secret (shown once). Throws
     /// std::invalid_argument for bad fields. Blocking.
     std::pair<ClientInfo, std::string> create_client(ClientInfo info);
+    /// Answers every pending and future /revocations long poll at once (at shutdown).
+    void stop_watches();
     /// Makes a new key the signing key; the old one stays published until its tokens expire.
     /// Returns the new kid. Blocking.
     std::string rotate_keys();
