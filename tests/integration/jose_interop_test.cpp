@@ -28,15 +28,13 @@ std::string interop_dir() {
     for (auto script : {"jose_verify.mjs", "jose_issuer.mjs"})
         fs::copy_file(fs::path(PLEXUS_SOURCE_DIR) / "tests/interop" / script, dir / script,
                       fs::copy_options::overwrite_existing);
-    if (!fs::exists(dir / "node_modules/jose/package.json")) {
-        std::string out;
-        int rc =
-            run_command("cd '" + dir.string() +
-                            "' && timeout 300 npm install --no-audit --no-fund --loglevel=error jose@5 2>&1",
-                        &out);
-        if (rc != 0)
-            throw std::runtime_error("npm install jose@5 failed (" + std::to_string(rc) + "): " + out);
-    }
+    // Tests run in parallel: one installs while the others wait on the lock, then find it there.
+    std::string out;
+    int rc = run_command("cd '" + dir.string() +
+                             "' && flock install.lock sh -c 'test -f node_modules/jose/package.json || "
+                             "timeout 300 npm install --no-audit --no-fund --loglevel=error jose@5' 2>&1",
+                         &out);
+    if (rc != 0) throw std::runtime_error("npm install jose@5 failed (" + std::to_string(rc) + "): " + out);
     return dir.string();
 }
 
