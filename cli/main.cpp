@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
     idp->add_option("--audience", identity.audience, "aud of access tokens");
     idp->add_option("--registry", identity.registry, "registry URL to register with, http://host:port");
     idp->add_option("--access-ttl", identity_ttl, "access token lifetime (e.g. 10m)");
+    std::string identity_alg = "ES256";
+    idp->add_option("--algorithm", identity_alg, "algorithm of new signing keys: ES256, RS256 or EdDSA");
     idp->add_option("--log-level", log_level, "debug, info, warn or error");
     // plexus identity clients|keys ...: the admin API, as the local deployment's first admin.
     std::string admin_data_dir, admin_credentials, admin_url, new_client_name, client_to_delete;
@@ -204,6 +206,13 @@ int main(int argc, char** argv) {
             return 2;
         }
         identity.access_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+        auto alg = plexus::security::parse_algorithm(identity_alg);
+        if (!alg) {
+            std::fprintf(stderr, "plexus identity: --algorithm must be ES256, RS256 or EdDSA, got '%s'\n",
+                         identity_alg.c_str());
+            return 2;
+        }
+        identity.algorithm = *alg;
         return plexus::identity::run(identity);
     }
     if (*gw) {

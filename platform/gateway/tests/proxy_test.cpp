@@ -1189,6 +1189,31 @@ TEST_F(AuthFilterTest, ANewKeyIsFetchedOnceAndMadeUpKidsDoNotHammerTheJwks) {
     EXPECT_EQ(hits_.load(), 1);
 }
 
+TEST_F(AuthFilterTest, RelayTokenPassesTheTokenAndClaimPredicatesNarrowTheRoute) {
+    auto gw = start_auth_gateway(
+        "      - name: auth\n        relay_token: true\n        claims: {client_id: web}\n");
+    auto good = token(signer_, "");
+    auto ok = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + good}});
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    EXPECT_EQ(echoed_header(ok.body, "Authorization"), "Bearer " + good);  // relayed as it came
+    EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Subject"), "user-1");
+    // A token of another client: valid, but the claim predicate refuses it.
+    auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    auto other = plexus::security::sign_jwt(signer_, {{"iss", "https://id.test"},
+                                                      {"aud", "shop"},
+                                                      {"sub", "user-2"},
+                                                      {"client_id", "mobile"},
+                                                      {"iat", now},
+                                                      {"exp", now + 300},
+                                                      {"jti", "j-2"}});
+    auto refused = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + other}});
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_NE(refused.body.find("client_id claim"), std::string::npos) << refused.body;
+    EXPECT_EQ(hits_.load(), 1);
+}
+
 TEST_F(AuthFilterTest, ARouteWithAuthNeedsAnIdentityProvider) {
     gateway::GatewaySettings settings;
     settings.routes = gateway::parse_routes(
