@@ -55,7 +55,9 @@ const std::vector<std::string> kSchema = {
     // Revocations in order, for gateways that watch them (GET /revocations?since=N).
     "CREATE TABLE revocation_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, jti TEXT NOT NULL UNIQUE,"
     " expires_at INTEGER NOT NULL);"
-    "INSERT INTO revocation_log(jti, expires_at) SELECT jti, expires_at FROM revoked_jti;"};
+    "INSERT INTO revocation_log(jti, expires_at) SELECT jti, expires_at FROM revoked_jti;",
+    // A key may be published before it signs (active = 0: the next key).
+    "ALTER TABLE signing_keys ADD COLUMN active INTEGER NOT NULL DEFAULT 1;"};
 
 std::vector<std::string> split_scopes(std::string_view text) {
     std::vector<std::string> out;
@@ -174,43 +176,53 @@ struct Server::Impl {
 
     // ------------------------------------------------------------ state
 
+    // The published keys: the one signing now (active), the next one (published ahead of its use,
+    // so every verifier that fetched the JWKS since the last rotation already knows it), and
+    // retired ones whose tokens may still live.
     void load_keys() {
         auto rows = db->query(
-            "SELECT kid, alg, private_pem, created_at, retired_at FROM signing_keys"
-            " ORDER BY created_at");
+            "SELECT kid, alg, private_pem, created_at, retired_at, active FROM signing_keys ORDER BY "
+            "created_at");
         if (!rows) throw std::runtime_error("cannot read signing keys: " + rows.error().message());
         std::optional<security::Key> signing;
+        bool has_next = false;
         security::KeySet published;
         const auto oldest_valid = now() - max_ttl().count();
         for (const auto& r : *rows) {
             auto alg = security::parse_algorithm(r.get<std::string>("alg"));
             auto retired = r.at("retired_at");
-            bool current = retired.type() == store::ValueType::null;
-            if (!current && retired.as<std::int64_t>() < oldest_valid)
-                continue;  // its tokens have all expired
+            bool live = retired.type() == store::ValueType::null;
+            if (!live && retired.as<std::int64_t>() < oldest_valid) continue;  // its tokens have all expired
             auto key = alg ? security::Key::from_private_pem(r.get<std::string>("private_pem"), *alg,
                                                              r.get<std::string>("kid"))
                            : std::nullopt;
             if (!key)
                 throw std::runtime_error("signing key " + r.get<std::string>("kid") + " cannot be read");
             published.add(*key);
-            if (current) signing = *key;
+            if (live && r.get<std::int64_t>("active") != 0) signing = *key;
+            if (live && r.get<std::int64_t>("active") == 0) has_next = true;
         }
         if (!signing) {
-            auto key = security::Key::generate(settings.algorithm,
-                                               "k" + std::to_string(now()) + "-" + security::random_token(4));
-            auto done =
-                db->execute("INSERT INTO signing_keys(kid, alg, private_pem, created_at) VALUES (?, ?, ?, ?)",
-                            key.kid(), security::to_string(key.algorithm()), key.private_pem(), now());
-            if (!done) throw std::runtime_error("cannot store a signing key: " + done.error().message());
-            telemetry::info("signing key created",
-                            {{"kid", key.kid()}, {"alg", security::to_string(key.algorithm())}});
-            published.add(key);
-            signing = key;
+            signing = create_key(true);
+            published.add(*signing);
         }
+        if (!has_next) published.add(create_key(false));
         auto next = std::make_shared<const Keys>(Keys{*signing, std::move(published)});
         std::lock_guard lock(mutex);
         keys = std::move(next);
+    }
+
+    // A new key, stored; `active`: it signs from now on, else it is published as the next one.
+    security::Key create_key(bool active) {
+        auto key = security::Key::generate(settings.algorithm,
+                                           "k" + std::to_string(now()) + "-" + security::random_token(4));
+        auto done = db->execute(
+            "INSERT INTO signing_keys(kid, alg, private_pem, created_at, active) VALUES (?, ?, ?, ?, ?)",
+            key.kid(), security::to_string(key.algorithm()), key.private_pem(), now(), active ? 1 : 0);
+        if (!done) throw std::runtime_error("cannot store a signing key: " + done.error().message());
+        telemetry::info(active ? "signing key created" : "next signing key published",
+                        {{"kid", key.kid()}, {"alg", security::to_string(key.algorithm())}});
+        return key;
     }
 
     std::chrono::seconds max_ttl() const {
@@ -405,7 +417,11 @@ struct Server::Impl {
 
     std::string rotate() {
         std::lock_guard db_lock(db_mutex);
-        auto done = db->execute("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", now());
+        // The next key (published since the last rotation) signs; the current one retires.
+        auto done = db->execute(
+            "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND active = 1", now());
+        if (done)
+            done = db->execute("UPDATE signing_keys SET active = 1 WHERE retired_at IS NULL AND active = 0");
         if (!done) throw std::runtime_error("cannot rotate keys: " + done.error().message());
         load_keys();
         auto kid = snapshot_keys()->signing.kid();

@@ -290,11 +290,16 @@ TEST_F(IdentityTest, RevocationIsForTheOwnerAndSurvivesARestart) {
 TEST_F(IdentityTest, RotatedKeysStayPublishedWhileTheirTokensLive) {
     auto before = token_for("plexus-admin", admin_secret());
     auto old_kid = security::peek_kid(before);
+    // The next key is published before it signs: a verifier that fetched the JWKS now knows it.
+    auto early = security::KeySet::from_json(call("GET", "/jwks").body);
+    ASSERT_TRUE(early);
+    ASSERT_EQ(early->keys().size(), 2u);
     auto admin = "Bearer " + before;
     auto rotated = call("POST", "/admin/keys/rotate", {}, {{"Authorization", admin}});
     ASSERT_EQ(rotated.status, 200) << rotated.body;
     std::string new_kid(json::parse(rotated.body).at("kid").as_string());
     EXPECT_NE(new_kid, old_kid);
+    EXPECT_NE(early->find(new_kid), nullptr) << "the new signing key was not published ahead";
     auto after = token_for("plexus-admin", admin_secret());
     EXPECT_EQ(security::peek_kid(after), new_kid);
     restart();
