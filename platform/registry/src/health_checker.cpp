@@ -65,6 +65,12 @@ struct HealthChecker::Impl {
 
     mutable std::mutex mutex;
     bool stopped = false;
+    // Held by every call into the catalog from the blocking pool: once stop() has set
+    // catalog_closed under it, no such call runs or will run, so the catalog may then be
+    // destroyed. Never taken while `mutex` is held (a status change notifies sync(), which
+    // takes `mutex`).
+    std::mutex catalog_mutex;
+    bool catalog_closed = false;
     std::map<std::string, std::map<std::string, std::shared_ptr<Loop>>> loops;  // service → id → loop
 
     Impl(Catalog& c, telemetry::Registry& m, net::Runtime& runtime)
@@ -139,7 +145,11 @@ struct HealthChecker::Impl {
                     break;
             }
             if (next != status) {
-                auto changed = co_await net::offload([self, loop, next] {
+                auto changed = co_await net::offload([self, loop, next]() -> Result<bool> {
+                    std::lock_guard lock(self->catalog_mutex);
+                    if (self->catalog_closed)
+                        return Result<bool>(boost::system::in_place_error,
+                                            core::make_error_code(core::errc::not_found));
                     const auto& t = loop->target;
                     return self->catalog.set_status(t.instance.service, t.instance.id, next, t.registration);
                 });
@@ -182,6 +192,11 @@ HealthChecker::~HealthChecker() { stop(); }
 void HealthChecker::sync(const std::string& service) { impl_->sync(service, impl_); }
 
 void HealthChecker::stop() {
+    {
+        // Waits for a status change the blocking pool may be making right now.
+        std::lock_guard catalog_lock(impl_->catalog_mutex);
+        impl_->catalog_closed = true;
+    }
     std::lock_guard lock(impl_->mutex);
     impl_->stopped = true;
     for (auto& [service, loops] : impl_->loops) {
