@@ -15,6 +15,19 @@ namespace plexus::net {
 
 namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
+
+int body_failure_status(BodyStatus st) { return st == BodyStatus::too_large ? 413 : 400; }
+
+std::string body_failure_detail(BodyStatus st, std::size_t limit) {
+    switch (st) {
+        case BodyStatus::too_large:
+            return "request body exceeds the limit of " + std::to_string(limit) + " bytes";
+        case BodyStatus::malformed:
+            return "invalid chunked encoding";
+        default:
+            return "the connection closed before the request body was complete";
+    }
+}
 constexpr std::chrono::milliseconds kRejectLinger{2000};
 }  // namespace
 
@@ -306,7 +319,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 if (body_limit) {
                     if (auto l = body_limit(req)) limit = l;
                 }
-                switch (co_await read_body(conn, buf, chunked, framing, req, limit)) {
+                auto st = co_await read_body(conn, buf, chunked, framing, req, limit);
+                switch (st) {
                     case BodyStatus::complete:
                         break;
                     case BodyStatus::too_large:
@@ -416,6 +430,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         }
     }
 };
+
+bool answer_body_failure(BodyStatus status, std::size_t limit, const Request& req, Response& res) {
+    if (status == BodyStatus::complete) return true;
+    auto code = body_failure_status(status);
+    res.problem(code, reason_phrase(code), body_failure_detail(status, limit), req.path());
+    return false;
+}
 
 Server::Server(Runtime& runtime, ServerSettings settings, Handler handler, BodyLimit body_limit)
     : impl_(std::make_shared<Impl>(runtime, std::move(settings), std::move(handler), std::move(body_limit))) {

@@ -38,6 +38,34 @@ const FilterFactory* find_filter_factory(std::string_view name) noexcept {
     return nullptr;
 }
 
+bool FilterChain::request_body(Exchange& x, std::size_t& entered) const {
+    for (std::size_t i = 0; i < filters.size(); ++i) {
+        const Filter& f = *filters[i];
+        if ((f.phases() & kRequestBody) && f.on_request_body(x) == FilterResult::answered) {
+            entered = i + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+void FilterChain::respond(Exchange& x, std::size_t entered) const {
+    if (!has(kResponseHead) && !has(kResponseBody)) return;
+    for (std::size_t i = entered; i-- > 0;) {
+        if (filters[i]->phases() & kResponseHead) filters[i]->on_response_head(x);
+    }
+    for (std::size_t i = entered; i-- > 0;) {
+        if (filters[i]->phases() & kResponseBody) filters[i]->on_response_body(x);
+    }
+}
+
+void FilterChain::complete(const Exchange& x) const noexcept {
+    if (!has(kComplete)) return;
+    for (const auto& f : filters) {
+        if (f->phases() & kComplete) f->on_complete(x);
+    }
+}
+
 FilterChain compile_filters(std::span<const FilterSpec> specs, FilterContext& ctx) {
     if (specs.size() > kMaxFilters) {
         throw std::invalid_argument("filters: " + std::to_string(specs.size()) + " filters, at most " +

@@ -432,18 +432,13 @@ struct Gateway::Impl {
                 }
                 auto limit = static_cast<std::size_t>(route->settings().max_body_bytes);
                 if (!answered && req.body_source) {
-                    answered = !body_read(co_await net::read_body(req, limit), limit, req, res);
+                    answered =
+                        !net::answer_body_failure(co_await net::read_body(req, limit), limit, req, res);
                 } else if (!answered && req.body.size() > limit) {
                     // Read by a server that does not defer bodies.
-                    answered = !body_read(net::BodyStatus::too_large, limit, req, res);
+                    answered = !net::answer_body_failure(net::BodyStatus::too_large, limit, req, res);
                 }
-                if (!answered && chain.has(kRequestBody)) {
-                    for (std::size_t i = 0; i < chain.filters.size() && !answered; ++i) {
-                        const Filter& f = *chain.filters[i];
-                        if ((f.phases() & kRequestBody) && f.on_request_body(x) == FilterResult::answered)
-                            answered = true, entered = i + 1;
-                    }
-                }
+                if (!answered && chain.has(kRequestBody)) answered = chain.request_body(x, entered);
                 if (!answered) {
                     if (route->changes_target()) {
                         req.headers.set(kOriginalPathHeader, req.target);
@@ -452,15 +447,11 @@ struct Gateway::Impl {
                     co_await forward(*route, m, snap->guards[route->index()], req, res, scope, upstream_id,
                                      held);
                 }
-                if (chain.has(kResponseHead) || chain.has(kResponseBody)) respond_through(chain, entered, x);
+                chain.respond(x, entered);
             } catch (...) {
                 scope.answer_exception(res, req.path());
             }
-            if (chain.has(kComplete)) {
-                for (const auto& f : chain.filters) {
-                    if (f->phases() & kComplete) f->on_complete(x);
-                }
-            }
+            chain.complete(x);
         }
 
         std::string_view logged_path;
@@ -469,40 +460,6 @@ struct Gateway::Impl {
                 logged_path = original->substr(0, original->find('?'));
         }
         scope.finish(req, res, m.meters, {upstream_id, logged_path});
-    }
-
-    // Turns how reading the body ended into the answer when it failed; whether it is complete.
-    static bool body_read(net::BodyStatus status, std::size_t limit, const net::Request& req,
-                          net::Response& res) {
-        switch (status) {
-            case net::BodyStatus::complete:
-                return true;
-            case net::BodyStatus::too_large:
-                res.problem(413, net::reason_phrase(413),
-                            "request body exceeds the limit of " + std::to_string(limit) + " bytes",
-                            req.path());
-                return false;
-            case net::BodyStatus::malformed:
-                res.problem(400, "Bad Request", "invalid chunked encoding", req.path());
-                return false;
-            case net::BodyStatus::closed:
-                res.problem(400, "Bad Request", "the connection closed before the request body was complete",
-                            req.path());
-                return false;
-        }
-        return false;
-    }
-
-    // The response phases of the filters whose request phases ran, last first.
-    static void respond_through(const FilterChain& chain, std::size_t entered, Exchange& x) {
-        for (std::size_t i = entered; i-- > 0;) {
-            const Filter& f = *chain.filters[i];
-            if (f.phases() & kResponseHead) f.on_response_head(x);
-        }
-        for (std::size_t i = entered; i-- > 0;) {
-            const Filter& f = *chain.filters[i];
-            if (f.phases() & kResponseBody) f.on_response_body(x);
-        }
     }
 
     // One client span per attempt, carrying the traceparent the instance sees.

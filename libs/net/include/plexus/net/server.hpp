@@ -57,6 +57,11 @@ class BodySource {
     ~BodySource() = default;
 };
 
+/// Puts the answer for a body that could not be read in `res` (413 over `limit`, 400 for bad
+/// chunks or a connection closed early), as the server itself words them. Returns true (and
+/// leaves `res` alone) for `complete`.
+bool answer_body_failure(BodyStatus status, std::size_t limit, const Request& req, Response& res);
+
 /// Reads `req`'s body if it is still unread (`complete` at once when there is none or it was
 /// read). Clears `req.body_source`.
 inline Task<BodyStatus> read_body(Request& req, std::size_t limit) {

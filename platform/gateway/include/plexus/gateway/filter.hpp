@@ -232,6 +232,14 @@ struct FilterChain {
 
     bool empty() const noexcept { return filters.empty(); }
     bool has(FilterPhase p) const noexcept { return (phases & p) != 0; }
+
+    /// The request body phase, in order; true if a filter answered, `entered` then counting the
+    /// filters up to it.
+    bool request_body(Exchange& x, std::size_t& entered) const;
+    /// The response head then body phases of the first `entered` filters, last first.
+    void respond(Exchange& x, std::size_t entered) const;
+    /// The completion phase of every filter.
+    void complete(const Exchange& x) const noexcept;
 };
 
 /// Builds the chain of a route from its specs (the default filters first). Throws
