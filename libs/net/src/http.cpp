@@ -437,6 +437,24 @@ std::optional<std::string> percent_decode(std::string_view in) {
     return out;
 }
 
+std::string percent_encode(std::string_view in) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(in.size());
+    for (char c : in) {
+        auto u = static_cast<unsigned char>(c);
+        if ((u >= '0' && u <= '9') || ((u | 0x20) >= 'a' && (u | 0x20) <= 'z') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[u >> 4]);
+            out.push_back(kHex[u & 15]);
+        }
+    }
+    return out;
+}
+
 bool is_hop_by_hop(std::string_view name) noexcept { return is_hop_by_hop(field_id(name)); }
 
 bool is_hop_by_hop(FieldId id) noexcept {

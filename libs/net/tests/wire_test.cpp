@@ -647,6 +647,14 @@ TEST(PercentDecode, DecodesAndRejectsMalformedEscapes) {
     EXPECT_FALSE(percent_decode("a%zz"));
 }
 
+TEST(PercentEncode, KeepsOnlyUnreservedCharactersAndRoundTrips) {
+    EXPECT_EQ(percent_encode("aZ09-._~"), "aZ09-._~");
+    EXPECT_EQ(percent_encode("a b/c+d=&?\xff@["), "a%20b%2Fc%2Bd%3D%26%3F%FF%40%5B");
+    std::string all;
+    for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+    EXPECT_EQ(percent_decode(percent_encode(all)), all);
+}
+
 TEST(HopByHop, KnowsTheHopByHopFields) {
     EXPECT_TRUE(is_hop_by_hop("Connection"));
     EXPECT_TRUE(is_hop_by_hop("transfer-encoding"));

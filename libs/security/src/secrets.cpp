@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include <stdexcept>
 
@@ -17,19 +18,57 @@ std::string random_token(std::size_t bytes) {
     return base64url_encode(raw);
 }
 
-std::string sha256_hex(std::string_view data) {
+std::string sha256(std::string_view data) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1)
         throw std::runtime_error("SHA-256 failed");
+    return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+std::string sha256_hex(std::string_view data) {
     static constexpr char kHex[] = "0123456789abcdef";
+    auto digest = sha256(data);
     std::string out;
-    out.reserve(2 * len);
-    for (unsigned int i = 0; i < len; ++i) {
-        out += kHex[digest[i] >> 4];
-        out += kHex[digest[i] & 15];
+    out.reserve(2 * digest.size());
+    for (unsigned char c : digest) {
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
     }
     return out;
+}
+
+namespace {
+
+constexpr std::string_view kSealTag = "sbox1:";
+
+}  // namespace
+
+std::string seal(std::string_view key, std::string_view plaintext) {
+    if (key.size() != crypto_secretbox_KEYBYTES) throw std::invalid_argument("a seal key has 32 bytes");
+    if (sodium_init() < 0) throw std::runtime_error("libsodium cannot initialise");
+    std::string box(crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plaintext.size(), '\0');
+    auto* out = reinterpret_cast<unsigned char*>(box.data());
+    randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES,
+                          reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size(), out,
+                          reinterpret_cast<const unsigned char*>(key.data()));
+    return std::string(kSealTag) + base64url_encode(box);
+}
+
+std::optional<std::string> unseal(std::string_view key, std::string_view sealed) {
+    if (key.size() != crypto_secretbox_KEYBYTES || !sealed.starts_with(kSealTag)) return std::nullopt;
+    if (sodium_init() < 0) return std::nullopt;
+    auto box = base64url_decode(sealed.substr(kSealTag.size()));
+    if (!box || box->size() < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) return std::nullopt;
+    const auto* in = reinterpret_cast<const unsigned char*>(box->data());
+    std::string plain(box->size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
+    if (crypto_secretbox_open_easy(reinterpret_cast<unsigned char*>(plain.data()),
+                                   in + crypto_secretbox_NONCEBYTES,
+                                   box->size() - crypto_secretbox_NONCEBYTES, in,
+                                   reinterpret_cast<const unsigned char*>(key.data())) != 0)
+        return std::nullopt;
+    return plain;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {

@@ -196,6 +196,10 @@ class HttpError : public std::runtime_error {
 /// Percent-decodes `in` ('+' stays '+'); nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view in);
 
+/// Percent-encodes every byte of `in` except RFC 3986's unreserved characters
+/// (A-Z a-z 0-9 - . _ ~), for a query parameter or form value.
+std::string percent_encode(std::string_view in);
+
 /// The fields of an `application/x-www-form-urlencoded` body, in order, decoded ('+' is a
 /// space); nullopt on a malformed escape. Repeated names are kept (the caller decides).
 std::optional<std::vector<std::pair<std::string, std::string>>> parse_form(std::string_view body);

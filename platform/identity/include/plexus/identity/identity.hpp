@@ -1,20 +1,32 @@
 #pragma once
-/// The identity server: an OAuth 2.0 authorization server (RFC 6749) that issues access tokens to
-/// clients, as JWTs (RFC 9068 profile, signed with keys it rotates) or as opaque tokens whose
-/// claims stay on the server, and lets resource servers check them.
+/// The identity server: an OAuth 2.0 authorization server (RFC 6749, with the OAuth 2.1 rules:
+/// PKCE S256 for every authorization code, no implicit grant, refresh tokens rotated) and an
+/// OpenID Connect provider. It issues access tokens as JWTs (RFC 9068 profile, signed with keys
+/// it rotates) or as opaque tokens whose claims stay on the server, and lets resource servers
+/// check them.
 ///
 ///   GET  /.well-known/openid-configuration   discovery (RFC 8414 / OpenID Connect Discovery)
 ///   GET  /jwks                               the public signing keys (RFC 7517)
-///   POST /token                              grant_type=client_credentials (client_secret_basic
-///                                            or client_secret_post); scope optional
-///   POST /introspect                         RFC 7662; the caller authenticates as a client
-///   POST /revoke                             RFC 7009; a client revokes its own tokens
+///   GET  /authorize                          the login page of the authorization code grant
+///   POST /authorize                          the login form: a 303 to the client's redirect_uri
+///                                            with code, state and iss (RFC 9207)
+///   POST /token                              grant_type client_credentials, authorization_code
+///                                            (PKCE S256 required) or refresh_token (rotated; a
+///                                            reused one revokes its whole family); client auth
+///                                            client_secret_basic, client_secret_post, or none
+///                                            for public clients
+///   GET  /userinfo                           OIDC userinfo for a user's access token
+///   POST /introspect                         RFC 7662 (access tokens, opaque tokens, API keys);
+///                                            the caller authenticates as a confidential client
+///   POST /revoke                             RFC 7009; a client revokes its own tokens (a refresh
+///                                            token takes its family and their access tokens)
 ///   GET  /revocations?since=N[&wait=30s]     revoked JWT ids after N (not yet expired), as
 ///                                            {"index": M, "revoked": [{"jti", "exp"}]}; with
 ///                                            wait, a long poll answered as soon as one comes
 ///                                            (how gateways learn of revocations within a second)
-///   GET  /admin/clients, POST /admin/clients, DELETE /admin/clients/{id}
-///   POST /admin/keys/rotate                  admin API: a Bearer token with scope plexus:admin
+///   /admin/clients, /admin/users, /admin/api-keys, POST /admin/keys/rotate
+///                                            admin API: a Bearer token with scope plexus:admin;
+///                                            every call is written to <data_dir>/audit.log
 ///   GET  /health/live, /health/ready, /metrics
 ///
 /// OAuth endpoints answer errors as RFC 6749 §5.2 says (`{"error": "invalid_client", ...}`, 401
@@ -22,13 +34,18 @@
 /// problem+json (401 with `WWW-Authenticate: Bearer error="invalid_token"`, 403
 /// `insufficient_scope`, RFC 6750). Token answers carry `Cache-Control: no-store`.
 ///
-/// On a data directory without clients, the server creates the first admin client
-/// (`plexus-admin`, scope `plexus:admin`) and writes its one-time credentials to
-/// `<data_dir>/admin-credentials.json` (mode 0600); they are never logged. Signing keys live in
-/// the SQLite database (`<data_dir>/identity.db`, mode 0600, PKCS#8 PEM); after a rotation the
-/// old key stays in the JWKS until every token it signed has expired.
+/// Users log in with a password (argon2id); failures back off per user and per address. On a
+/// data directory without clients, the server creates the first admin client (`plexus-admin`,
+/// scope `plexus:admin`), the first admin user (`admin`, role admin, scope plexus:admin) and the
+/// public client of the `plexus login` command (`plexus-cli`), and writes the one-time
+/// credentials to `<data_dir>/admin-credentials.json` (mode 0600); they are never logged.
+/// Signing keys live in the SQLite database (`<data_dir>/identity.db`, mode 0600), encrypted
+/// with the key in `<data_dir>/master.key` (mode 0600; keep it apart from backups of the
+/// database); after a rotation the old key stays in the JWKS until every token it signed has
+/// expired.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +78,13 @@ struct Settings {
     /// finds it); empty: not registered.
     std::string registry;
     std::size_t threads = 1;
+    /// Refresh token lifetime; each use rotates it and starts a new lifetime.
+    std::chrono::seconds refresh_ttl{14 * 24 * 3600};
+    /// Authorization code lifetime.
+    std::chrono::seconds code_ttl{60};
+    /// Peers whose X-Forwarded-For names the client address (the gateway); login backoff per
+    /// address uses it.
+    std::vector<std::string> trusted_proxies{"127.0.0.1", "::1"};
 };
 
 /// A client as the admin API shows it (never its secret).
@@ -70,6 +94,30 @@ struct ClientInfo {
     std::vector<std::string> scopes;     ///< what it may ask for
     std::string token_kind = "jwt";      ///< "jwt" or "opaque"
     std::chrono::seconds access_ttl{0};  ///< 0: the server's
+    /// Where the authorization code grant may send users back (exact match; a loopback
+    /// `http://127.0.0.1/...` matches any port, RFC 8252 §7.3). Empty: no authorization code grant.
+    std::vector<std::string> redirect_uris{};
+    /// false: a public client (a CLI, a single-page app) with no secret; it may only use the
+    /// authorization code grant (with PKCE) and refresh tokens.
+    bool confidential = true;
+};
+
+/// A user as the admin API shows it (never the password).
+struct UserInfo {
+    std::string user_id;  ///< the `sub` of its tokens
+    std::string username;
+    std::vector<std::string> roles;
+    std::vector<std::string> scopes;  ///< what its tokens may carry
+};
+
+/// An API key as the admin API shows it (never its secret).
+struct ApiKeyInfo {
+    std::string key_id;  ///< the part before the dot: "pxk_..."
+    std::string name;
+    std::string subject;  ///< whom calls with it act as (the `sub` it introspects to)
+    std::vector<std::string> scopes;
+    std::int64_t created_at = 0;
+    std::int64_t expires_at = 0;  ///< seconds since the epoch; 0: never
 };
 
 /// The identity server's state and HTTP API. Blocking SQLite work runs on the blocking pool;
@@ -98,6 +146,9 @@ class Server {
     /// Creates a client; returns its info and its secret (shown once). Throws
     /// std::invalid_argument for bad fields. Blocking.
     std::pair<ClientInfo, std::string> create_client(ClientInfo info);
+    /// Creates a user with `password` (empty: a generated one); returns it and the password.
+    /// Throws std::invalid_argument for bad fields. Blocking (the password hash is slow).
+    std::pair<UserInfo, std::string> create_user(UserInfo info, std::string password);
     /// Answers every pending and future /revocations long poll at once (at shutdown).
     void stop_watches();
     /// Makes a new key the signing key; the old one stays published until its tokens expire.
