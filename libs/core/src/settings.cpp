@@ -83,9 +83,11 @@ struct SettingsReader::Impl {
         return v.Scalar();
     }
 
-    // The text of a map's key.
+    // The text of a map's key. YAML allows any node as a key ("[a, b]: 1", "? {x: y}"), which
+    // would not convert to a string.
     std::string key_of(const YAML::Node& k) const {
-        auto text = k.as<std::string>();
+        if (!k.IsScalar()) fail_at(k, "", "a key must be a plain string, not a list, a map or empty");
+        auto text = k.Scalar();
         if (!is_utf8(text)) fail_at(k, "", "a key is not valid UTF-8");
         return text;
     }
