@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cstdint>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -10,6 +11,40 @@
 #include "plexus/core/duration.hpp"
 
 namespace plexus::core {
+
+namespace {
+// Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points past U+10FFFF.
+bool is_utf8(std::string_view s) noexcept {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1fu;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0fu;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07u;
+        else
+            return false;
+        if (s.size() - i < len) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto d = static_cast<unsigned char>(s[i + k]);
+            if ((d & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (d & 0x3fu);
+        }
+        if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return false;
+        if (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) return false;
+        i += len;
+    }
+    return true;
+}
+}  // namespace
 
 struct SettingsReader::Impl {
     YAML::Node node;
@@ -25,7 +60,9 @@ struct SettingsReader::Impl {
 
     [[noreturn]] void fail_at(const YAML::Node& at, std::string_view key, std::string_view reason) const {
         std::ostringstream msg;
-        msg << file << ':' << line_of(at) << ": " << key_path(key) << ": " << reason;
+        msg << file << ':' << line_of(at) << ": ";
+        if (auto where = key_path(key); !where.empty()) msg << where << ": ";
+        msg << reason;
         throw SettingsError(msg.str());
     }
 
@@ -38,9 +75,21 @@ struct SettingsReader::Impl {
         return v;
     }
 
+    // Every string read is UTF-8 (yaml-cpp passes other bytes through), so that what settings
+    // hold can be written as JSON (the gateway's /-/routes, logs) and echoed in errors.
     std::string scalar(const YAML::Node& v, std::string_view key, std::string_view expected) const {
         if (!v.IsScalar()) fail_at(v, key, "expected " + std::string(expected));
+        if (!is_utf8(v.Scalar())) fail_at(v, key, "is not valid UTF-8");
         return v.Scalar();
+    }
+
+    // The text of a map's key. YAML allows any node as a key ("[a, b]: 1", "? {x: y}"), which
+    // would not convert to a string.
+    std::string key_of(const YAML::Node& k) const {
+        if (!k.IsScalar()) fail_at(k, "", "a key must be a plain string, not a list, a map or empty");
+        auto text = k.Scalar();
+        if (!is_utf8(text)) fail_at(k, "", "a key is not valid UTF-8");
+        return text;
     }
 
     SettingsReader child(const YAML::Node& n, std::string child_path) const {
@@ -170,7 +219,7 @@ bool SettingsReader::field(std::string_view key, std::map<std::string, std::stri
     if (!v.IsMap()) impl_->fail_at(v, key, "expected a map of strings");
     out.clear();
     for (const auto& kv : v) {
-        out[kv.first.as<std::string>()] = impl_->scalar(kv.second, key, "a map of strings");
+        out[impl_->key_of(kv.first)] = impl_->scalar(kv.second, key, "a map of strings");
     }
     return true;
 }
@@ -211,7 +260,7 @@ bool SettingsReader::each_entry(std::string_view key,
     if (!v.IsDefined()) return false;
     if (!v.IsMap()) impl_->fail_at(v, key, "expected a map");
     for (const auto& kv : v) {
-        auto name = kv.first.as<std::string>();
+        auto name = impl_->key_of(kv.first);
         auto entry = kv.second;
         if (entry.IsNull()) entry = YAML::Node(YAML::NodeType::Map);
         if (!entry.IsMap()) impl_->fail_at(kv.second, std::string(key) + "." + name, "expected a map");
@@ -234,7 +283,7 @@ void SettingsReader::fail(std::string_view key, std::string_view reason) const {
 
 void SettingsReader::done() {
     for (const auto& kv : impl_->node) {
-        auto key = kv.first.as<std::string>();
+        auto key = impl_->key_of(kv.first);
         if (!impl_->asked.contains(key)) impl_->fail_at(kv.first, key, "unknown key");
     }
 }

@@ -144,6 +144,24 @@ TEST(Settings, WrongTypeAndRangeAreErrors) {
               "sample.yaml:2: timeout: expected a duration such as 250ms, 5s, 2m or 1h, got '5'");
 }
 
+TEST(Settings, StringsAndKeysMustBeUtf8) {
+    // yaml-cpp passes any byte through; a route's rewrite of bytes 0x81 reached the gateway's
+    // /-/routes JSON as text no JSON parser reads.
+    EXPECT_EQ(error_of("name: gw\x81\n"), "sample.yaml:1: name: is not valid UTF-8");
+    EXPECT_EQ(error_of("name: gw\ntags: [a, \xed\xa0\x80]\n"), "sample.yaml:2: tags: is not valid UTF-8");
+    EXPECT_EQ(error_of("name: gw\nn\xffme: 1\n"), "sample.yaml:2: a key is not valid UTF-8");
+    EXPECT_EQ(read_sample("name: caf\xc3\xa9 \xf0\x9f\x9a\x80\n").name, "caf\xc3\xa9 \xf0\x9f\x9a\x80");
+}
+
+TEST(Settings, KeysMustBeStrings) {
+    // A list as a key used to escape as YAML::TypedBadConversion, not a SettingsError.
+    EXPECT_EQ(error_of("name: gw\n[a, b]: 1\n"),
+              "sample.yaml:2: a key must be a plain string, not a list, a map or empty");
+    EXPECT_EQ(error_of("name: gw\nroutes:\n  - {path: /x, {a: b}: 3}\n"),
+              "sample.yaml:3: routes[0]: a key must be a plain string, not a list, a map or empty");
+    EXPECT_NE(error_of("name: gw\n? \n: 1\n").find(": a key must be a plain string"), std::string::npos);
+}
+
 TEST(Settings, MissingRequiredKeyIsAnError) {
     EXPECT_EQ(error_of("port: 80\n"), "sample.yaml:1: name: is required");
     EXPECT_EQ(error_of("name: gw\nroutes:\n  - weight: 3\n"), "sample.yaml:3: routes[0].path: is required");

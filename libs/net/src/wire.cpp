@@ -290,6 +290,11 @@ HeadError parse_response_head(std::string_view head, std::string_view request_me
     return {};
 }
 
+namespace {
+// The longest chunk-size line (size, extensions, CR) accepted.
+constexpr std::size_t kMaxChunkLine = 1024;
+}  // namespace
+
 ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& body, std::size_t max_body,
                                             std::size_t& consumed) {
     std::size_t i = 0;
@@ -301,11 +306,13 @@ ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::string& bo
                 if (lf == std::string_view::npos) {
                     line_.append(in.substr(i));
                     i = in.size();
-                    if (line_.size() > 1024) return Status::bad_chunk;
+                    if (line_.size() > kMaxChunkLine) return Status::bad_chunk;
                     break;
                 }
                 line_.append(in.substr(i, lf - i));
                 i = lf + 1;
+                // Checked here too: a line that arrives in one read is held to the same limit.
+                if (line_.size() > kMaxChunkLine) return Status::bad_chunk;
                 if (line_.empty() || line_.back() != '\r') return Status::bad_chunk;
                 line_.pop_back();
                 std::string_view l(line_);

@@ -364,6 +364,17 @@ TEST(ChunkedDecoder, RejectsInvalidChunkSizes) {
     EXPECT_EQ(decode_at_once("5;" + std::string(2000, 'e')).status, ChunkedDecoder::Status::bad_chunk);
 }
 
+TEST(ChunkedDecoder, LimitsTheSizeLineHoweverItArrives) {
+    // Chunk extensions of 1000 bytes pass; of 1100 bytes they are refused whether the line comes
+    // in one read or byte by byte (it used to be refused only when cut before its LF).
+    for (std::size_t n : {1000u, 1100u}) {
+        const std::string in = "3;" + std::string(n, 'e') + "\r\nabc\r\n0\r\n\r\n";
+        const auto want = n < 1024 ? ChunkedDecoder::Status::done : ChunkedDecoder::Status::bad_chunk;
+        EXPECT_EQ(decode_at_once(in).status, want) << n;
+        EXPECT_EQ(decode_bytewise(in).status, want) << n;
+    }
+}
+
 TEST(ChunkedDecoder, RejectsBareLineEndings) {
     EXPECT_EQ(decode_at_once("5\nhello\r\n0\r\n\r\n").status, ChunkedDecoder::Status::bad_chunk);
     EXPECT_EQ(decode_at_once("5;a\rb\r\nhello\r\n0\r\n\r\n").status, ChunkedDecoder::Status::bad_chunk);

@@ -74,7 +74,12 @@ bool typ_matches(std::string_view got, std::string_view want) {
            });
 }
 
-std::string seconds_text(double s) { return std::to_string(static_cast<long long>(std::ceil(s))) + " s"; }
+// A NumericDate may be any finite JSON number (exp -1e300 is one), so the difference to now is
+// capped before it becomes an integer: converting a double beyond long long's range is undefined.
+std::string seconds_text(double s) {
+    constexpr double kCap = 1e15;  // some 30 million years
+    return std::to_string(static_cast<long long>(std::ceil(std::clamp(s, -kCap, kCap)))) + " s";
+}
 
 }  // namespace
 

@@ -181,6 +181,21 @@ TEST_F(JwtTest, ChecksTimeWithBoundedSkew) {
     EXPECT_EQ(verify(security::sign_jwt(signer_, text_exp)).error, JwtError::malformed);
 }
 
+TEST_F(JwtTest, NamesHowFarOffAnAbsurdDateIsWithinRange) {
+    // exp -1e300 and nbf 1e300 are finite numbers; their distance to now used to be converted to
+    // long long out of range (undefined behaviour).
+    auto past = claims();
+    past["exp"] = -1e300;
+    auto v = verify(forge({{"alg", "ES256"}, {"kid", "es"}, {"typ", "at+jwt"}}, past, signer_));
+    EXPECT_EQ(v.error, JwtError::expired);
+    EXPECT_EQ(v.detail, "the token expired 1000000000000000 s ago");
+    auto future = claims();
+    future["nbf"] = 1e300;
+    v = verify(forge({{"alg", "ES256"}, {"kid", "es"}, {"typ", "at+jwt"}}, future, signer_));
+    EXPECT_EQ(v.error, JwtError::not_yet_valid);
+    EXPECT_EQ(v.detail, "the token is valid only in 1000000000000000 s");
+}
+
 TEST_F(JwtTest, ChecksIssuerAudienceAndType) {
     auto c = claims();
     c["iss"] = "https://evil.example";
