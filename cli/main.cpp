@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
                  "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
     gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");
+    gw->add_option("--tls-cert", gateway.tls_cert,
+                   "serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes");
+    gw->add_option("--tls-key", gateway.tls_key, "the PEM private key of --tls-cert");
     gw->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::supervisor::UpOptions up;
