@@ -405,3 +405,74 @@ TEST(ServerTlsLoad, BadFilesAreErrorsNamingTheFile) {
     EXPECT_FALSE(chained.certificate().not_after.empty());
     std::filesystem::remove_all(dir);
 }
+
+// ---------------------------------------------------------------- fetch_https
+
+namespace {
+
+// A listening socket that never accepts: connections complete in the kernel, then nothing answers.
+class SilentListener {
+  public:
+    SilentListener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        auto addr = loopback(0);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        ::listen(fd_, 4);
+        socklen_t len = sizeof addr;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+    }
+    ~SilentListener() { ::close(fd_); }
+    std::uint16_t port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+}  // namespace
+
+TEST_F(TlsServerTest, FetchHttpsVerifiesTheServerAndReadsTheAnswer) {
+    start_server();
+    auto fetch = [&](net::Endpoint ep, std::string ca_file, std::chrono::milliseconds timeout = 5s) {
+        auto future = net::start(runtime_->executor(0), net::fetch_https(std::move(ep), std::move(ca_file),
+                                                                         "GET", "/hello", timeout));
+        return wait(future);
+    };
+    for (const char* host : {"127.0.0.1", "localhost"}) {
+        auto ok = fetch({host, port_}, ca_.ca_cert);
+        ASSERT_TRUE(ok) << host << ": " << ok.error().message();
+        EXPECT_EQ(ok->status, 200);
+        EXPECT_EQ(ok->body, "hello over tls");
+    }
+
+    auto other = net::ensure_dev_ca(dir_ + "/other");
+    auto untrusted = fetch({"127.0.0.1", port_}, other.ca_cert);
+    ASSERT_FALSE(untrusted);
+    EXPECT_EQ(untrusted.error(), make_error_code(net::errc::tls_failed));
+    auto no_ca = fetch({"127.0.0.1", port_}, dir_ + "/no-such-ca.pem");
+    ASSERT_FALSE(no_ca);
+    EXPECT_EQ(no_ca.error(), make_error_code(net::errc::tls_failed));
+
+    ClosedPort closed;
+    auto refused = fetch(closed.endpoint(), ca_.ca_cert);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), make_error_code(net::errc::connect_failed));
+
+    SilentListener silent;
+    auto t0 = Clock::now();
+    auto timed_out = fetch({"127.0.0.1", silent.port()}, ca_.ca_cert, 200ms);
+    ASSERT_FALSE(timed_out);
+    EXPECT_EQ(timed_out.error(), make_error_code(net::errc::timeout));
+    EXPECT_LT(since(t0), kWait);
+
+    // A plain HTTP server does not pass for an HTTPS one.
+    net::Server plain(*runtime_, net::ServerSettings{}, router_.handler());
+    plain.start();
+    auto not_tls = fetch({"127.0.0.1", plain.port()}, ca_.ca_cert);
+    ASSERT_FALSE(not_tls);
+    EXPECT_EQ(not_tls.error(), make_error_code(net::errc::tls_failed));
+    std::promise<void> done;
+    plain.shutdown([&] { done.set_value(); });
+    EXPECT_EQ(done.get_future().wait_for(kWait), std::future_status::ready);
+}

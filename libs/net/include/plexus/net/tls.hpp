@@ -1,5 +1,5 @@
 #pragma once
-/// TLS for the HTTP server (HTTPS), on OpenSSL 3.
+/// TLS for the HTTP server (HTTPS) and a one-shot HTTPS client, on OpenSSL 3.
 ///
 /// A ServerTls holds a certificate chain and its private key read from PEM files and the
 /// OpenSSL context built from them; hand it to net::Server through ServerSettings::tls. The
@@ -21,6 +21,11 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include "plexus/core/result.hpp"
+#include "plexus/net/client.hpp"
+#include "plexus/net/http.hpp"
+#include "plexus/net/task.hpp"
 
 struct ssl_st;
 
@@ -92,5 +97,16 @@ class ServerTls {
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+/// Sends one request over a new TLS connection to `endpoint` and returns the response. The
+/// server's certificate must chain to a CA in `ca_file` (PEM) and name `endpoint.host` (an IP
+/// address or a DNS name, also sent as SNI). TLS 1.2 or 1.3, ALPN `http/1.1`. `timeout` covers
+/// connect, handshake, request and response. Errors: errc::bad_address, connect_failed,
+/// tls_failed (handshake refused, untrusted or misnamed certificate, unreadable `ca_file`),
+/// timeout, connection_closed, protocol_error, response_too_large. Not pooled: for probes and
+/// tools, not the request path.
+Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, std::string method,
+                                   std::string target,
+                                   std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
 
 }  // namespace plexus::net
