@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
                     "port of the gateway's admin endpoints on loopback (0 = any free port)")
         ->check(CLI::Range(0, 65535));
     upc->add_flag("--detach,-d", up.detach, "return once everything is healthy; stop later with plexus down");
+    upc->add_flag("--tls", up.tls,
+                  "serve the gateway over HTTPS with a development CA kept in <data-dir>/tls "
+                  "(clients trust <data-dir>/tls/ca.pem)");
 
     std::string data_dir;
     std::string manifest = default_manifest();
