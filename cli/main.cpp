@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
                  "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
     gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");
+    gw->add_option("--tls-cert", gateway.tls_cert,
+                   "serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes");
+    gw->add_option("--tls-key", gateway.tls_key, "the PEM private key of --tls-cert");
     gw->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::supervisor::UpOptions up;
@@ -134,6 +137,9 @@ int main(int argc, char** argv) {
                     "port of the gateway's admin endpoints on loopback (0 = any free port)")
         ->check(CLI::Range(0, 65535));
     upc->add_flag("--detach,-d", up.detach, "return once everything is healthy; stop later with plexus down");
+    upc->add_flag("--tls", up.tls,
+                  "serve the gateway over HTTPS with a development CA kept in <data-dir>/tls "
+                  "(clients trust <data-dir>/tls/ca.pem)");
 
     std::string data_dir;
     std::string manifest = default_manifest();

@@ -98,6 +98,44 @@ write_proxy_conf() {
   }"
 }
 
+# The same proxy behind HTTPS: TLS 1.2/1.3 with the gateway's cipher policy, a session cache.
+# $work/proxy-tls.conf, with the certificate of write_tls_cert.
+write_proxy_tls_conf() {
+  local port=$1 backend_port=$2 head=$3
+  write_nginx_conf proxy-tls "$head" "  upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
+  server {
+    listen 127.0.0.1:$port ssl reuseport;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers on;
+    ssl_session_cache shared:TLS:10m;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }"
+}
+
+# A self-signed ECDSA P-256 certificate for 127.0.0.1, for both HTTPS proxies. $work/cert.pem, key.pem
+write_tls_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+}
+
+# Waits until something answers HTTPS on the port (certificate not checked).
+wait_https() {
+  for _ in $(seq 1 300); do
+    if curl -sk -o /dev/null "https://127.0.0.1:$1/"; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing answers HTTPS on port $1" >&2
+  return 1
+}
+
 # The gateway's one route, to the backend. $work/routes.yaml
 write_routes() {
   # routes.yaml: the plain route; routes-limited.yaml: the same behind a rate limit by client

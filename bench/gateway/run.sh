@@ -7,6 +7,7 @@
 #   CONNECTIONS=256 DURATION=20s bench/gateway/run.sh
 #   ROUNDS=5 bench/gateway/run.sh             # rounds per target (medians are reported)
 #   PERF=1 bench/gateway/run.sh               # also records a perf profile of the gateway
+#   TLS=1 bench/gateway/run.sh                # also the gateway and nginx behind HTTPS (keep-alive)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,6 +35,25 @@ setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.
 pids+=($!)
 GATEWAY_PID=$!
 wait_http "$BACKEND_PORT"; wait_http "$NGINX_PORT"; wait_http "$GATEWAY_PORT"
+targets=(backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT)
+if [ "${TLS:-0}" = 1 ]; then
+  # The same proxies, each with a listener of its own behind TLS (one handshake per wrk connection).
+  write_tls_cert
+  NGINX_TLS_PORT=$(free_port); GATEWAY_TLS_PORT=$(free_port)
+  write_proxy_tls_conf "$NGINX_TLS_PORT" "$BACKEND_PORT" "worker_processes $PROXY_THREADS;"
+  "$NGINX" -c "$work/proxy-tls.conf" -e "$work/proxy-tls.err"
+  setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_TLS_PORT" --admin-listen "127.0.0.1:$(free_port)" \
+    --routes "$work/routes.yaml" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
+    --threads "$PROXY_THREADS" --log-level warn > "$work/gateway-tls.log" 2>&1 < /dev/null &
+  pids+=($!)
+  wait_https "$NGINX_TLS_PORT"; wait_https "$GATEWAY_TLS_PORT"
+  targets+=(plexus-https:$GATEWAY_TLS_PORT nginx-https:$NGINX_TLS_PORT)
+fi
+url_of() {  # name:port → URL
+  local scheme=http
+  [[ ${1%%:*} == *-https ]] && scheme=https
+  echo "$scheme://127.0.0.1:${1##*:}/"
+}
 
 run_wrk() {  # url → "rps p50_ms p99_ms"
   local out
@@ -54,8 +74,8 @@ to_ms() {  # wrk prints 1.23ms, 456.00us, 1.02s
     else printf "%s", v }'
 }
 
-for url in "http://127.0.0.1:$BACKEND_PORT/" "http://127.0.0.1:$GATEWAY_PORT/" "http://127.0.0.1:$NGINX_PORT/"; do
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm-up
+for target in "${targets[@]}"; do
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$(url_of "$target")" >/dev/null  # warm-up
 done
 
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
@@ -68,12 +88,11 @@ fi
 # alike; the median round of each target is reported.
 ROUNDS="${ROUNDS:-3}"
 : > "$work/results"
-targets=(backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT)
 for round in $(seq 1 "$ROUNDS"); do
   # Each round starts with a different target, so no target always follows the same one.
-  for k in 0 1 2; do
-    target=${targets[$(((round + k) % 3))]}
-    echo "${target%%:*} $(run_wrk "http://127.0.0.1:${target##*:}/")" >> "$work/results"
+  for ((k = 0; k < ${#targets[@]}; k++)); do
+    target=${targets[$(((round + k) % ${#targets[@]}))]}
+    echo "${target%%:*} $(run_wrk "$(url_of "$target")")" >> "$work/results"
   done
 done
 median() {  # target field → median value over the rounds
@@ -96,7 +115,17 @@ printf '%-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
 printf '%-22s %12.0f %10s %10s %8s\n' "backend (direct)" "$b_rps" "$b_p50" "$b_p99" "$b_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway" "$g_rps" "$g_p50" "$g_p99" "$g_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "nginx proxy" "$n_rps" "$n_p50" "$n_p99" "$n_err"
+if [ "${TLS:-0}" = 1 ]; then
+  gt_rps=$(median plexus-https 2); gt_p50=$(median plexus-https 3); gt_p99=$(median plexus-https 4)
+  nt_rps=$(median nginx-https 2); nt_p50=$(median nginx-https 3); nt_p99=$(median nginx-https 4)
+  printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway https" "$gt_rps" "$gt_p50" "$gt_p99" "$(errors plexus-https)"
+  printf '%-22s %12.0f %10s %10s %8s\n' "nginx proxy https" "$nt_rps" "$nt_p50" "$nt_p99" "$(errors nginx-https)"
+fi
 echo "rounds (target req/s p50 p99 errors):"
 sed 's/^/  /' "$work/results"
 awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN {
   printf "plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'
+if [ "${TLS:-0}" = 1 ]; then
+  awk -v g="$gt_rps" -v n="$nt_rps" -v gp="$gt_p99" -v np="$nt_p99" 'BEGIN {
+    printf "https plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'
+fi

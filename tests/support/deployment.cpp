@@ -37,13 +37,13 @@ Deployment::~Deployment() {
     }
 }
 
-bool Deployment::up() {
+bool Deployment::up(const std::string& extra_args) {
     gateway_port_ = free_port();
-    int rc =
-        run_command(std::string("timeout 120 ") + PLEXUS_BIN + " up --detach -f " + manifest_ +
-                        " --data-dir " + dir_.path() + " --gateway-port " + std::to_string(gateway_port_) +
-                        " --gateway-admin-port " + std::to_string(free_port()),
-                    &up_output_);
+    int rc = run_command(std::string("timeout 120 ") + PLEXUS_BIN + " up --detach -f " + manifest_ +
+                             " --data-dir " + dir_.path() + " --gateway-port " +
+                             std::to_string(gateway_port_) + " --gateway-admin-port " +
+                             std::to_string(free_port()) + (extra_args.empty() ? "" : " " + extra_args),
+                         &up_output_);
     auto st = state();
     if (!st) return false;
     supervisor_pid_ = static_cast<int>(st->at("pid").as_int64());

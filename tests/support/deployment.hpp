@@ -25,9 +25,9 @@ class Deployment {
     Deployment(const Deployment&) = delete;
     Deployment& operator=(const Deployment&) = delete;
 
-    /// Runs `plexus up --detach`; false when it failed or left no supervisor.json (up_output()
-    /// and supervisor_log() say why). Not thread-safe; call before sharing the object.
-    bool up();
+    /// Runs `plexus up --detach [extra_args]`; false when it failed or left no supervisor.json
+    /// (up_output() and supervisor_log() say why). Not thread-safe; call before sharing the object.
+    bool up(const std::string& extra_args = {});
     /// `plexus <args> --data-dir <dir>`: its exit code, and its output into `output`.
     int plexus(const std::string& args, std::string* output = nullptr) const;
     /// `plexus down`; exit code.

@@ -32,6 +32,8 @@ class NetCategory final : public boost::system::error_category {
                 return "no free connection to the endpoint";
             case errc::bad_address:
                 return "bad address";
+            case errc::tls_failed:
+                return "TLS handshake failed";
         }
         return "unknown net error";
     }

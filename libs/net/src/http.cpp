@@ -287,6 +287,7 @@ void Request::clear() noexcept {
     headers.clear();
     body.clear();
     remote_address.clear();
+    secure = false;
     keep_alive = true;
     params.clear();
     deadline = std::chrono::steady_clock::time_point::max();

@@ -1,13 +1,18 @@
 #include "plexus/net/server.hpp"
 
+#include <openssl/ssl.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <list>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 
 #include "asio.hpp"
+#include "plexus/net/tls.hpp"
 #include "sweeper.hpp"
 #include "wire.hpp"
 
@@ -29,6 +34,12 @@ std::string body_failure_detail(BodyStatus st, std::size_t limit) {
     }
 }
 constexpr std::chrono::milliseconds kRejectLinger{2000};
+
+// A connection's byte stream: the socket itself, or TLS over it. The connection loop is compiled
+// for both, so a plain connection runs the same code it would without TLS support.
+using TlsStream = asio::ssl::stream<Socket&>;
+template <class Stream>
+inline constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
@@ -62,7 +73,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     std::atomic<bool> shutting_down{false};
     std::atomic<std::size_t> in_flight{0};
     std::atomic<std::size_t> live_workers{0};
-    std::atomic<std::uint64_t> accepted{0}, requests{0}, bad{0}, timeouts{0};
+    std::atomic<std::uint64_t> accepted{0}, requests{0}, bad{0}, timeouts{0}, handshake_failures{0};
     std::mutex done_mutex;
     std::function<void()> on_done;
 
@@ -139,7 +150,8 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
     // Writes `a` then `b`; the operation itself, awaited in place (no frame of its own). The
     // bytes must stay put until it completes.
-    static auto write_all(Socket& s, std::string_view a, std::string_view b) {
+    template <class Stream>
+    static auto write_all(Stream& s, std::string_view a, std::string_view b) {
         std::array<asio::const_buffer, 2> bufs{asio::buffer(a), asio::buffer(b)};
         return asio::async_write(s, bufs, use_task);
     }
@@ -149,7 +161,10 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         auto it = w->connections.insert(w->connections.end(), &conn);
         DeadlineScope scope(w->ex, conn.deadline, conn.socket);
         try {
-            co_await self->session(w, conn);
+            if (self->settings.tls)
+                co_await self->serve_tls(w, conn);
+            else
+                co_await self->session(w, conn, conn.socket);
         } catch (...) {
             // an I/O failure on this connection only; it is closed below
         }
@@ -161,24 +176,66 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         self->maybe_finish(w);
     }
 
+    // The TLS handshake, bounded by handshake_timeout, then the HTTP session over TLS.
+    Task<void> serve_tls(Worker* w, Connection& conn) {
+        SSL* ssl = detail::new_server_session(*settings.tls);
+        if (!ssl) {
+            handshake_failures.fetch_add(1, std::memory_order_relaxed);
+            co_return;
+        }
+        TlsStream stream(conn.socket, ssl);  // owns `ssl` from here
+        conn.deadline.set_after(settings.handshake_timeout);
+        auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_task);
+        if (ec) {
+            handshake_failures.fetch_add(1, std::memory_order_relaxed);
+            if (conn.deadline.expired) timeouts.fetch_add(1, std::memory_order_relaxed);
+            co_return;
+        }
+        co_await session(w, conn, stream);
+        co_await close_notify(conn, stream);
+    }
+
+    // Sends TLS's close_notify (once) without waiting for the peer's: what a client needs to know
+    // that the data before it was complete. Bounded like a rejection's linger.
+    static Task<void> close_notify(Connection& conn, TlsStream& stream) {
+        SSL* ssl = stream.native_handle();
+        if (!conn.socket.is_open() || conn.deadline.expired || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+            co_return;
+        // Marking the peer's alert as received makes the shutdown complete once ours is written.
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+        conn.deadline.set_after(kRejectLinger);
+        auto [ec] = co_await stream.async_shutdown(use_task);
+        (void)ec;  // the connection is closed either way
+    }
+
     // Sends a problem response for a request the server itself rejects, then the caller closes.
-    Task<void> reject(Connection& conn, int status, std::string_view detail) {
+    template <class Stream>
+    Task<void> reject(Connection& conn, Stream& stream, int status, std::string_view detail) {
         bad.fetch_add(1, std::memory_order_relaxed);
         Response res;
         res.problem(status, reason_phrase(status), detail);
-        co_await answer_and_linger(conn, res, false);
+        co_await answer_and_linger(conn, stream, res, false);
     }
 
     // Sends `res` on a connection that closes after it. Closing with unread request bytes (the
     // rest of a body) makes the kernel send a reset, which can destroy the response before the
     // client reads it; so half-close and discard what the client still sends until it closes or
     // kRejectLinger passes.
-    static Task<void> answer_and_linger(Connection& conn, const Response& res, bool head_only) {
+    // Over TLS, the close_notify goes first and what the client still sends is discarded unread
+    // (undecrypted).
+    template <class Stream>
+    static Task<void> answer_and_linger(Connection& conn, Stream& stream, const Response& res,
+                                        bool head_only) {
         std::string head;
         wire::serialize_response_head(res, true, wire::http_date(), head, head_only);
         conn.deadline.set_after(kRejectLinger);
-        auto [ec, written] = co_await write_all(conn.socket, head, head_only ? std::string_view{} : res.body);
+        auto [ec, written] = co_await write_all(stream, head, head_only ? std::string_view{} : res.body);
         if (ec) co_return;
+        if constexpr (kTls<Stream>) {
+            co_await close_notify(conn, stream);
+            if (!conn.socket.is_open()) co_return;
+            conn.deadline.set_after(kRejectLinger);
+        }
         conn.socket.shutdown(tcp::socket::shutdown_send, ec);
         std::array<char, kReadChunk> discard;
         while (!ec) {
@@ -189,21 +246,23 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
     // Reads the body `framing` announces into `req.body`, at most `limit` bytes, answering
     // `Expect: 100-continue` first. Leaves the connection's deadline cleared.
-    Task<BodyStatus> read_body(Connection& conn, wire::ReadBuffer& buf, wire::ChunkedDecoder& chunked,
-                               const wire::Framing& framing, Request& req, std::size_t limit) {
+    template <class Stream>
+    Task<BodyStatus> read_body(Connection& conn, Stream& stream, wire::ReadBuffer& buf,
+                               wire::ChunkedDecoder& chunked, const wire::Framing& framing, Request& req,
+                               std::size_t limit) {
         if (framing.kind == wire::Framing::none) co_return BodyStatus::complete;
         if (framing.kind == wire::Framing::sized && framing.length > limit) co_return BodyStatus::too_large;
         // The body gets its own allowance: a large upload is not cut off by the head's timeout.
         conn.deadline.set_after(settings.idle_timeout);
         if (auto expect = req.headers.get("expect"); expect && iequals(*expect, "100-continue")) {
-            auto [ec, written] = co_await write_all(conn.socket, "HTTP/1.1 100 Continue\r\n\r\n", {});
+            auto [ec, written] = co_await write_all(stream, "HTTP/1.1 100 Continue\r\n\r\n", {});
             if (ec) co_return BodyStatus::closed;
         }
         if (framing.kind == wire::Framing::sized) {
             req.body.reserve(framing.length);
             while (req.body.size() < framing.length) {
                 if (buf.empty()) {
-                    auto [ec, n] = co_await conn.socket.async_read_some(
+                    auto [ec, n] = co_await stream.async_read_some(
                         asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
                     if (ec) co_return BodyStatus::closed;
                     buf.commit(n);
@@ -221,7 +280,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 if (st == wire::ChunkedDecoder::Status::done) break;
                 if (st == wire::ChunkedDecoder::Status::bad_chunk) co_return BodyStatus::malformed;
                 if (st == wire::ChunkedDecoder::Status::too_large) co_return BodyStatus::too_large;
-                auto [ec, n] = co_await conn.socket.async_read_some(
+                auto [ec, n] = co_await stream.async_read_some(
                     asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
                 if (ec) co_return BodyStatus::closed;
                 buf.commit(n);
@@ -232,23 +291,27 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // The unread body of one request, for a handler of a server that defers bodies.
+    template <class Stream>
     struct DeferredBody final : BodySource {
         Impl& impl;
         Connection& conn;
+        Stream& stream;
         wire::ReadBuffer& buf;
         wire::ChunkedDecoder& chunked;
         wire::Framing framing;
         std::optional<BodyStatus> status;  // set once read() ran to its end
-        DeferredBody(Impl& i, Connection& c, wire::ReadBuffer& b, wire::ChunkedDecoder& d, wire::Framing f)
-            : impl(i), conn(c), buf(b), chunked(d), framing(f) {}
+        DeferredBody(Impl& i, Connection& c, Stream& s, wire::ReadBuffer& b, wire::ChunkedDecoder& d,
+                     wire::Framing f)
+            : impl(i), conn(c), stream(s), buf(b), chunked(d), framing(f) {}
         Task<BodyStatus> read(Request& req, std::size_t limit) override {
-            auto st = co_await impl.read_body(conn, buf, chunked, framing, req, limit);
+            auto st = co_await impl.read_body(conn, stream, buf, chunked, framing, req, limit);
             status = st;
             co_return st;
         }
     };
 
-    Task<void> session(Worker* w, Connection& conn) {
+    template <class Stream>
+    Task<void> session(Worker* w, Connection& conn, Stream& stream) {
         wire::ReadBuffer buf;
         wire::HeadScanner scanner;
         wire::ChunkedDecoder chunked;
@@ -276,15 +339,15 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                     auto st = scanner.scan(buf.view(), settings.max_header_bytes);
                     if (st == wire::HeadScanner::Status::complete) break;
                     if (st == wire::HeadScanner::Status::bad_line_ending) {
-                        co_await reject(conn, 400, "header lines must end with CRLF");
+                        co_await reject(conn, stream, 400, "header lines must end with CRLF");
                         co_return;
                     }
                     if (st == wire::HeadScanner::Status::too_large) {
-                        co_await reject(conn, 431, "request head exceeds the size limit");
+                        co_await reject(conn, stream, 431, "request head exceeds the size limit");
                         co_return;
                     }
                 }
-                auto [ec, n] = co_await conn.socket.async_read_some(
+                auto [ec, n] = co_await stream.async_read_some(
                     asio::buffer(buf.prepare(kReadChunk), kReadChunk), use_task);
                 if (ec) {
                     if (conn.deadline.expired) timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -302,16 +365,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                                                 settings.max_headers, req, framing);
             buf.consume(scanner.head_size());
             if (err) {
-                co_await reject(conn, err.status, err.detail);
+                co_await reject(conn, stream, err.status, err.detail);
                 co_return;
             }
             req.remote_address = remote;
+            if constexpr (kTls<Stream>) req.secure = true;
 
             // ---- read the body, or let the handler do it
-            std::optional<DeferredBody> deferred;
+            std::optional<DeferredBody<Stream>> deferred;
             if (settings.defer_body) {
                 if (framing.kind != wire::Framing::none) {
-                    deferred.emplace(*this, conn, buf, chunked, framing);
+                    deferred.emplace(*this, conn, stream, buf, chunked, framing);
                     req.body_source = &*deferred;
                 }
             } else if (framing.kind != wire::Framing::none) {
@@ -319,17 +383,17 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 if (body_limit) {
                     if (auto l = body_limit(req)) limit = l;
                 }
-                auto st = co_await read_body(conn, buf, chunked, framing, req, limit);
+                auto st = co_await read_body(conn, stream, buf, chunked, framing, req, limit);
                 switch (st) {
                     case BodyStatus::complete:
                         break;
                     case BodyStatus::too_large:
                         co_await reject(
-                            conn, 413,
+                            conn, stream, 413,
                             "request body exceeds the limit of " + std::to_string(limit) + " bytes");
                         co_return;
                     case BodyStatus::malformed:
-                        co_await reject(conn, 400, "invalid chunked encoding");
+                        co_await reject(conn, stream, 400, "invalid chunked encoding");
                         co_return;
                     case BodyStatus::closed:
                         co_return;
@@ -356,7 +420,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                 // The body was left unread, or not read to its end: the connection cannot carry
                 // another request.
                 if (deferred->status == BodyStatus::closed) co_return;
-                co_await answer_and_linger(conn, res, req.method == "HEAD");
+                co_await answer_and_linger(conn, stream, res, req.method == "HEAD");
                 co_return;
             }
             bool close = !req.keep_alive || w->stopping;
@@ -370,8 +434,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
             // The head has no Content-Length for 1xx/204/304, so a body set anyway would be read as
             // the next response.
             bool no_body = req.method == "HEAD" || res.status < 200 || res.status == 204 || res.status == 304;
-            auto [ec, written] =
-                co_await write_all(conn.socket, out, no_body ? std::string_view{} : res.body);
+            std::string_view body = no_body ? std::string_view{} : std::string_view(res.body);
+            if constexpr (kTls<Stream>) {
+                // TLS writes each buffer as records of its own: a small body joins the head in one.
+                if (body.size() <= kReadChunk) out += body, body = {};
+            }
+            auto [ec, written] = co_await write_all(stream, out, body);
             if (ec || close) co_return;
         }
     }
@@ -450,7 +518,8 @@ void Server::shutdown(std::function<void()> done) { impl_->shutdown(std::move(do
 std::size_t Server::in_flight() const noexcept { return impl_->in_flight.load(); }
 
 ServerStats Server::stats() const noexcept {
-    return {impl_->accepted.load(), impl_->requests.load(), impl_->bad.load(), impl_->timeouts.load()};
+    return {impl_->accepted.load(), impl_->requests.load(), impl_->bad.load(), impl_->timeouts.load(),
+            impl_->handshake_failures.load()};
 }
 
 }  // namespace plexus::net

@@ -9,9 +9,52 @@
 #include "plexus/net/client.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/tls.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace plexus::gateway {
+
+namespace {
+
+void log_certificate(std::string_view msg, const net::ServerTls& tls, const net::CertificateInfo& c) {
+    telemetry::info(msg, {{"cert", tls.cert_file()},
+                          {"key", tls.key_file()},
+                          {"subject", c.subject},
+                          {"issuer", c.issuer},
+                          {"not_after", c.not_after},
+                          {"sha256", c.sha256}});
+    if (c.expires <= std::chrono::system_clock::now())
+        telemetry::warn("the TLS certificate has expired; clients will refuse it",
+                        {{"cert", tls.cert_file()}, {"not_after", c.not_after}});
+}
+
+void log_reload(const net::ServerTls& tls, const net::TlsReload& r) {
+    if (r.ok) {
+        log_certificate("tls certificate loaded", tls, r.certificate);
+        return;
+    }
+    telemetry::error("tls certificate rejected; the previous one keeps serving",
+                     {{"cert", tls.cert_file()},
+                      {"key", tls.key_file()},
+                      {"error", r.error},
+                      {"serving_sha256", r.certificate.sha256}});
+}
+
+// Reloads the certificate when its files change; ends when the runtime stops.
+net::Task<void> watch_tls(std::shared_ptr<net::ServerTls> tls, std::chrono::milliseconds every) {
+    while (true) {
+        co_await net::sleep_for(every);
+        auto r = co_await net::offload([tls] { return tls->reload_if_changed(); });
+        if (r) log_reload(*tls, *r);
+    }
+}
+
+net::Task<void> reload_tls(std::shared_ptr<net::ServerTls> tls) {
+    auto r = co_await net::offload([tls] { return tls->reload(); });
+    log_reload(*tls, r);
+}
+
+}  // namespace
 
 int run(const DaemonSettings& s) {
     auto listen = net::parse_listen_address(s.listen);
@@ -31,6 +74,24 @@ int run(const DaemonSettings& s) {
             telemetry::error("--registry must be http://host:port", {{"registry", s.registry}});
             return 2;
         }
+    }
+    std::shared_ptr<net::ServerTls> tls;
+    if (s.tls_cert.empty() != s.tls_key.empty()) {
+        telemetry::error("--tls-cert and --tls-key go together",
+                         {{"tls_cert", s.tls_cert}, {"tls_key", s.tls_key}});
+        std::fprintf(stderr, "plexus gateway: --tls-cert and --tls-key go together (got only %s)\n",
+                     s.tls_cert.empty() ? "--tls-key" : "--tls-cert");
+        return 2;
+    }
+    if (!s.tls_cert.empty()) {
+        try {
+            tls = std::make_shared<net::ServerTls>(s.tls_cert, s.tls_key);
+        } catch (const net::TlsError& e) {
+            telemetry::error("invalid TLS certificate or key", {{"error", e.what()}});
+            std::fprintf(stderr, "plexus gateway: %s\n", e.what());
+            return 2;
+        }
+        log_certificate("tls certificate loaded", *tls, tls->certificate());
     }
     net::Runtime runtime(s.threads);
     std::unique_ptr<discovery::Discovery> disco;
@@ -63,6 +124,7 @@ int run(const DaemonSettings& s) {
     ss.address = listen->host;
     ss.port = listen->port;
     ss.defer_body = true;  // request-head filters run before the body is read
+    ss.tls = tls;
     net::Server server(runtime, ss, gw->handler());
     net::ServerSettings admin_ss;
     admin_ss.address = admin_listen->host;
@@ -80,12 +142,14 @@ int run(const DaemonSettings& s) {
         }
     }
     gw->start_watching_file(runtime.executor(0));
+    if (tls) net::spawn(runtime.executor(0), watch_tls(tls, s.tls_watch_interval), "gateway tls watch");
     runtime.on_signals({SIGTERM, SIGINT, SIGHUP}, [&](int sig) {
         if (sig == SIGHUP) {
             net::spawn(
                 runtime.executor(0),
                 [](Gateway* g) -> net::Task<void> { co_await g->reload_async(); }(gw.get()),
                 "gateway reload");
+            if (tls) net::spawn(runtime.executor(0), reload_tls(tls), "gateway tls reload");
             return;
         }
         telemetry::info("shutting down", {{"signal", sig}});
@@ -95,6 +159,7 @@ int run(const DaemonSettings& s) {
     });
     telemetry::info("gateway listening", {{"address", ss.address},
                                           {"port", server.port()},
+                                          {"scheme", tls ? "https" : "http"},
                                           {"admin_address", admin_ss.address},
                                           {"admin_port", admin.port()},
                                           {"routes", static_cast<std::int64_t>(gw->routes()->size())}});

@@ -136,7 +136,7 @@ void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy)
     }
 
     // X-Forwarded-Proto
-    if (!(trusted && has_proto)) headers.set(kForwardedProto, "http");
+    if (!(trusted && has_proto)) headers.set(kForwardedProto, req.secure ? "https" : "http");
 
     // X-Forwarded-Host takes the client's Host, which is renamed in place (no copy); the
     // upstream gets a Host naming itself from the client.

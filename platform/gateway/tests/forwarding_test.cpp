@@ -85,7 +85,7 @@ TEST(Forwarding, ClientForwardedForIsReplacedUnlessTrusted) {
     EXPECT_EQ(first_hop.headers.get("X-Forwarded-For"), "10.0.0.7");
 }
 
-TEST(Forwarding, HostMovesToForwardedHostAndProtoIsHttp) {
+TEST(Forwarding, HostMovesToForwardedHostAndProtoIsTheClientConnections) {
     auto req = incoming(
         {{"Host", "shop.local:8080"}, {"X-Forwarded-Host", "evil.example"}, {"X-Forwarded-Proto", "https"}});
     gateway::prepare_upstream_request(req, {});
@@ -99,6 +99,11 @@ TEST(Forwarding, HostMovesToForwardedHostAndProtoIsHttp) {
     EXPECT_FALSE(trusted.headers.contains("Host"));
     EXPECT_EQ(trusted.headers.get("X-Forwarded-Host"), "shop.example");
     EXPECT_EQ(trusted.headers.get("X-Forwarded-Proto"), "https");
+
+    auto over_tls = incoming({{"Host", "shop.example"}, {"X-Forwarded-Proto", "http"}});
+    over_tls.secure = true;
+    gateway::prepare_upstream_request(over_tls, {});
+    EXPECT_EQ(over_tls.headers.get("X-Forwarded-Proto"), "https");
 }
 
 TEST(Forwarding, DropsExpectHopByHopAndASpoofedOriginalPath) {

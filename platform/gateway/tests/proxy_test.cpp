@@ -22,10 +22,13 @@
 #include "plexus/gateway/filter.hpp"
 #include "plexus/gateway/gateway.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/net/dev_ca.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
+#include "plexus/net/tls.hpp"
+#include "plexus/net/tls_testing.hpp"
 #include "plexus/security/jwt.hpp"
 #include "plexus/security/secrets.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -261,6 +264,41 @@ class ProxyTest : public ::testing::Test {
 };
 
 }  // namespace
+
+TEST_F(ProxyTest, TerminatesTlsAndForwardsInPlainTextAsHttps) {
+    std::string dir = (std::filesystem::temp_directory_path() / "plexus-gateway-tls-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    auto ca = net::ensure_dev_ca(dir);
+    gateways_.push_back(std::make_unique<gateway::Gateway>(
+        with_routes(gateway::parse_routes(
+            "routes:\n" + static_route("api", "/api/", upstream_address(), "    strip_prefix: /api\n"),
+            "test-routes.yaml")),
+        nullptr, metrics_));
+    net::ServerSettings settings;
+    settings.defer_body = true;
+    settings.tls = std::make_shared<net::ServerTls>(ca.cert, ca.key);
+    servers_.push_back(std::make_unique<net::Server>(*runtime_, settings, gateways_.back()->handler()));
+    servers_.back()->start();
+
+    TlsClientOptions options;
+    options.ca_file = ca.ca_cert;
+    options.host = "localhost";
+    TlsClient client(servers_.back()->port(), options);
+    ASSERT_TRUE(client.handshake()) << client.error();
+    auto res = client.get("/api/items/1");
+    ASSERT_EQ(status_of(res), 200) << res;
+    auto body = res.substr(res.find("\r\n\r\n") + 4);
+    EXPECT_EQ(first_line(body), "GET /items/1");
+    EXPECT_EQ(echoed_header(body, "X-Forwarded-Proto"), "https");
+    EXPECT_EQ(echoed_header(body, "X-Forwarded-Host"), "localhost");
+    // A body the gateway reads itself (deferred), on the same connection.
+    ASSERT_TRUE(
+        client.send("POST /api/orders HTTP/1.1\r\nHost: localhost\r\nContent-Length: 7\r\n\r\npayload"));
+    auto posted = client.read_response();
+    ASSERT_EQ(status_of(posted), 200) << posted;
+    EXPECT_EQ(echoed_body(posted.substr(posted.find("\r\n\r\n") + 4)), "payload");
+    std::filesystem::remove_all(dir);
+}
 
 TEST_F(ProxyTest, ProxiesToAStaticUpstreamWithForwardingHeaders) {
     auto gw = start_gateway_with("routes:\n" + static_route("api", "/api/", upstream_address(),

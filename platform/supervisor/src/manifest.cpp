@@ -45,11 +45,13 @@ std::optional<std::string> walk_placeholders(
 
 constexpr std::string_view kPortPrefix = "port:";
 constexpr std::string_view kAdminPortPrefix = "admin_port:";
+constexpr std::string_view kSchemePrefix = "scheme:";
 
 std::string unknown(std::string_view name) {
     return "unknown placeholder '{" + std::string(name) +
            "}' (known: {plexus} {bin_dir} {data_dir} {manifest_dir} {port} {port:NAME} {admin_port} "
-           "{admin_port:NAME} {instance} {replica}; write {{ for a literal {)";
+           "{admin_port:NAME} {scheme} {scheme:NAME} {tls_cert} {tls_key} {instance} {replica}; write {{ for "
+           "a literal {)";
 }
 
 std::optional<std::string> check_name(std::string_view name) {
@@ -149,6 +151,11 @@ Manifest read_manifest(SettingsReader& r, const std::string& manifest_dir,
             d.fail("health", "must be a path starting with '/'");
         d.field("env", spec.env);
         if (auto error = check_env(spec.env, PlaceholderScope::daemon, daemon_names)) d.fail("env", *error);
+        if (d.has("tls_args")) {
+            d.field("tls_args", spec.tls_args);
+            if (auto error = check_command(spec.tls_args, PlaceholderScope::daemon, daemon_names))
+                d.fail("tls_args", *error);
+        }
         names.insert(name);
         m.daemons.push_back(std::move(spec));
     });
@@ -249,6 +256,10 @@ std::optional<std::string> validate_manifest(const Manifest& m) {
         if (auto error = check_command(d.command, PlaceholderScope::daemon, &names))
             return where + "command: " + *error;
         if (auto error = check_env(d.env, PlaceholderScope::daemon, &names)) return where + "env: " + *error;
+        if (!d.tls_args.empty()) {
+            if (auto error = check_command(d.tls_args, PlaceholderScope::daemon, &names))
+                return where + "tls_args: " + *error;
+        }
         if (d.port < 0 || d.port > 65535) return where + "port must be between 0 and 65535";
         if (d.port != 0 && !fixed_ports.emplace(d.port, d.name).second)
             return where + "port is also used by another daemon";
@@ -284,8 +295,12 @@ std::optional<std::string> check_placeholders(std::string_view text, Placeholder
     return walk_placeholders(
         text, ignored, [&](std::string_view name, std::string&) -> std::optional<std::string> {
             if (name == "plexus" || name == "bin_dir" || name == "data_dir" || name == "manifest_dir" ||
-                name == "instance" || name == "replica") {
+                name == "instance" || name == "replica" || name == "tls_cert" || name == "tls_key") {
                 return std::nullopt;
+            }
+            if (name == "scheme") {
+                if (scope == PlaceholderScope::daemon) return std::nullopt;
+                return std::string("{scheme} is only available to daemons (use {scheme:NAME})");
             }
             if (name == "port") {
                 if (scope == PlaceholderScope::daemon) return std::nullopt;
@@ -296,7 +311,7 @@ std::optional<std::string> check_placeholders(std::string_view text, Placeholder
                 if (scope == PlaceholderScope::daemon) return std::nullopt;
                 return std::string("{admin_port} is only available to daemons");
             }
-            for (auto prefix : {kPortPrefix, kAdminPortPrefix}) {
+            for (auto prefix : {kPortPrefix, kAdminPortPrefix, kSchemePrefix}) {
                 if (!name.starts_with(prefix)) continue;
                 auto daemon = name.substr(prefix.size());
                 if (daemon_names == nullptr || daemon_names->contains(std::string(daemon)))
@@ -321,6 +336,16 @@ Result<std::string> expand_placeholders(std::string_view text, const Placeholder
             if (name == "data_dir") return given(v.data_dir, name);
             if (name == "manifest_dir") return given(v.manifest_dir, name);
             if (name == "instance") return given(v.instance, name);
+            if (name == "tls_cert") return given(v.tls_cert, name);
+            if (name == "tls_key") return given(v.tls_key, name);
+            if (name == "scheme") {
+                o += v.tls ? "https" : "http";
+                return std::nullopt;
+            }
+            if (name.starts_with(kSchemePrefix)) {
+                o += v.tls_daemons.contains(name.substr(kSchemePrefix.size())) ? "https" : "http";
+                return std::nullopt;
+            }
             if (name == "replica") {
                 o += std::to_string(v.replica);
                 return std::nullopt;

@@ -138,6 +138,8 @@ struct Supervisor::Impl {
 
     // ---- building instances ----
 
+    bool serves_tls(const DaemonSpec& d) const { return !options.tls_cert.empty() && !d.tls_args.empty(); }
+
     std::optional<ProcessSpec> build_spec(InstanceKind kind, std::size_t index, int replica,
                                           const std::string& name, std::string& why) const {
         PlaceholderValues values;
@@ -149,8 +151,14 @@ struct Supervisor::Impl {
         values.replica = replica;
         values.daemon_ports = daemon_ports;
         values.daemon_admin_ports = daemon_admin_ports;
+        values.tls_cert = options.tls_cert;
+        values.tls_key = options.tls_key;
+        for (const auto& d : manifest.daemons) {
+            if (serves_tls(d)) values.tls_daemons.insert(d.name);
+        }
         const bool daemon = kind == InstanceKind::daemon;
         if (daemon) {
+            values.tls = serves_tls(manifest.daemons[index]);
             values.port = daemon_ports.at(manifest.daemons[index].name);
             if (auto it = daemon_admin_ports.find(manifest.daemons[index].name);
                 it != daemon_admin_ports.end())
@@ -165,6 +173,16 @@ struct Supervisor::Impl {
             auto expanded = expand_placeholders(arg, values, &why);
             if (!expanded) return std::nullopt;
             spec.argv.push_back(std::move(*expanded));
+        }
+        if (values.tls) {
+            for (const auto& arg : manifest.daemons[index].tls_args) {
+                auto expanded = expand_placeholders(arg, values, &why);
+                if (!expanded) {
+                    why = "tls_args: " + why;
+                    return std::nullopt;
+                }
+                spec.argv.push_back(std::move(*expanded));
+            }
         }
         auto env = base_env;
         if (!daemon) {
@@ -201,6 +219,7 @@ struct Supervisor::Impl {
         if (auto it = daemon_admin_ports.find(group); daemon && it != daemon_admin_ports.end())
             inst->st.admin_port = it->second;
         inst->st.health_path = daemon ? manifest.daemons[index].health : "";
+        inst->st.tls = daemon && serves_tls(manifest.daemons[index]);
         inst->st.state = InstanceState::backoff;
         inst->st.next_start = now;
         inst->st.log_file = logs_dir + "/" + inst->st.name + ".log";
@@ -568,7 +587,8 @@ struct Supervisor::Impl {
         if (!st.last_exit.empty()) msg += ", last " + st.last_exit;
         if (!st.last_error.empty()) msg += ", " + st.last_error;
         if (!st.health_path.empty())
-            msg += ", probing " + st.health_path + " on port " + std::to_string(st.port);
+            msg += ", probing " + st.health_path + " on port " + std::to_string(st.port) +
+                   (st.tls ? " over TLS" : "");
         return msg + "); see its log " + st.log_file;
     }
 
@@ -630,6 +650,7 @@ Supervisor::Supervisor(Manifest manifest, SupervisorOptions options, core::Clock
     if (o.liveness_interval <= milliseconds::zero()) throw StartupError("liveness_interval must be positive");
     if (o.liveness_failures < 1) throw StartupError("liveness_failures must be at least 1");
     if (o.liveness_grace < milliseconds::zero()) throw StartupError("liveness_grace must not be negative");
+    if (o.tls_cert.empty() != o.tls_key.empty()) throw StartupError("tls_cert and tls_key go together");
     impl_->manifest_dir = absolute_dir(m.manifest_dir);
     if (!impl_->options.data_dir.empty()) {
         impl_->data_dir = absolute_dir(impl_->options.data_dir);

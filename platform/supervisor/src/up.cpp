@@ -22,9 +22,11 @@
 #include "plexus/discovery/registry_client.hpp"
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/net/dev_ca.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
+#include "plexus/net/tls.hpp"
 #include "plexus/supervisor/manifest.hpp"
 #include "plexus/supervisor/supervisor.hpp"
 
@@ -72,18 +74,25 @@ std::string resolve_data_dir(const Manifest& m, const std::string& override_dir)
 }
 
 // The gateway URLs and the manifest's example commands ({gateway} and {gateway_admin} in them
-// replaced), printed once everything is healthy.
+// replaced), printed once everything is healthy. With a CA (`ca_file`, the gateway on HTTPS), the
+// curl examples that call the gateway trust it with --cacert.
 void print_ready(const std::string& headline, const std::string& gateway, const std::string& gateway_admin,
-                 const std::vector<std::string>& examples, const std::string& data_dir,
-                 const char* stop_hint) {
+                 const std::string& ca_file, const std::vector<std::string>& examples,
+                 const std::string& data_dir, const char* stop_hint) {
     std::printf("\n%s\n", headline.c_str());
     if (!gateway.empty()) std::printf("Gateway: %s\n", gateway.c_str());
+    if (!gateway.empty() && !ca_file.empty()) {
+        std::printf("TLS: certificates of the development CA %s; trust it, e.g.\n", ca_file.c_str());
+        std::printf("  curl --cacert %s %s/health/ready\n", ca_file.c_str(), gateway.c_str());
+    }
     if (!gateway_admin.empty()) std::printf("Gateway admin (loopback only): %s\n", gateway_admin.c_str());
     // Written by the identity server on a fresh data dir; read it, then keep or delete it.
     if (auto creds = data_dir + "/identity/admin-credentials.json"; fs::exists(creds))
         std::printf("First admin's credentials (client_id and secret, file mode 0600): %s\n", creds.c_str());
     if (!examples.empty()) std::printf("Try:\n");
     for (auto line : examples) {
+        if (!ca_file.empty() && line.starts_with("curl ") && line.find("{gateway}") != std::string::npos)
+            line.insert(5, "--cacert " + ca_file + " ");
         for (auto [name, value] :
              {std::pair<std::string_view, const std::string*>{"{gateway_admin}", &gateway_admin},
               {"{gateway}", &gateway}}) {
@@ -100,9 +109,17 @@ void print_ready(const std::string& headline, const std::string& gateway, const 
 // The running deployment: supervisor, control API, probes.
 class Deployment {
   public:
-    Deployment(Manifest manifest, const UpOptions& o, std::string data_dir, bool quiet)
+    // `tls`: the development CA's files when the run serves TLS, else null.
+    Deployment(Manifest manifest, const UpOptions& o, std::string data_dir, const net::DevCa* tls, bool quiet)
         : quiet_(quiet), data_dir_(std::move(data_dir)), runtime_(1) {
         SupervisorOptions so;
+        if (tls) {
+            so.tls_cert = tls->cert;
+            so.tls_key = tls->key;
+            ca_file_ = tls->ca_cert;
+            auto* gateway = manifest.daemon("gateway");
+            gateway_tls_ = gateway && !gateway->tls_args.empty();
+        }
         so.plexus_binary = o.plexus_binary;
         so.bin_dir = o.bin_dir;
         so.data_dir = data_dir_;
@@ -236,14 +253,21 @@ class Deployment {
         return net::Endpoint{"127.0.0.1", static_cast<std::uint16_t>(*p)};
     }
 
+    // GET `path` on a daemon's or service's port: over TLS (trusting the development CA) for a
+    // daemon that serves it.
+    std::optional<Result<net::Response>> get(const InstanceStatus& s, int port, const std::string& path,
+                                             std::chrono::milliseconds timeout) {
+        net::Endpoint ep{"127.0.0.1", static_cast<std::uint16_t>(port)};
+        auto task = s.tls ? net::fetch_https(ep, ca_file_, "GET", path, timeout)
+                          : net::fetch(ep, "GET", path, {}, {}, timeout);
+        return net::run_blocking(runtime_.executor(0), std::move(task), timeout + 700ms);
+    }
+
     // Daemons: their HTTP health path answers 2xx. Services: registered and passing.
     bool probe(const InstanceStatus& s) {
         if (s.kind == InstanceKind::daemon) {
             if (s.health_path.empty() || s.port <= 0) return true;
-            auto r = net::run_blocking(runtime_.executor(0),
-                                       net::fetch({"127.0.0.1", static_cast<std::uint16_t>(s.port)}, "GET",
-                                                  s.health_path, {}, {}, 800ms),
-                                       1500ms);
+            auto r = get(s, s.port, s.health_path, 800ms);
             return r && *r && (*r)->status >= 200 && (*r)->status < 300;
         }
         auto reg = registry();
@@ -276,10 +300,7 @@ class Deployment {
             port = it == service_ports_.end() ? 0 : it->second;
         }
         if (port <= 0) return true;
-        auto r = net::run_blocking(runtime_.executor(0),
-                                   net::fetch({"127.0.0.1", static_cast<std::uint16_t>(port)}, "GET",
-                                              "/health/live", {}, {}, kLivenessTimeout),
-                                   kLivenessTimeout + 500ms);
+        auto r = get(s, port, "/health/live", kLivenessTimeout);
         return r && *r && (*r)->status < 500;
     }
 
@@ -302,9 +323,14 @@ class Deployment {
         std::fflush(stdout);
     }
 
+    std::string gateway_url() const {
+        auto p = supervisor_->daemon_port("gateway");
+        if (!p) return {};
+        return (gateway_tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(*p);
+    }
+
     void announce() {
-        std::string gateway;
-        if (auto p = supervisor_->daemon_port("gateway")) gateway = "http://127.0.0.1:" + std::to_string(*p);
+        std::string gateway = gateway_url();
         std::string gateway_admin;
         if (auto p = supervisor_->daemon_admin_port("gateway"))
             gateway_admin = "http://127.0.0.1:" + std::to_string(*p);
@@ -314,7 +340,8 @@ class Deployment {
             return;
         }
         print_ready("Plexus is up: " + std::to_string(supervisor_->status().size()) + " instances healthy.",
-                    gateway, gateway_admin, supervisor_->manifest().examples, data_dir_, "Ctrl-C or ");
+                    gateway, gateway_admin, gateway_tls_ ? ca_file_ : std::string(),
+                    supervisor_->manifest().examples, data_dir_, "Ctrl-C or ");
     }
 
     json::object status_json() {
@@ -344,12 +371,13 @@ class Deployment {
                 {"last_exit", s.last_exit},
                 {"log", s.log_file}};
             if (s.admin_port > 0) item["admin_address"] = "127.0.0.1:" + std::to_string(s.admin_port);
+            if (s.tls) item["tls"] = true;
             items.push_back(std::move(item));
         }
         json::object o{
             {"manifest", supervisor_->manifest().name}, {"healthy", healthy}, {"instances", items}};
-        if (auto p = supervisor_->daemon_port("gateway"))
-            o["gateway"] = "http://127.0.0.1:" + std::to_string(*p);
+        if (auto url = gateway_url(); !url.empty()) o["gateway"] = url;
+        if (gateway_tls_) o["gateway_ca"] = ca_file_;
         if (auto p = supervisor_->daemon_admin_port("gateway"))
             o["gateway_admin"] = "http://127.0.0.1:" + std::to_string(*p);
         return o;
@@ -362,6 +390,8 @@ class Deployment {
     std::unique_ptr<net::Server> server_;
     std::unique_ptr<Supervisor> supervisor_;
     std::stop_source* stop_ = nullptr;
+    std::string ca_file_;       // the development CA's certificate, in a run with TLS
+    bool gateway_tls_ = false;  // the gateway serves HTTPS
     std::mutex ports_mutex_;
     std::map<std::string, int> service_ports_;
 };
@@ -437,12 +467,13 @@ int wait_detached(pid_t child, const std::string& data_dir, const std::vector<st
                     last_line = line;
                 }
                 if (s->at("healthy").as_bool()) {
-                    std::string gateway, gateway_admin;
+                    std::string gateway, gateway_admin, ca_file;
                     if (auto* g = s->if_contains("gateway")) gateway = std::string(g->as_string());
+                    if (auto* c = s->if_contains("gateway_ca")) ca_file = std::string(c->as_string());
                     if (auto* g = s->if_contains("gateway_admin"))
                         gateway_admin = std::string(g->as_string());
                     print_ready("Plexus is up (supervisor pid " + std::to_string(child) + ").", gateway,
-                                gateway_admin, examples, data_dir, "");
+                                gateway_admin, ca_file, examples, data_dir, "");
                     return 0;
                 }
             }
@@ -468,6 +499,9 @@ int up(const UpOptions& o) {
     Manifest manifest;
     try {
         manifest = load_manifest(o.manifest_path);
+        if (o.tls && std::none_of(manifest.daemons.begin(), manifest.daemons.end(),
+                                  [](const DaemonSpec& d) { return !d.tls_args.empty(); }))
+            throw core::SettingsError(o.manifest_path + ": --tls given but no daemon declares tls_args");
         for (auto [flag, value, admin] : {std::tuple{"--gateway-port", o.gateway_port, false},
                                           std::tuple{"--gateway-admin-port", o.gateway_admin_port, true}}) {
             if (value < 0) continue;
@@ -497,7 +531,23 @@ int up(const UpOptions& o) {
     }
     fs::create_directories(data_dir + "/logs");
 
-    if (!o.detach) return Deployment(std::move(manifest), o, data_dir, false).run(o);
+    std::optional<net::DevCa> tls;
+    if (o.tls) {
+        try {
+            tls = net::ensure_dev_ca(data_dir + "/tls");
+        } catch (const net::TlsError& e) {
+            std::fprintf(stderr, "plexus: cannot prepare the development CA: %s\n", e.what());
+            return 1;
+        }
+        if (tls->created_ca)
+            std::printf("plexus: made a development CA, %s (clients trust it with --cacert)\n",
+                        tls->ca_cert.c_str());
+        else if (tls->created_cert)
+            std::printf("plexus: issued a new server certificate, %s\n", tls->cert.c_str());
+    }
+    const net::DevCa* tls_files = tls ? &*tls : nullptr;
+
+    if (!o.detach) return Deployment(std::move(manifest), o, data_dir, tls_files, false).run(o);
     auto examples = manifest.examples;  // the parent prints them once the child reports healthy
 
     std::printf("plexus: starting %s in the background (data in %s)\n", manifest.name.c_str(),
@@ -517,7 +567,7 @@ int up(const UpOptions& o) {
             ::dup2(log, 1);
             ::dup2(log, 2);
         }
-        std::_Exit(Deployment(std::move(manifest), o, data_dir, true).run(o));
+        std::_Exit(Deployment(std::move(manifest), o, data_dir, tls_files, true).run(o));
     }
     return wait_detached(child, data_dir, examples, o);
 }
@@ -605,6 +655,8 @@ int status(const std::string& data_dir, std::ostream& out) {
             << format_uptime(std::chrono::seconds(i.at("uptime_s").to_number<std::int64_t>())) << "\n";
     }
     if (auto* g = s->if_contains("gateway")) out << "gateway: " << std::string(g->as_string()) << "\n";
+    if (auto* c = s->if_contains("gateway_ca"))
+        out << "gateway CA (curl --cacert): " << std::string(c->as_string()) << "\n";
     if (auto* g = s->if_contains("gateway_admin"))
         out << "gateway admin: " << std::string(g->as_string()) << "\n";
     print_breakers(control, *s, out);

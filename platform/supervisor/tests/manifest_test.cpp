@@ -247,6 +247,41 @@ TEST(Placeholders, ExpandEveryKnownName) {
     EXPECT_THAT(why, HasSubstr("{bin_dir} is used but no value was given"));
 }
 
+TEST(Manifest, TlsArgsAndSchemePlaceholders) {
+    auto m = parse_manifest(
+        "name: shop\ndaemons:\n  gateway:\n    command: [\"x\", \"{scheme}://h:{port}\"]\n"
+        "    tls_args: [\"--tls-cert\", \"{tls_cert}\", \"--tls-key\", \"{tls_key}\"]\n"
+        "  identity:\n    command: [\"y\", \"--issuer\", \"{scheme:gateway}://h:{port:gateway}/auth\"]\n",
+        "shop.yaml", "/srv/shop");
+    ASSERT_EQ(m.daemons.size(), 2u);
+    EXPECT_EQ(m.daemons[0].tls_args,
+              (std::vector<std::string>{"--tls-cert", "{tls_cert}", "--tls-key", "{tls_key}"}));
+    EXPECT_TRUE(m.daemons[1].tls_args.empty());
+    EXPECT_EQ(validate_manifest(m), std::nullopt);
+
+    EXPECT_THAT(error_of("name: shop\ndaemons:\n  g:\n    command: [\"x\"]\n    tls_args: [\"{nope}\"]\n"),
+                HasSubstr("shop.yaml:5: daemons.g.tls_args: unknown placeholder '{nope}'"));
+    EXPECT_THAT(error_of("name: shop\ndaemons:\n  g:\n    command: [\"x\"]\n    tls_args: []\n"),
+                HasSubstr("daemons.g.tls_args: must not be empty"));
+    EXPECT_THAT(error_of("name: shop\nservices:\n  a:\n    command: [\"x\", \"{scheme}\"]\n"),
+                HasSubstr("{scheme} is only available to daemons"));
+    EXPECT_THAT(error_of("name: shop\nservices:\n  a:\n    command: [\"x\", \"{scheme:nope}\"]\n"),
+                HasSubstr("'{scheme:nope}' names no daemon"));
+
+    PlaceholderValues v;
+    EXPECT_EQ(*expand_placeholders("{scheme} {scheme:gateway}", v), "http http");
+    v.tls = true;
+    v.tls_daemons = {"gateway"};
+    v.tls_cert = "/d/tls/server.pem";
+    v.tls_key = "/d/tls/server-key.pem";
+    EXPECT_EQ(*expand_placeholders("{scheme} {scheme:gateway} {scheme:registry} {tls_cert} {tls_key}", v),
+              "https https http /d/tls/server.pem /d/tls/server-key.pem");
+    std::string why;
+    v.tls_cert.clear();
+    EXPECT_FALSE(expand_placeholders("{tls_cert}", v, &why));
+    EXPECT_THAT(why, HasSubstr("{tls_cert} is used but no value was given"));
+}
+
 TEST(Manifest, AdminPortsAreDeclaredPerDaemonAndReachableByPlaceholder) {
     auto m = parse(
         "name: shop\ndaemons:\n  gateway:\n    command: [\"x\", \"{admin_port}\"]\n    admin_port: 0\n"

@@ -379,6 +379,47 @@ TEST_F(SupervisorTest, ServicesGetThePlexusEnvironmentAndTheirLogFile) {
         << read_file(log);
 }
 
+TEST_F(SupervisorTest, DaemonsWithTlsArgsGetThemOnlyInARunWithTls) {
+    auto command = [](const std::string& name) {
+        return std::vector<std::string>{"/bin/sh", "-c", "echo \"" + name + " $0 $*\"; exec sleep 60",
+                                        "{scheme}://127.0.0.1:{port}", "peer={scheme:gateway}"};
+    };
+    for (bool tls : {false, true}) {
+        auto m = manifest();
+        auto gateway = daemon("gateway", command("gateway"));
+        gateway.tls_args = {"--tls-cert", "{tls_cert}", "--tls-key", "{tls_key}"};
+        m.daemons.push_back(gateway);
+        m.daemons.push_back(daemon("registry", command("registry")));
+        auto o = options();
+        if (tls) {
+            o.tls_cert = "/certs/server.pem";
+            o.tls_key = "/certs/server-key.pem";
+        }
+        auto& sup = make(std::move(m), std::move(o));
+        ASSERT_TRUE(sup.start());
+        auto gw = find("gateway"), reg = find("registry");
+        EXPECT_EQ(gw.tls, tls);
+        EXPECT_FALSE(reg.tls);
+        auto gw_port = std::to_string(gw.port), reg_port = std::to_string(reg.port);
+        const std::string gw_line =
+            tls ? "gateway https://127.0.0.1:" + gw_port +
+                      " peer=https --tls-cert /certs/server.pem --tls-key /certs/server-key.pem\n"
+                : "gateway http://127.0.0.1:" + gw_port + " peer=http\n";
+        const std::string reg_line =
+            "registry http://127.0.0.1:" + reg_port + (tls ? " peer=https\n" : " peer=http\n");
+        EXPECT_TRUE(wait_for([&] { return read_file(gw.log_file).find(gw_line) != std::string::npos; }))
+            << read_file(gw.log_file) << " expected " << gw_line;
+        EXPECT_TRUE(wait_for([&] { return read_file(reg.log_file).find(reg_line) != std::string::npos; }))
+            << read_file(reg.log_file) << " expected " << reg_line;
+        sup.stop_all(2s);
+        sup_.reset();
+        std::filesystem::remove_all(dir_.path() + "/data");
+    }
+    auto o = options();
+    o.tls_cert = "/certs/server.pem";
+    EXPECT_THROW(make(manifest(), o), StartupError);
+}
+
 TEST_F(SupervisorTest, ProbesAtMostOncePerIntervalAndRecordsHealth) {
     auto m = manifest();
     m.services.push_back(service("web", kSleep));

@@ -25,6 +25,7 @@ enum class errc {
     response_too_large,  ///< the response exceeded the configured limit
     pool_exhausted,      ///< every connection to the endpoint was busy until the timeout
     bad_address,         ///< the host is not a numeric address or resolvable name
+    tls_failed,          ///< the TLS handshake failed: refused, or a certificate not trusted
 };
 const boost::system::error_category& net_category() noexcept;
 inline ErrorCode make_error_code(errc e) noexcept { return {static_cast<int>(e), net_category()}; }

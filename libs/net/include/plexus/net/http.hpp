@@ -135,6 +135,7 @@ struct Request {
 
     // Filled by the server.
     std::string remote_address;  ///< peer IP address
+    bool secure = false;         ///< it came over TLS (https)
     bool keep_alive = true;      ///< whether the client allows reusing the connection
     PathParams params;           ///< captured by the router
     /// When the caller stops waiting (from its X-Plexus-Deadline-Ms budget, set by the SDK);

@@ -8,6 +8,10 @@
 /// and any request with more than one (RFC 9112 3.2). Limits: head size (431), header count
 /// (431), body size per request (413). A client that does not finish its head within
 /// `header_timeout` or stays idle past `idle_timeout` is disconnected.
+///
+/// HTTPS: with ServerSettings::tls set, every connection starts with a TLS handshake, which must
+/// end within `handshake_timeout`; then the same HTTP rules, limits and timeouts apply. A plain
+/// server pays nothing for this: the connection loop is compiled once per kind of stream.
 
 #include <chrono>
 #include <cstdint>
@@ -21,6 +25,8 @@
 #include "plexus/net/task.hpp"
 
 namespace plexus::net {
+
+class ServerTls;
 
 struct ServerSettings {
     std::string address = "127.0.0.1";
@@ -36,6 +42,11 @@ struct ServerSettings {
     /// answers without it (an authentication refusal, say), in which case no `100 Continue` is
     /// sent and the connection is closed after the answer. The BodyLimit is then not used.
     bool defer_body = false;
+    /// Serve HTTPS with this certificate (net/tls.hpp); null: plain HTTP. It may be reloaded while
+    /// the server runs: new handshakes use the new certificate.
+    std::shared_ptr<const ServerTls> tls;
+    /// How long a TLS client has, from the accept, to complete its handshake.
+    std::chrono::milliseconds handshake_timeout{10'000};
 };
 
 /// How reading a deferred body ended.
@@ -84,7 +95,8 @@ struct ServerStats {
     std::uint64_t connections_accepted = 0;
     std::uint64_t requests = 0;
     std::uint64_t bad_requests = 0;  ///< framing/limit errors answered by the server itself
-    std::uint64_t timeouts = 0;      ///< connections closed by header/idle timeout
+    std::uint64_t timeouts = 0;      ///< connections closed by handshake/header/idle timeout
+    std::uint64_t tls_handshake_failures = 0;  ///< TLS handshakes refused or broken off (timeouts too)
 };
 
 class Server {

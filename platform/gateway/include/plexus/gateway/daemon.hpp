@@ -1,7 +1,15 @@
 #pragma once
 /// `plexus gateway`: the edge server as a daemon — runtime, discovery, gateway and server wired
-/// together, SIGHUP reloading the routes and SIGTERM/SIGINT draining and stopping.
+/// together, SIGHUP reloading the routes (and the TLS certificate) and SIGTERM/SIGINT draining and
+/// stopping.
+///
+/// HTTPS: with `tls_cert` and `tls_key` the public listener terminates TLS (net/tls.hpp for the
+/// policy); the admin listener stays plain HTTP on loopback. Both files are checked every
+/// `tls_watch_interval` (modification time and size) and on SIGHUP: a changed pair serves new
+/// handshakes, connections keep theirs, and a pair that does not load is logged and the old one
+/// kept.
 
+#include <chrono>
 #include <string>
 
 namespace plexus::gateway {
@@ -23,10 +31,14 @@ struct DaemonSettings {
     std::string revocations_uri;
     bool trust_forwarded_for = false;
     std::size_t threads = 0;
+    /// PEM certificate chain (leaf first) and private key of the public listener; both or neither.
+    std::string tls_cert;
+    std::string tls_key;
+    std::chrono::milliseconds tls_watch_interval{1000};
 };
 
-/// Runs until SIGTERM/SIGINT (SIGHUP reloads the routes); returns the process exit code (2 for
-/// bad flags or routes, 1 when it cannot listen).
+/// Runs until SIGTERM/SIGINT (SIGHUP reloads the routes and the certificate); returns the process
+/// exit code (2 for bad flags, routes or TLS files, 1 when it cannot listen).
 int run(const DaemonSettings& settings);
 
 }  // namespace plexus::gateway

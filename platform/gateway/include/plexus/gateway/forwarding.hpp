@@ -37,7 +37,8 @@ struct ForwardingPolicy {
 ///  - hop-by-hop fields are removed (`strip_hop_by_hop`), and `Expect` (the server answered it);
 ///  - X-Forwarded-For becomes the peer address (`req.remote_address`), or with trust, the
 ///    client's list followed by ", <peer>";
-///  - X-Forwarded-Proto becomes "http" and the client's Host moves to X-Forwarded-Host (unless
+///  - X-Forwarded-Proto becomes "https" for a request that came over TLS, else "http", and the client's Host
+///  moves to X-Forwarded-Host (unless
 ///    trusted values are present); Host is removed, so the upstream sees its own address;
 ///  - a client-sent X-Plexus-Original-Path is removed (only the gateway sets it), and so are
 ///    X-Plexus-Subject, -Client, -Scopes, -Roles and -Auth (only the auth filter sets them).

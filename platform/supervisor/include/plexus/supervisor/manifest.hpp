@@ -11,6 +11,7 @@
 ///         command: ["{plexus}", "registry", "--listen", "127.0.0.1:{port}"]
 ///         port: 0                  # 0 = the supervisor picks a free loopback port
 ///         health: /health/ready    # HTTP path the caller's health probe polls
+///         tls_args: ["--tls-cert", "{tls_cert}", "--tls-key", "{tls_key}"]   # see below
 ///     services:
 ///       catalog:
 ///         command: ["{bin_dir}/shop-catalog"]
@@ -32,6 +33,15 @@
 /// | `{port:NAME}`  | the port of daemon NAME                                                |
 /// | `{instance}`   | the instance name: the daemon's name, or `<service>-<replica>`         |
 /// | `{replica}`    | the 0-based replica index (0 for daemons)                              |
+/// | `{scheme}`     | `https` when this daemon serves TLS in this run, else `http` (daemons) |
+/// | `{scheme:NAME}`| the same for daemon NAME                                               |
+/// | `{tls_cert}`   | the server certificate (PEM) given by the caller (`plexus up --tls`)   |
+/// | `{tls_key}`    | its private key (PEM), given likewise                                  |
+///
+/// TLS. A daemon may list `tls_args`: arguments appended to its command when the caller runs
+/// the manifest with TLS (`plexus up --tls`, SupervisorOptions::tls_cert). The daemon then serves
+/// HTTPS on its port: `{scheme}` reads `https` and health probes speak TLS. Without TLS the
+/// arguments are not used.
 ///
 /// Only `{` is special: `{{` is a literal `{` (so a shell's `${HOME}` is written `${{HOME}`);
 /// `}` outside a placeholder is literal.
@@ -71,6 +81,9 @@ struct DaemonSpec {
     std::string health;
     /// Extra environment variables (values with placeholders).
     std::map<std::string, std::string> env;
+    /// Appended to `command` in a run with TLS (see the file comment); empty: the daemon always
+    /// serves plain HTTP.
+    std::vector<std::string> tls_args;
 };
 
 /// The `liveness:` section of a manifest: how often `plexus up` checks that a running instance
@@ -148,7 +161,7 @@ Manifest parse_manifest(std::string_view yaml, const std::string& file_name, con
 /// placeholders, restart and liveness policies). Returns the first problem as a sentence, or nullopt.
 std::optional<std::string> validate_manifest(const Manifest& manifest);
 
-/// Where a placeholder text is used: daemons may use `{port}`, services may not.
+/// Where a placeholder text is used: daemons may use `{port}` and `{scheme}`, services may not.
 enum class PlaceholderScope { daemon, service };
 
 /// Checks the placeholders of `text`. `daemon_names` are the names `{port:NAME}` may refer to;
@@ -178,11 +191,19 @@ struct PlaceholderValues {
     std::optional<int> admin_port;
     /// `{admin_port:NAME}`: the admin ports of the daemons that have one.
     std::map<std::string, int, std::less<>> daemon_admin_ports;
+    /// `{scheme:NAME}` is `https` for these daemons (served with TLS in this run).
+    std::set<std::string, std::less<>> tls_daemons;
+    /// `{scheme}`: whether this daemon serves TLS.
+    bool tls = false;
+    /// `{tls_cert}`, `{tls_key}`; empty means "not given" (using them is then an error).
+    std::string tls_cert;
+    std::string tls_key;
 };
 
 /// Expands every placeholder of `text`. Errors (core::errc::invalid_argument, with the reason in
 /// `*why` when given): an unknown or unclosed placeholder, `{port}` without a port, `{port:NAME}`
-/// of an unknown daemon, or `{plexus}` / `{bin_dir}` when the caller gave no value for it.
+/// of an unknown daemon, or `{plexus}`, `{bin_dir}`, `{tls_cert}` or `{tls_key}` when the caller gave no
+/// value for it.
 Result<std::string> expand_placeholders(std::string_view text, const PlaceholderValues& values,
                                         std::string* why = nullptr);
 

@@ -119,6 +119,8 @@ struct InstanceStatus {
     int admin_port = 0;
     /// The daemon's health path ("" for services and daemons without one).
     std::string health_path;
+    /// The daemon serves HTTPS on `port` in this run (its manifest `tls_args` are in use).
+    bool tls = false;
     /// See InstanceState.
     InstanceState state = InstanceState::backoff;
     /// The last probe passed (true while running when no probe is set).
@@ -153,6 +155,11 @@ struct SupervisorOptions {
     std::string data_dir;
     /// Where `<instance>.log` files go. Empty: `<data_dir>/logs`.
     std::string logs_dir;
+    /// `{tls_cert}` and `{tls_key}`: a server certificate and key (PEM). When set (both or
+    /// neither), every daemon with `tls_args` runs with them appended and serves HTTPS
+    /// (InstanceStatus::tls); `{scheme}` then reads `https` for it.
+    std::string tls_cert;
+    std::string tls_key;
     /// Decides whether an instance is healthy (for daemons typically an HTTP GET of
     /// `health_path` on `port`; for services e.g. "registered in the registry"). Called on the
     /// control thread from tick(), at most once per probe_interval per running instance; it blocks
@@ -191,8 +198,8 @@ struct SupervisorOptions {
 class Supervisor {
   public:
     /// Prepares to run `manifest` (nothing is started yet). Throws StartupError if the manifest
-    /// breaks the rules `load_manifest` enforces (see validate_manifest) or a liveness setting of
-    /// `options` is out of range.
+    /// breaks the rules `load_manifest` enforces (see validate_manifest), a liveness setting of
+    /// `options` is out of range, or only one of tls_cert and tls_key is given.
     Supervisor(Manifest manifest, SupervisorOptions options, core::Clock& clock = core::Clock::real());
     /// Stops everything still running, as stop_all() with the manifest's stop_timeout.
     ~Supervisor();

@@ -5,6 +5,12 @@
 /// or `plexus down`. It serves a small control API on loopback and records where in
 /// `<data_dir>/supervisor.json`, which `status` and `down` read.
 ///
+/// With `tls`, the daemons whose manifest entry has `tls_args` (the gateway in the default
+/// manifest) serve HTTPS with a certificate of a development CA kept in `<data_dir>/tls` (see
+/// net/dev_ca.hpp: made on first use, reused, the server certificate renewed near its expiry).
+/// Their health probes speak TLS and trust that CA; the ready message prints the https URL and how
+/// to trust the CA (`curl --cacert <data_dir>/tls/ca.pem ...`).
+///
 /// Control API (loopback only):
 ///   GET  /v1/status                          every instance, as JSON
 ///   POST /v1/shutdown                        graceful stop of everything
@@ -23,6 +29,7 @@ struct UpOptions {
     /// Overrides the admin port of the daemon named "gateway" when ≥ 0 (it must declare one).
     int gateway_admin_port = -1;
     bool detach = false;    ///< return once healthy, leaving the supervisor in the background
+    bool tls = false;       ///< serve the daemons with `tls_args` over HTTPS (see the file comment)
     std::string plexus_binary;
     std::string bin_dir;
     std::chrono::milliseconds ready_timeout{60'000};
