@@ -10,9 +10,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "identity_commands.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/gateway/daemon.hpp"
-#include "plexus/identity/admin_client.hpp"
 #include "plexus/identity/identity.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/supervisor/up.hpp"
@@ -74,36 +74,7 @@ int main(int argc, char** argv) {
     std::string identity_alg = "ES256";
     idp->add_option("--algorithm", identity_alg, "algorithm of new signing keys: ES256, RS256 or EdDSA");
     idp->add_option("--log-level", log_level, "debug, info, warn or error");
-    // plexus identity clients|keys ...: the admin API, as the local deployment's first admin.
-    std::string admin_data_dir, admin_credentials, admin_url, new_client_name, client_to_delete;
-    std::vector<std::string> new_client_scopes;
-    bool admin_json = false, new_client_opaque = false;
-    auto admin_options = [&](CLI::App* c) {
-        c->add_option("--data-dir", admin_data_dir,
-                      "data directory of the deployment (default: the manifest's)");
-        c->add_option("--credentials", admin_credentials,
-                      "admin credentials file (default <data-dir>/identity/admin-credentials.json)");
-        c->add_option("--url", admin_url, "identity server URL (default: from the credentials file)");
-        c->add_flag("--json", admin_json, "print JSON");
-    };
     idp->require_subcommand(0, 1);
-    auto* idp_clients = idp->add_subcommand("clients", "list, create or delete OAuth clients");
-    idp_clients->require_subcommand(1);
-    auto* clients_list = idp_clients->add_subcommand("list", "list the clients");
-    admin_options(clients_list);
-    auto* clients_create = idp_clients->add_subcommand("create", "create a client; its secret is shown once");
-    clients_create->add_option("name", new_client_name, "what the client is")->required();
-    clients_create->add_option("--scope", new_client_scopes, "a scope it may ask for (repeatable)");
-    clients_create->add_flag("--opaque", new_client_opaque, "opaque access tokens instead of JWTs");
-    admin_options(clients_create);
-    auto* clients_delete =
-        idp_clients->add_subcommand("delete", "delete a client (its opaque tokens die with it)");
-    clients_delete->add_option("client_id", client_to_delete, "the client")->required();
-    admin_options(clients_delete);
-    auto* idp_keys = idp->add_subcommand("keys", "signing keys");
-    idp_keys->require_subcommand(1);
-    auto* keys_rotate = idp_keys->add_subcommand("rotate", "sign with a new key from now on");
-    admin_options(keys_rotate);
 
     plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
@@ -158,46 +129,15 @@ int main(int argc, char** argv) {
     sc->add_option("--data-dir", data_dir, "data directory of the deployment");
     sc->add_option("-f,--file", manifest, "manifest whose data directory to use");
 
+    IdentityCommands identity_commands(app, *idp, manifest);
+
     CLI11_PARSE(app, argc, argv);
 
     if (*reg) {
         if (!init_logs("registry", log_level)) return 2;
         return plexus::registry::run(registry);
     }
-    if (*idp && idp->get_subcommands().size() == 1) {
-        if (admin_data_dir.empty()) admin_data_dir = plexus::supervisor::default_data_dir(manifest);
-        if (admin_credentials.empty())
-            admin_credentials = admin_data_dir + "/identity/admin-credentials.json";
-        std::ifstream in(admin_credentials);
-        std::stringstream text;
-        text << in.rdbuf();
-        boost::system::error_code ec;
-        auto creds = boost::json::parse(text.str(), ec);
-        if (!in || ec || !creds.is_object() || !creds.as_object().contains("client_secret")) {
-            std::fprintf(stderr, "plexus identity: cannot read admin credentials from %s\n",
-                         admin_credentials.c_str());
-            return 1;
-        }
-        const auto& c = creds.as_object();
-        if (admin_url.empty()) {
-            std::string endpoint(c.at("token_endpoint").as_string());
-            admin_url = endpoint.substr(0, endpoint.rfind("/token"));
-        }
-        try {
-            plexus::identity::AdminClient admin(admin_url, std::string(c.at("client_id").as_string()),
-                                                std::string(c.at("client_secret").as_string()));
-            if (*clients_list) return admin.list_clients(std::cout, admin_json);
-            if (*clients_create)
-                return admin.create_client(new_client_name, new_client_scopes, new_client_opaque, std::cout,
-                                           admin_json);
-            if (*clients_delete) return admin.delete_client(client_to_delete, std::cout);
-            if (*keys_rotate) return admin.rotate_keys(std::cout, admin_json);
-        } catch (const std::invalid_argument& e) {
-            std::fprintf(stderr, "plexus identity: %s\n", e.what());
-            return 2;
-        }
-        return 2;
-    }
+    if (auto code = identity_commands.run()) return *code;
     if (*idp) {
         if (identity.data_dir.empty()) {
             std::fprintf(stderr, "plexus identity: --data-dir is required\n");

@@ -48,10 +48,10 @@ TEST(PlexusUpForeground, StartsShowsProgressAndStopsOnCtrlC) {
     EXPECT_EQ(r.status, 200) << r.body;
 
     // The first admin's credentials are pointed at, never printed.
-    EXPECT_NE(out.find("First admin's credentials (client_id and secret, file mode 0600): " + dir.path() +
-                       "/identity/admin-credentials.json"),
+    EXPECT_NE(out.find("file mode 0600): " + dir.path() + "/identity/admin-credentials.json"),
               std::string::npos)
         << out;
+    EXPECT_NE(out.find("Sign in as admin: plexus login --data-dir " + dir.path()), std::string::npos) << out;
     EXPECT_EQ(out.find("client_secret"), std::string::npos);
 
     auto children = pids_in(out);

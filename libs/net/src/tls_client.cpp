@@ -90,6 +90,12 @@ ErrorCode parse_response(std::string_view data, const std::string& method, bool 
 
 Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, std::string method,
                                    std::string target, std::chrono::milliseconds timeout) {
+    return fetch_https(std::move(endpoint), std::move(ca_file),
+                       make_request(std::move(method), std::move(target), {}, {}), timeout);
+}
+
+Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, Request req,
+                                   std::chrono::milliseconds timeout) {
     auto ex = co_await asio::this_coro::executor;
     Socket socket(ex);
     Deadline deadline;
@@ -118,12 +124,12 @@ Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, std::
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, use_task);
     if (hec) co_return deadline.expired ? errc::timeout : errc::tls_failed;
 
-    auto req = make_request(method, std::move(target), {}, {});
     std::string host =
         endpoint.host.find(':') == std::string::npos ? endpoint.host : "[" + endpoint.host + "]";
     std::string out;
     wire::serialize_request_head(req, host + ":" + std::to_string(endpoint.port), out);
     out.insert(out.size() - 2, "Connection: close\r\n");
+    out += req.body;
     auto [wec, written] = co_await asio::async_write(stream, asio::buffer(out), use_task);
     if (wec) co_return deadline.expired ? errc::timeout : errc::connection_closed;
 
@@ -136,7 +142,7 @@ Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, std::
         if (data.size() > kMaxResponse) co_return errc::response_too_large;
         bool at_end = rec == asio::error::eof || rec == asio::ssl::error::stream_truncated;
         if (rec && !at_end) co_return deadline.expired ? errc::timeout : errc::connection_closed;
-        auto perr = parse_response(data, method, at_end, res);
+        auto perr = parse_response(data, req.method, at_end, res);
         if (!perr) co_return res;
         if (perr != errc::connection_closed || at_end) co_return perr;
     }

@@ -134,7 +134,10 @@ std::optional<std::string> Server::Impl::set_password(const std::string& user_id
 std::pair<ApiKeyInfo, std::string> Server::Impl::create_api_key(ApiKeyInfo info) {
     if (info.name.empty() || info.name.size() > kMaxNameLength)
         throw std::invalid_argument("name: required, at most 200 characters");
-    if (info.subject.empty()) info.subject = info.name;
+    if (info.subject.empty()) {
+        // The name, as an identifier: "stock importer" acts as "stock-importer".
+        for (char c : info.name) info.subject.push_back(valid_identifier(std::string_view(&c, 1)) ? c : '-');
+    }
     if (!valid_identifier(info.subject))
         throw std::invalid_argument("subject: letters, digits, '-', '_' and '.' only, at most 200");
     check_scopes(info.scopes, "scopes");

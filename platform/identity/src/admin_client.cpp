@@ -4,68 +4,75 @@
 #include <iomanip>
 #include <iostream>
 #include <stdexcept>
-#include <thread>
 
-#include "plexus/net/blocking.hpp"
-#include "plexus/net/client.hpp"
-#include "plexus/net/runtime.hpp"
+#include "cli_http.hpp"
 
 namespace plexus::identity {
 
 namespace json = boost::json;
-using namespace std::chrono_literals;
+
+namespace {
+
+std::string text_of(const json::value& v) {
+    if (v.is_string()) return std::string(v.as_string());
+    if (v.is_array()) {
+        std::string out;
+        for (const auto& e : v.as_array()) out += (out.empty() ? "" : " ") + text_of(e);
+        return out;
+    }
+    return json::serialize(v);
+}
+
+json::array strings(const std::vector<std::string>& list) {
+    json::array out;
+    for (const auto& s : list) out.emplace_back(s);
+    return out;
+}
+
+// Prints `rows` (objects) as a table of `columns` (field, heading, width; the last one unpadded).
+void table(std::ostream& out, const json::array& rows,
+           std::initializer_list<std::tuple<std::string_view, std::string_view, int>> columns) {
+    auto line = [&](auto&& cell) {
+        std::size_t i = 0;
+        for (const auto& [field, heading, width] : columns) {
+            auto value = cell(field, heading);
+            if (++i < columns.size())
+                out << std::left << std::setw(width) << value << ' ';
+            else
+                out << value;
+        }
+        out << "\n";
+    };
+    line([](std::string_view, std::string_view heading) { return std::string(heading); });
+    for (const auto& r : rows) {
+        line([&](std::string_view field, std::string_view) {
+            const auto* v = r.as_object().if_contains(field);
+            return v ? text_of(*v) : std::string();
+        });
+    }
+}
+
+}  // namespace
 
 struct AdminClient::Impl {
-    net::Endpoint endpoint;
-    std::string prefix;  // the issuer URL's path, "" or "/auth"
-    std::string client_id, client_secret;
-    std::string token;
-    net::Runtime runtime{1};
-    std::thread io{[this] { runtime.run(); }};
+    ServerUrl url;
+    AdminAuth auth;
+    CliHttp http;
 
-    ~Impl() {
-        runtime.stop();
-        io.join();
-    }
-
-    std::optional<net::Response> send(std::string method, std::string target, std::string body,
-                                      std::vector<std::pair<std::string, std::string>> headers,
-                                      std::string& why) {
-        auto req = net::make_request(std::move(method), prefix + target, std::move(body));
-        for (auto& [k, v] : headers) req.headers.set(k, v);
-        auto task = [](net::Endpoint ep, net::Request r) -> net::Task<Result<net::Response>> {
-            net::Response res;
-            if (auto ec = co_await net::send(ep, r, res, 5s)) co_return ec;
-            co_return res;
-        }(endpoint, std::move(req));
-        auto r = net::run_blocking(runtime.executor(0), std::move(task), 6s);
-        if (!r) {
-            why = "the identity server at " + endpoint.to_string() + " did not answer";
-            return std::nullopt;
-        }
-        if (!*r) {
-            why = "cannot reach the identity server at " + endpoint.to_string() + ": " + r->error().message();
-            return std::nullopt;
-        }
-        return std::move(**r);
-    }
-
-    // An admin token (client credentials), fetched once.
+    // An admin token: the one given, or one for the admin client's credentials, fetched once.
     bool login(std::string& why) {
-        if (!token.empty()) return true;
-        auto r = send("POST", "/token",
-                      "grant_type=client_credentials&scope=plexus%3Aadmin&client_id=" + client_id +
-                          "&client_secret=" + client_secret,
-                      {{"Content-Type", "application/x-www-form-urlencoded"}}, why);
-        if (!r) return false;
-        boost::system::error_code ec;
-        auto doc = json::parse(r->body, ec);
-        if (r->status != 200 || ec || !doc.is_object() || !doc.as_object().contains("access_token")) {
-            why = "the identity server refused the admin credentials (" + std::to_string(r->status) +
-                  "): " + r->body;
+        if (!auth.bearer.empty()) return true;
+        auto doc = http.post_form(url, "/token",
+                                  {{"grant_type", "client_credentials"},
+                                   {"scope", "plexus:admin"},
+                                   {"client_id", auth.client_id},
+                                   {"client_secret", auth.client_secret}},
+                                  why);
+        if (!doc || !doc->contains("access_token")) {
+            why = "the identity server refused the admin credentials: " + why;
             return false;
         }
-        token = std::string(doc.at("access_token").as_string());
+        auth.bearer = std::string(doc->at("access_token").as_string());
         return true;
     }
 
@@ -73,9 +80,10 @@ struct AdminClient::Impl {
     std::optional<json::value> admin(std::string method, std::string target, std::string body, int expect,
                                      std::string& why) {
         if (!login(why)) return std::nullopt;
-        std::vector<std::pair<std::string, std::string>> headers{{"Authorization", "Bearer " + token}};
+        HeaderList headers{{"Authorization", "Bearer " + auth.bearer}};
         if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
-        auto r = send(std::move(method), std::move(target), std::move(body), std::move(headers), why);
+        auto r =
+            http.send(url, std::move(method), std::move(target), std::move(body), std::move(headers), why);
         if (!r) return std::nullopt;
         if (r->status != expect) {
             // A problem+json answer says why in its detail.
@@ -97,21 +105,39 @@ struct AdminClient::Impl {
         return doc;
     }
 
+    // A user_id for `user` (a user_id already, or a username looked up).
+    std::optional<std::string> user_id(const std::string& user, std::string& why) {
+        if (user.starts_with("u-")) return user;
+        auto doc = admin("GET", "/admin/users", {}, 200, why);
+        if (!doc) return std::nullopt;
+        for (const auto& u : doc->at("users").as_array()) {
+            if (u.at("username").as_string() == user) return std::string(u.at("user_id").as_string());
+        }
+        why = "no user " + user;
+        return std::nullopt;
+    }
+
     static int fail(const std::string& why) {
         std::cerr << "plexus identity: " << why << "\n";
         return 1;
     }
+
+    // Prints `doc` as JSON, or `fn(doc)` as text.
+    template <class F>
+    static int print(std::ostream& out, bool as_json, const json::value& doc, F&& fn) {
+        if (as_json)
+            out << json::serialize(doc) << "\n";
+        else
+            fn(doc.as_object());
+        return 0;
+    }
 };
 
-AdminClient::AdminClient(std::string base_url, std::string client_id, std::string client_secret)
-    : impl_(std::make_unique<Impl>()) {
-    auto url = net::parse_http_url(base_url);
-    if (!url) throw std::invalid_argument("the identity URL must be http://host:port[/path]");
-    impl_->endpoint = url->endpoint;
-    impl_->prefix = url->path;
-    while (!impl_->prefix.empty() && impl_->prefix.back() == '/') impl_->prefix.pop_back();
-    impl_->client_id = std::move(client_id);
-    impl_->client_secret = std::move(client_secret);
+AdminClient::AdminClient(std::string base_url, AdminAuth auth) : impl_(std::make_unique<Impl>()) {
+    auto url = ServerUrl::parse(base_url, auth.ca_file);
+    if (!url) throw std::invalid_argument("the identity URL must be http[s]://host:port[/path]");
+    impl_->url = std::move(*url);
+    impl_->auth = std::move(auth);
 }
 
 AdminClient::~AdminClient() = default;
@@ -120,40 +146,31 @@ int AdminClient::list_clients(std::ostream& out, bool as_json) {
     std::string why;
     auto doc = impl_->admin("GET", "/admin/clients", {}, 200, why);
     if (!doc) return Impl::fail(why);
-    if (as_json) {
-        out << json::serialize(*doc) << "\n";
-        return 0;
-    }
-    out << std::left << std::setw(26) << "CLIENT_ID" << std::setw(24) << "NAME" << std::setw(8) << "TOKENS"
-        << "SCOPES\n";
-    for (const auto& v : doc->at("clients").as_array()) {
-        const auto& c = v.as_object();
-        std::string scopes;
-        for (const auto& s : c.at("scopes").as_array())
-            scopes += (scopes.empty() ? "" : " ") + std::string(s.as_string());
-        out << std::setw(26) << std::string(c.at("client_id").as_string()) << std::setw(24)
-            << std::string(c.at("name").as_string()) << std::setw(8)
-            << std::string(c.at("token_kind").as_string()) << scopes << "\n";
-    }
-    return 0;
+    return Impl::print(out, as_json, *doc, [&](const json::object& o) {
+        table(out, o.at("clients").as_array(),
+              {{"client_id", "CLIENT_ID", 25},
+               {"name", "NAME", 23},
+               {"token_kind", "TOKENS", 7},
+               {"scopes", "SCOPES", 0}});
+    });
 }
 
 int AdminClient::create_client(const std::string& name, const std::vector<std::string>& scopes, bool opaque,
+                               const std::vector<std::string>& redirect_uris, bool public_client,
                                std::ostream& out, bool as_json) {
-    json::array list;
-    for (const auto& s : scopes) list.emplace_back(s);
-    json::object body{{"name", name}, {"scopes", std::move(list)}, {"token_kind", opaque ? "opaque" : "jwt"}};
+    json::object body{{"name", name},
+                      {"scopes", strings(scopes)},
+                      {"token_kind", opaque ? "opaque" : "jwt"},
+                      {"redirect_uris", strings(redirect_uris)},
+                      {"confidential", !public_client}};
     std::string why;
     auto doc = impl_->admin("POST", "/admin/clients", json::serialize(body), 201, why);
     if (!doc) return Impl::fail(why);
-    if (as_json) {
-        out << json::serialize(*doc) << "\n";
-        return 0;
-    }
-    out << "client_id:     " << std::string(doc->at("client_id").as_string()) << "\n"
-        << "client_secret: " << std::string(doc->at("client_secret").as_string())
-        << "   (shown once: keep it now)\n";
-    return 0;
+    return Impl::print(out, as_json, *doc, [&](const json::object& c) {
+        out << "client_id:     " << text_of(c.at("client_id")) << "\n";
+        if (const auto* secret = c.if_contains("client_secret"))
+            out << "client_secret: " << text_of(*secret) << "   (shown once: keep it now)\n";
+    });
 }
 
 int AdminClient::delete_client(const std::string& client_id, std::ostream& out) {
@@ -163,16 +180,112 @@ int AdminClient::delete_client(const std::string& client_id, std::ostream& out) 
     return 0;
 }
 
+int AdminClient::list_users(std::ostream& out, bool as_json) {
+    std::string why;
+    auto doc = impl_->admin("GET", "/admin/users", {}, 200, why);
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& o) {
+        table(out, o.at("users").as_array(),
+              {{"user_id", "USER_ID", 18},
+               {"username", "USERNAME", 16},
+               {"roles", "ROLES", 16},
+               {"scopes", "SCOPES", 0}});
+    });
+}
+
+int AdminClient::create_user(const std::string& username, const std::vector<std::string>& roles,
+                             const std::vector<std::string>& scopes, const std::string& password,
+                             std::ostream& out, bool as_json) {
+    json::object body{{"username", username}, {"roles", strings(roles)}, {"scopes", strings(scopes)}};
+    if (!password.empty()) body["password"] = password;
+    std::string why;
+    auto doc = impl_->admin("POST", "/admin/users", json::serialize(body), 201, why);
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& u) {
+        out << "user_id:  " << text_of(u.at("user_id")) << "\n";
+        if (const auto* pw = u.if_contains("password"))
+            out << "password: " << text_of(*pw) << "   (shown once: pass it on now)\n";
+    });
+}
+
+int AdminClient::delete_user(const std::string& user, std::ostream& out) {
+    std::string why;
+    auto id = impl_->user_id(user, why);
+    if (!id || !impl_->admin("DELETE", "/admin/users/" + *id, {}, 204, why)) return Impl::fail(why);
+    out << "deleted " << user << "; their sessions are revoked\n";
+    return 0;
+}
+
+int AdminClient::set_password(const std::string& user, const std::string& password, std::ostream& out,
+                              bool as_json) {
+    std::string why;
+    auto id = impl_->user_id(user, why);
+    json::object body;
+    if (!password.empty()) body["password"] = password;
+    auto doc = id ? impl_->admin("POST", "/admin/users/" + *id + "/password", json::serialize(body), 200, why)
+                  : std::nullopt;
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& u) {
+        out << "password changed; " << user << "'s sessions are revoked\n";
+        if (const auto* pw = u.if_contains("password"))
+            out << "password: " << text_of(*pw) << "   (shown once: pass it on now)\n";
+    });
+}
+
+int AdminClient::list_api_keys(std::ostream& out, bool as_json) {
+    std::string why;
+    auto doc = impl_->admin("GET", "/admin/api-keys", {}, 200, why);
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& o) {
+        table(out, o.at("api_keys").as_array(),
+              {{"key_id", "KEY_ID", 16},
+               {"name", "NAME", 20},
+               {"subject", "SUBJECT", 16},
+               {"expires_at", "EXPIRES_AT", 11},
+               {"scopes", "SCOPES", 0}});
+    });
+}
+
+int AdminClient::create_api_key(const std::string& name, const std::string& subject,
+                                const std::vector<std::string>& scopes, std::chrono::seconds expires_in,
+                                std::ostream& out, bool as_json) {
+    json::object body{{"name", name}, {"scopes", strings(scopes)}, {"expires_in_s", expires_in.count()}};
+    if (!subject.empty()) body["subject"] = subject;
+    std::string why;
+    auto doc = impl_->admin("POST", "/admin/api-keys", json::serialize(body), 201, why);
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& k) {
+        out << "api_key: " << text_of(k.at("api_key")) << "   (shown once: keep it now)\n";
+    });
+}
+
+int AdminClient::delete_api_key(const std::string& key_id, std::ostream& out) {
+    std::string why;
+    if (!impl_->admin("DELETE", "/admin/api-keys/" + key_id, {}, 204, why)) return Impl::fail(why);
+    out << "deleted " << key_id << "\n";
+    return 0;
+}
+
+int AdminClient::rotate_api_key(const std::string& key_id, std::chrono::seconds grace, std::ostream& out,
+                                bool as_json) {
+    std::string why;
+    auto doc = impl_->admin("POST", "/admin/api-keys/" + key_id + "/rotate",
+                            json::serialize(json::object{{"grace_s", grace.count()}}), 201, why);
+    if (!doc) return Impl::fail(why);
+    return Impl::print(out, as_json, *doc, [&](const json::object& k) {
+        out << "api_key: " << text_of(k.at("api_key")) << "   (shown once: keep it now)\n"
+            << key_id << " keeps working for " << grace.count() << " s\n";
+    });
+}
+
 int AdminClient::rotate_keys(std::ostream& out, bool as_json) {
     std::string why;
     auto doc = impl_->admin("POST", "/admin/keys/rotate", {}, 200, why);
     if (!doc) return Impl::fail(why);
-    if (as_json)
-        out << json::serialize(*doc) << "\n";
-    else
-        out << "signing with " << std::string(doc->at("kid").as_string())
+    return Impl::print(out, as_json, *doc, [&](const json::object& k) {
+        out << "signing with " << text_of(k.at("kid"))
             << "; the previous key stays published until its tokens expire\n";
-    return 0;
+    });
 }
 
 }  // namespace plexus::identity

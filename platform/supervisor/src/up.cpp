@@ -88,7 +88,11 @@ void print_ready(const std::string& headline, const std::string& gateway, const 
     if (!gateway_admin.empty()) std::printf("Gateway admin (loopback only): %s\n", gateway_admin.c_str());
     // Written by the identity server on a fresh data dir; read it, then keep or delete it.
     if (auto creds = data_dir + "/identity/admin-credentials.json"; fs::exists(creds))
-        std::printf("First admin's credentials (client_id and secret, file mode 0600): %s\n", creds.c_str());
+        std::printf(
+            "First admin's credentials (the admin user's password, the admin client's secret; file mode "
+            "0600): "
+            "%s\nSign in as admin: plexus login --data-dir %s\n",
+            creds.c_str(), data_dir.c_str());
     if (!examples.empty()) std::printf("Try:\n");
     for (auto line : examples) {
         if (!ca_file.empty() && line.starts_with("curl ") && line.find("{gateway}") != std::string::npos)

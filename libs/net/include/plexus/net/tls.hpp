@@ -108,5 +108,8 @@ class ServerTls {
 Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, std::string method,
                                    std::string target,
                                    std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
+/// `fetch_https` of a whole request (its headers and body are sent as they are).
+Task<Result<Response>> fetch_https(Endpoint endpoint, std::string ca_file, Request req,
+                                   std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
 
 }  // namespace plexus::net
