@@ -1,3 +1,4 @@
+#include "plexus/core/file_stamp.hpp"
 #include "plexus/net/tls.hpp"
 
 #include <openssl/pem.h>
@@ -202,23 +203,8 @@ std::shared_ptr<const Credentials> load_credentials(const std::string& cert_file
     return creds;
 }
 
-struct FileStamp {
-    std::filesystem::file_time_type mtime{};
-    std::uintmax_t size = 0;
-    bool exists = false;
-    friend bool operator==(const FileStamp&, const FileStamp&) = default;
-};
-
-FileStamp stamp_of(const std::string& path) {
-    std::error_code ec;
-    FileStamp s;
-    s.mtime = std::filesystem::last_write_time(path, ec);
-    if (ec) return {};
-    s.size = std::filesystem::file_size(path, ec);
-    if (ec) return {};
-    s.exists = true;
-    return s;
-}
+using core::FileStamp;
+using core::stamp_of;
 
 }  // namespace
 

@@ -1,3 +1,4 @@
+#include "plexus/core/file_stamp.hpp"
 #include "plexus/gateway/gateway.hpp"
 
 #include <array>
@@ -58,23 +59,8 @@ struct Snapshot {
     std::string routes_json;
 };
 
-struct FileStamp {
-    std::filesystem::file_time_type mtime{};
-    std::uintmax_t size = 0;
-    bool exists = false;
-    friend bool operator==(const FileStamp&, const FileStamp&) = default;
-};
-
-FileStamp stamp_of(const std::string& path) {
-    std::error_code ec;
-    FileStamp s;
-    s.mtime = std::filesystem::last_write_time(path, ec);
-    if (ec) return {};
-    s.size = std::filesystem::file_size(path, ec);
-    if (ec) return {};
-    s.exists = true;
-    return s;
-}
+using core::FileStamp;
+using core::stamp_of;
 
 // Whether `path` has a "." or ".." segment, also percent-encoded ("%2e"): the gateway refuses to
 // guess how an upstream would resolve it against the route's prefix.
