@@ -49,7 +49,7 @@ class Fields {
     std::int64_t integer(std::string_view key, std::int64_t fallback = 0) {
         const auto* v = find(key);
         if (!v) return fallback;
-        if (!v->is_int64() && !v->is_uint64()) return wrong(key, "an integer"), fallback;
+        if (!v->is_int64()) return wrong(key, "an integer"), fallback;
         return v->to_number<std::int64_t>();
     }
     bool flag(std::string_view key, bool fallback) {
@@ -123,7 +123,8 @@ void Server::Impl::add_admin_routes(net::Router& router, const std::shared_ptr<I
                 if (auth.size() < 8 || !net::iequals(auth.substr(0, 7), "Bearer ")) {
                     bearer_error(res, 401, "", "the admin API needs a Bearer token with scope plexus:admin",
                                  req.path(), "");
-                } else if (actor = co_await impl.inspect(std::string(auth.substr(7))); !actor.active) {
+                } else if (actor = co_await impl.inspect(std::string(auth.substr(7)));
+                           !actor.active || actor.kind == "refresh") {
                     bearer_error(res, 401, "invalid_token", "the token is not active", req.path(), "");
                 } else if (!has_scope(split_scopes(actor.scope), kAdminScope)) {
                     bearer_error(res, 403, "insufficient_scope", "the token lacks scope plexus:admin",
@@ -133,6 +134,11 @@ void Server::Impl::add_admin_routes(net::Router& router, const std::shared_ptr<I
                         co_await fn(req, res, target);
                     } catch (const std::invalid_argument& e) {
                         res.problem(400, "Bad Request", e.what(), req.path());
+                    } catch (const std::exception& e) {
+                        // Still audited: a failed admin action is an admin action.
+                        telemetry::error("admin call failed", {{"action", action}, {"error", e.what()}});
+                        res.problem(500, "Internal Server Error", "the identity server could not do it",
+                                    req.path());
                     }
                 }
                 impl.audit.record(actor.subject, actor.client_id, action, target, res.status,

@@ -350,6 +350,10 @@ TEST_F(OAuthFlowTest, TheAdminApiManagesUsersAndAuditsEveryCall) {
         call("GET", "/admin/users", {}, {{"Authorization", "Bearer " + text(admin_user, "access_token")}})
             .status,
         200);
+    // Its refresh token is not an access token, whatever its scope.
+    auto by_refresh =
+        call("GET", "/admin/users", {}, {{"Authorization", "Bearer " + text(admin_user, "refresh_token")}});
+    EXPECT_EQ(by_refresh.status, 401);
     // Alice's is not.
     auto alice = tokens();
     auto denied =
@@ -404,6 +408,10 @@ TEST_F(OAuthFlowTest, ApiKeysAreShownOnceIntrospectedRotatedAndRevoked) {
     EXPECT_FALSE(introspect(next).at("active").as_bool());
     EXPECT_NE(call("GET", "/revocations?since=0").body.find(next_id), std::string::npos);
     EXPECT_EQ(call("POST", "/admin/api-keys", R"({"name":"x","expires_in_s":-1})", {{"Authorization", admin}})
+                  .status,
+              400);
+    EXPECT_EQ(call("POST", "/admin/api-keys", R"({"name":"x","expires_in_s":18446744073709551615})",
+                   {{"Authorization", admin}})
                   .status,
               400);
 }
