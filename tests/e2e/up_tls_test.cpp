@@ -78,6 +78,11 @@ TEST(PlexusUpTls, TheGatewayAnswersOverHttpsWithTheDevelopmentCa) {
     ASSERT_EQ(tls::status_of(token), 200) << token;
     EXPECT_EQ(json::parse(body_of(token)).at("token_type").as_string(), "Bearer");
 
+    // The CLI reaches the https issuer, trusting the deployment's CA by itself.
+    std::string users;
+    ASSERT_EQ(d.plexus("identity users list", &users), 0) << users;
+    EXPECT_NE(users.find("admin"), std::string::npos) << users;
+
     std::string status;
     ASSERT_EQ(d.plexus("status", &status), 0) << status;
     EXPECT_NE(status.find("gateway: " + url), std::string::npos) << status;

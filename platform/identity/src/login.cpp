@@ -95,6 +95,12 @@ std::optional<std::string> endpoint_path(const std::string& issuer, const std::s
     return endpoint.substr(issuer.size());
 }
 
+// The token answer's lifetime in seconds; 0 (refresh at the next use) when it says none.
+std::int64_t expires_in(const json::object& tokens) {
+    const auto* v = tokens.if_contains("expires_in");
+    return v && v->is_int64() ? v->as_int64() : 0;
+}
+
 std::string normalized(std::string issuer) {
     while (!issuer.empty() && issuer.back() == '/') issuer.pop_back();
     return issuer;
@@ -109,7 +115,7 @@ bool remember(const LoginOptions& o, const std::string& issuer, const json::obje
                        {"access_token", str(tokens, "access_token")},
                        {"refresh_token", str(tokens, "refresh_token")},
                        {"scope", str(tokens, "scope")},
-                       {"expires_at", unix_now() + tokens.at("expires_in").to_number<std::int64_t>()},
+                       {"expires_at", unix_now() + expires_in(tokens)},
                        {"token_endpoint", str(discovery, "token_endpoint")},
                        {"revocation_endpoint", str(discovery, "revocation_endpoint")},
                        {"username", username}};
