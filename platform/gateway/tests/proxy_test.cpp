@@ -1252,6 +1252,36 @@ TEST_F(AuthFilterTest, RelayTokenPassesTheTokenAndClaimPredicatesNarrowTheRoute)
     EXPECT_EQ(hits_.load(), 1);
 }
 
+TEST_F(AuthFilterTest, RequiredRolesComeFromTheRolesClaimAndArePassedUpstream) {
+    auto gw = start_auth_gateway("      - name: auth\n        roles: [editor]\n");
+    auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    auto with_roles = [&](boost::json::array roles) {
+        return plexus::security::sign_jwt(signer_, {{"iss", "https://id.test"},
+                                                    {"aud", "shop"},
+                                                    {"sub", "u-1"},
+                                                    {"client_id", "plexus-cli"},
+                                                    {"roles", std::move(roles)},
+                                                    {"iat", now},
+                                                    {"exp", now + 300},
+                                                    {"jti", plexus::security::random_token(8)}});
+    };
+    auto ok = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + with_roles({"viewer", "editor"})}});
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Roles"), "viewer editor");
+    auto viewer = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + with_roles({"viewer"})}});
+    EXPECT_EQ(viewer.status, 403);
+    EXPECT_NE(viewer.body.find("lacks role editor"), std::string::npos) << viewer.body;
+    EXPECT_NE(viewer.headers.get("WWW-Authenticate").value_or("").find("insufficient_scope"), std::string::npos);
+    auto none = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(signer_, "")}});
+    EXPECT_EQ(none.status, 403);
+    // A client cannot claim roles by sending the header itself.
+    auto forged = call(gw, "GET", "/open/x", {{"X-Plexus-Roles", "admin"}});
+    ASSERT_EQ(forged.status, 200);
+    EXPECT_FALSE(echoed_header(forged.body, "X-Plexus-Roles"));
+}
+
 TEST_F(AuthFilterTest, ARouteWithAuthNeedsAnIdentityProvider) {
     gateway::GatewaySettings settings;
     settings.routes = gateway::parse_routes(

@@ -24,6 +24,9 @@ std::optional<std::string> settings_problem(const AuthConfig& c) {
     for (const auto& s : c.scopes) {
         if (s.empty() || s.find(' ') != std::string::npos) return "scopes: '" + s + "' is not a scope";
     }
+    for (const auto& r : c.roles) {
+        if (r.empty() || r.find(' ') != std::string::npos) return "roles: '" + r + "' is not a role";
+    }
     if (c.cache_size < 1 || c.cache_size > 10'000'000) return "cache_size: from 1 to 10000000";
     return std::nullopt;
 }
@@ -147,6 +150,11 @@ class AuthFilter final : public Filter {
         principal->subject = claim_string(v.claims, "sub");
         principal->client_id = claim_string(v.claims, "client_id");
         principal->scope = claim_string(v.claims, "scope");
+        if (const auto* roles = v.claims.if_contains("roles"); roles && roles->is_array()) {
+            for (const auto& r : roles->as_array()) {
+                if (r.is_string()) principal->roles += (principal->roles.empty() ? "" : " ") + std::string(r.as_string());
+            }
+        }
         principal->kind = "jwt";
         cached->principal = std::move(principal);
         cached->claims = v.claims;
@@ -161,6 +169,9 @@ class AuthFilter final : public Filter {
         for (const auto& s : c_.scopes) {
             if (!p.has_scope(s)) return refuse(x, "the token lacks scope " + s);
         }
+        for (const auto& r : c_.roles) {
+            if (!claim_holds(t.claims, "roles", r)) return refuse(x, "the token lacks role " + r);
+        }
         for (const auto& [name, want] : c_.claims) {
             if (!claim_holds(t.claims, name, want))
                 return refuse(x, "the token's " + name + " claim does not allow this route");
@@ -170,6 +181,7 @@ class AuthFilter final : public Filter {
         h.set("X-Plexus-Subject", p.subject);
         if (!p.client_id.empty()) h.set("X-Plexus-Client", p.client_id);
         if (!p.scope.empty()) h.set("X-Plexus-Scopes", p.scope);
+        if (!p.roles.empty()) h.set("X-Plexus-Roles", p.roles);
         if (!c_.relay_token) h.remove("Authorization");
         x.scope.set_principal(t.principal);
         return FilterResult::next;
@@ -209,6 +221,7 @@ class AuthFactory final : public FilterFactory {
     std::shared_ptr<const FilterConfig> parse(core::SettingsReader& r) const override {
         auto c = std::make_shared<AuthConfig>();
         r.field("scopes", c->scopes);
+        r.field("roles", c->roles);
         r.field("claims", c->claims);
         r.field("relay_token", c->relay_token);
         r.field("cache_size", c->cache_size);
@@ -243,6 +256,7 @@ class AuthFactory final : public FilterFactory {
 
 void AuthConfig::to_json(boost::json::object& out) const {
     if (!scopes.empty()) out["scopes"] = boost::json::value_from(scopes);
+    if (!roles.empty()) out["roles"] = boost::json::value_from(roles);
     if (!claims.empty()) {
         boost::json::object o;
         for (const auto& [k, v] : claims) o[k] = v;

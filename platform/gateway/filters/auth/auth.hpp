@@ -5,6 +5,7 @@
 ///     filters:
 ///       - name: auth
 ///         scopes: [catalog:write]      # every one required (403 insufficient_scope otherwise)
+///         roles: [editor]              # every one required in the token's `roles` claim (403)
 ///         claims: {org: petstore}      # each claim must equal the value (or, for a list, hold it)
 ///         relay_token: false           # true: the upstream also gets the Authorization header
 ///         cache_size: 10000            # verified tokens remembered
@@ -18,10 +19,10 @@
 /// Answers (problem+json): no token → 401 with `WWW-Authenticate: Bearer realm="plexus"`; a bad
 /// one → 401 `error="invalid_token"` with the reason; missing scopes or claims → 403
 /// `error="insufficient_scope"`. A request that passes goes upstream with `X-Plexus-Subject`,
-/// `X-Plexus-Client` and `X-Plexus-Scopes` (the gateway drops those headers from every client
+/// `X-Plexus-Client`, `X-Plexus-Scopes` and `X-Plexus-Roles` (the gateway drops those headers from every client
 /// request, on every route, so only it can set them) and without its Authorization header unless
 /// `relay_token`. Counts in `plexus_gateway_auth_total{route,result}` (ok, missing, invalid,
-/// forbidden).
+/// forbidden). Missing roles or claims are also 403 `insufficient_scope`.
 
 #include <map>
 #include <string>
@@ -34,6 +35,7 @@ namespace plexus::gateway::filters {
 /// The filter's settings.
 struct AuthConfig final : FilterConfig {
     std::vector<std::string> scopes;
+    std::vector<std::string> roles;
     std::map<std::string, std::string> claims;
     bool relay_token = false;
     std::int64_t cache_size = 10'000;

@@ -73,6 +73,7 @@ struct Principal {
     std::string subject;    ///< `sub`: the user, or the client for client credentials
     std::string client_id;  ///< the OAuth client the credential was issued to
     std::string scope;      ///< space-separated scopes
+    std::string roles;      ///< space-separated roles (the token's `roles` claim)
     std::string kind;       ///< how it was proven: "jwt", "opaque", "api_key"
 
     /// Whether `scope` holds `s` as a whole word.
