@@ -139,13 +139,13 @@ wait_https() {
 # The gateway's one route, to the backend. $work/routes.yaml
 write_routes() {
   # routes.yaml: the plain route; routes-limited.yaml: the same behind a rate limit by client
-  # address that the load never reaches.
-  local file filters
-  for file in routes routes-limited; do
+  # address that the load never reaches; routes-jwt.yaml: a JWT check (auth filter) and the
+  # rate limit.
+  local file filters limit=$'      - name: rate_limit\n        requests: 100000000\n        per: 1s'
+  for file in routes routes-limited routes-jwt; do
     filters=""
-    if [ "$file" = routes-limited ]; then
-      filters=$'    filters:\n      - name: rate_limit\n        requests: 100000000\n        per: 1s'
-    fi
+    if [ "$file" = routes-limited ]; then filters=$'    filters:\n'"$limit"; fi
+    if [ "$file" = routes-jwt ]; then filters=$'    filters:\n      - name: auth\n'"$limit"; fi
     cat > "$work/$file.yaml" <<CONF
 routes:
   - name: bench

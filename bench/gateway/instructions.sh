@@ -3,7 +3,9 @@
 # each run under callgrind (one thread/worker each) in front of the same nginx backend. Unlike
 # req/s and latency on a shared 2-core machine, the count repeats to within a fraction of a
 # percent from run to run, so it shows what a change to the request path costs. The gateway is
-# counted three times: plain, with its access log on, and behind a rate_limit filter. User-space
+# counted four times: plain, with its access log on, behind a rate_limit filter, and behind a JWT
+# check (auth filter; the token's verification cached, as for any repeated token) plus the rate
+# limit, with tokens from a `plexus identity` of its own. User-space
 # instructions only: the kernel's TCP work, the same for both, is not in it.
 #
 #   bench/gateway/instructions.sh              # 10 s of load per proxy
@@ -25,16 +27,18 @@ write_routes "$BACKEND_PORT"
 
 "$NGINX" -c "$work/backend.conf" -e "$work/backend.err"
 
-count() {  # name port command... → "name requests instructions"
+count() {  # name port command... → "name requests instructions"; $AUTH: a bearer token to send
   local name=$1 port=$2; shift 2
+  local header=()
+  if [ -n "${AUTH:-}" ]; then header=(-H "Authorization: Bearer $AUTH"); fi
   valgrind --tool=callgrind --callgrind-out-file="$work/$name.cg" "$@" > "$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   wait_http "$port"
-  wrk -t1 -c8 -d2s "http://127.0.0.1:$port/" > /dev/null  # warm-up, not counted
+  wrk -t1 -c8 -d2s "${header[@]}" "http://127.0.0.1:$port/" > /dev/null  # warm-up, not counted
   callgrind_control -z "$pid" > /dev/null
   local out
-  out=$(wrk -t1 -c8 -d"$DURATION" "http://127.0.0.1:$port/")
+  out=$(wrk -t1 -c8 -d"$DURATION" "${header[@]}" "http://127.0.0.1:$port/")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "$name answered errors: $(grep Non-2xx <<<"$out")" >&2
     kill "$pid"  # this runs in a subshell: the exit trap does not know the pid
@@ -58,13 +62,27 @@ gl=$(count plexus+log "$LOGGED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LOGG
 LIMITED_PORT=$(free_port)
 glim=$(count plexus+ratelimit "$LIMITED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LIMITED_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes-limited.yaml" --threads 1 --log-level warn)
+# The same behind a JWT check and the rate limit: an identity server issues the token.
+ID_PORT=$(free_port)
+"$PLEXUS" identity --listen "127.0.0.1:$ID_PORT" --data-dir "$work/identity" --audience bench --log-level warn \
+  > "$work/identity.log" 2>&1 &
+pids+=($!)
+wait_http "$ID_PORT"
+creds="$work/identity/admin-credentials.json"
+AUTH=$(curl -s -u "$(python3 -c "import json;c=json.load(open('$creds'));print(c['client_id']+':'+c['client_secret'])")" \
+  -d grant_type=client_credentials "http://127.0.0.1:$ID_PORT/token" |
+  python3 -c "import json,sys;print(json.load(sys.stdin)['access_token'])")
+JWT_PORT=$(free_port)
+gjwt=$(AUTH="$AUTH" count plexus+jwt+ratelimit "$JWT_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$JWT_PORT" --admin-listen "127.0.0.1:$(free_port)" \
+      --routes "$work/routes-jwt.yaml" --threads 1 --log-level warn --issuer "http://127.0.0.1:$ID_PORT" \
+      --jwks-uri "http://127.0.0.1:$ID_PORT/jwks" --audience bench --revocations-uri "http://127.0.0.1:$ID_PORT/revocations")
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
 
 echo "instructions per proxied request (callgrind, user space, wrk -t1 -c8 -d$DURATION, one thread each)"
-printf '%-18s %10s %16s %14s\n' proxy requests instructions "per request"
-for row in "$g" "$gl" "$glim" "$n"; do
+printf '%-20s %10s %16s %14s\n' proxy requests instructions "per request"
+for row in "$g" "$gl" "$glim" "$gjwt" "$n"; do
   read -r name requests instructions <<<"$row"
-  awk -v n="$name" -v r="$requests" -v i="$instructions" 'BEGIN { printf "%-18s %10d %16.0f %14.0f\n", n, r, i, i / r }'
+  awk -v n="$name" -v r="$requests" -v i="$instructions" 'BEGIN { printf "%-20s %10d %16.0f %14.0f\n", n, r, i, i / r }'
 done
 read -r _ gr gi <<<"$g"; read -r _ nr ni <<<"$n"
 awk -v gr="$gr" -v gi="$gi" -v nr="$nr" -v ni="$ni" 'BEGIN {
