@@ -34,7 +34,11 @@ bench_cleanup() {
   local f
   for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   sleep 0.3
-  rm -rf "$work"
+  if [ -n "${KEEP_WORK:-}" ]; then
+    echo "kept the work directory (logs, callgrind files): $work" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap bench_cleanup EXIT
 

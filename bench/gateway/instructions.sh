@@ -69,11 +69,11 @@ ID_PORT=$(free_port)
 pids+=($!)
 wait_http "$ID_PORT"
 creds="$work/identity/admin-credentials.json"
-AUTH=$(curl -s -u "$(python3 -c "import json;c=json.load(open('$creds'));print(c['client_id']+':'+c['client_secret'])")" \
+TOKEN=$(curl -s -u "$(python3 -c "import json;c=json.load(open('$creds'));print(c['client_id']+':'+c['client_secret'])")" \
   -d grant_type=client_credentials "http://127.0.0.1:$ID_PORT/token" |
   python3 -c "import json,sys;print(json.load(sys.stdin)['access_token'])")
 JWT_PORT=$(free_port)
-gjwt=$(AUTH="$AUTH" count plexus+jwt+ratelimit "$JWT_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$JWT_PORT" --admin-listen "127.0.0.1:$(free_port)" \
+gjwt=$(AUTH="$TOKEN" count plexus+jwt+ratelimit "$JWT_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$JWT_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes-jwt.yaml" --threads 1 --log-level warn --issuer "http://127.0.0.1:$ID_PORT" \
       --jwks-uri "http://127.0.0.1:$ID_PORT/jwks" --audience bench --revocations-uri "http://127.0.0.1:$ID_PORT/revocations")
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
