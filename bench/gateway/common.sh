@@ -50,13 +50,15 @@ free_port() {
   done
 }
 
-# Waits until something answers HTTP on the port (up to 30 s: under callgrind a start takes seconds).
+# Waits until something answers HTTP on the port (up to 30 s: under callgrind a start takes
+# seconds); with "https" as the second argument, HTTPS (certificate not checked).
 wait_http() {
+  local scheme="${2:-http}"
   for _ in $(seq 1 300); do
-    if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
+    if curl -sk -o /dev/null "$scheme://127.0.0.1:$1/"; then return 0; fi
     sleep 0.1
   done
-  echo "nothing answers on port $1" >&2
+  echo "nothing answers $scheme on port $1" >&2
   return 1
 }
 
@@ -128,16 +130,6 @@ write_proxy_tls_conf() {
 write_tls_cert() {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-}
-
-# Waits until something answers HTTPS on the port (certificate not checked).
-wait_https() {
-  for _ in $(seq 1 300); do
-    if curl -sk -o /dev/null "https://127.0.0.1:$1/"; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing answers HTTPS on port $1" >&2
-  return 1
 }
 
 # The gateway's one route, to the backend. $work/routes.yaml

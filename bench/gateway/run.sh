@@ -46,7 +46,7 @@ if [ "${TLS:-0}" = 1 ]; then
     --routes "$work/routes.yaml" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
     --threads "$PROXY_THREADS" --log-level warn > "$work/gateway-tls.log" 2>&1 < /dev/null &
   pids+=($!)
-  wait_https "$NGINX_TLS_PORT"; wait_https "$GATEWAY_TLS_PORT"
+  wait_http "$NGINX_TLS_PORT" https; wait_http "$GATEWAY_TLS_PORT" https
   targets+=(plexus-https:$GATEWAY_TLS_PORT nginx-https:$NGINX_TLS_PORT)
 fi
 url_of() {  # name:port → URL
