@@ -10,7 +10,6 @@
 #include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
 #include "plexus/security/jwt.hpp"
-#include "plexus/security/secrets.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
 namespace plexus::gateway::filters {
@@ -104,22 +103,21 @@ class AuthFilter final : public Filter {
             x.response.headers.set("WWW-Authenticate", kRealm);
             return FilterResult::answered;
         }
-        auto digest = security::sha256_hex(token);
-        if (auto hit = provider_->tokens.find(digest, now())) {
+        if (auto hit = provider_->tokens.find(token, now())) {
             if (provider_->revoked.contains(hit->jti)) return revoked(x);
             return admit(x, *hit);
         }
         auto v = provider_->verifier.verify(token, *provider_->jwks.keys());
         if (v.error == security::JwtError::unknown_key)
             return FilterResult::suspend;  // the keys may be newer
-        return conclude(x, v, std::move(digest));
+        return conclude(x, v, std::string(token));
     }
 
     net::Task<FilterResult> on_request_head_async(Exchange& x) const override {
         co_await provider_->jwks.refresh();
         auto token = bearer(x);
         auto v = provider_->verifier.verify(token, *provider_->jwks.keys());
-        co_return conclude(x, v, security::sha256_hex(token));
+        co_return conclude(x, v, std::string(token));
     }
 
   private:
@@ -135,7 +133,7 @@ class AuthFilter final : public Filter {
         return std::chrono::duration_cast<std::chrono::seconds>(clock_.wall().time_since_epoch()).count();
     }
 
-    FilterResult conclude(Exchange& x, const security::Verified& v, std::string digest) const {
+    FilterResult conclude(Exchange& x, const security::Verified& v, std::string token) const {
         if (!v) {
             invalid_.inc();
             x.response.problem(401, "Unauthorized", "invalid access token: " + v.detail, x.request.path());
@@ -159,7 +157,7 @@ class AuthFilter final : public Filter {
         cached->principal = std::move(principal);
         cached->claims = v.claims;
         const auto* exp = v.claims.if_contains("exp");
-        provider_->tokens.put(std::move(digest), cached,
+        provider_->tokens.put(std::move(token), cached,
                               exp && exp->is_number() ? exp->to_number<std::int64_t>() : now());
         return admit(x, *cached);
     }

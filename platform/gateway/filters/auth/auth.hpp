@@ -13,7 +13,7 @@
 /// Tokens are JWTs of the gateway's identity provider (`plexus gateway --issuer --jwks-uri
 /// --audience`), verified as libs/security's JwtVerifier does (RFC 8725; `typ` at+jwt; iss, aud,
 /// exp, nbf with a 30 s skew). The JWKS is fetched when a token names a kid not yet known, at most
-/// once per 10 s; a verified token is cached (by its SHA-256 digest) until it expires, so a
+/// once per 10 s; a verified token is cached (keyed by the token itself) until it expires, so a
 /// repeated token costs a lookup, not a signature check. The cache and the keys survive reloads.
 ///
 /// Answers (problem+json): no token → 401 with `WWW-Authenticate: Bearer realm="plexus"`; a bad

@@ -1,9 +1,10 @@
 #pragma once
 /// Verified tokens, so that a token presented again costs a lookup, not a signature check: keyed
-/// by the SHA-256 digest of the token (a collision-resistant key: no other token can hit an
-/// entry), each entry kept until its token expires. Bounded: when a shard is full, expired entries
-/// go first, then the one that expires soonest. Thread-safe (sharded, short locks).
-
+/// by the token itself (a hit compares every byte, so no other token can hit an entry; only
+/// tokens that verified are stored, so entries cannot be planted), each entry kept until its
+/// token expires. A SHA-256 digest as the key cost more than everything else the gateway does
+/// per request. Bounded: when a shard is full, expired entries go first, then the one that
+/// expires soonest. Thread-safe (sharded, short locks).
 #include <array>
 #include <boost/json/object.hpp>
 #include <cstdint>
@@ -27,11 +28,10 @@ struct CachedToken {
 class TokenCache {
   public:
     explicit TokenCache(std::size_t max_entries);
-    /// The entry of the token with this digest, if cached and not expired at `now` (seconds
-    /// since the epoch).
-    std::shared_ptr<const CachedToken> find(std::string_view digest, std::int64_t now) const;
+    /// The entry of `token`, if cached and not expired at `now` (seconds since the epoch).
+    std::shared_ptr<const CachedToken> find(std::string_view token, std::int64_t now) const;
     /// Caches what a verified token established until `expires_at` (seconds since the epoch).
-    void put(std::string digest, std::shared_ptr<const CachedToken> token, std::int64_t expires_at);
+    void put(std::string key, std::shared_ptr<const CachedToken> token, std::int64_t expires_at);
     std::size_t size() const;
 
   private:
