@@ -1,3 +1,4 @@
+#include "plexus/core/files.hpp"
 #include "plexus/net/dev_ca.hpp"
 
 #include <arpa/inet.h>
@@ -43,26 +44,12 @@ std::time_t seconds(std::chrono::system_clock::time_point t) {
     return std::chrono::system_clock::to_time_t(t);
 }
 
-// Writes `data` to `path` through a temporary file and a rename, so that a reader (a gateway
-// watching the file) never sees half of it.
+// Writes `data` to `path` atomically (a gateway watching the file never sees half of it).
 void write_file(const std::string& path, const std::string& data, mode_t mode) {
-    auto tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) throw TlsError(tmp + ": cannot be written (" + std::strerror(errno) + ")");
-    bool ok = ::fchmod(fd, mode) == 0;  // the umask, or a file left by an earlier run
-    for (std::size_t done = 0; ok && done < data.size();) {
-        auto n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        ok = n > 0;
-        if (ok) done += static_cast<std::size_t>(n);
-    }
-    ok = ok && ::fsync(fd) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        if (ok) err = errno;
-        ::unlink(tmp.c_str());
-        throw TlsError(path + ": cannot be written (" + std::strerror(err) + ")");
+    try {
+        core::write_file_atomically(path, data, mode);
+    } catch (const std::runtime_error& e) {
+        throw TlsError(e.what());
     }
 }
 

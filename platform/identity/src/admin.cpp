@@ -71,32 +71,26 @@ class Fields {
     json::value doc_;
 };
 
-json::array strings_json(const std::vector<std::string>& list) {
-    json::array out;
-    for (const auto& s : list) out.emplace_back(s);
-    return out;
-}
-
 json::object client_json(const ClientInfo& c) {
     return {{"client_id", c.client_id},
             {"name", c.name},
-            {"scopes", strings_json(c.scopes)},
+            {"scopes", json::value_from(c.scopes)},
             {"token_kind", c.token_kind},
             {"access_ttl_s", c.access_ttl.count()},
-            {"redirect_uris", strings_json(c.redirect_uris)},
+            {"redirect_uris", json::value_from(c.redirect_uris)},
             {"confidential", c.confidential}};
 }
 
 json::object user_json(const UserInfo& u) {
     return {{"user_id", u.user_id},
             {"username", u.username},
-            {"roles", strings_json(u.roles)},
-            {"scopes", strings_json(u.scopes)}};
+            {"roles", json::value_from(u.roles)},
+            {"scopes", json::value_from(u.scopes)}};
 }
 
 json::object api_key_json(const ApiKeyInfo& k) {
     return {{"key_id", k.key_id},         {"name", k.name},
-            {"subject", k.subject},       {"scopes", strings_json(k.scopes)},
+            {"subject", k.subject},       {"scopes", json::value_from(k.scopes)},
             {"created_at", k.created_at}, {"expires_at", k.expires_at}};
 }
 

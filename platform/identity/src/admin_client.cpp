@@ -23,12 +23,6 @@ std::string text_of(const json::value& v) {
     return json::serialize(v);
 }
 
-json::array strings(const std::vector<std::string>& list) {
-    json::array out;
-    for (const auto& s : list) out.emplace_back(s);
-    return out;
-}
-
 // Prints `rows` (objects) as a table of `columns` (field, heading, width; the last one unpadded).
 void table(std::ostream& out, const json::array& rows,
            std::initializer_list<std::tuple<std::string_view, std::string_view, int>> columns) {
@@ -159,9 +153,9 @@ int AdminClient::create_client(const std::string& name, const std::vector<std::s
                                const std::vector<std::string>& redirect_uris, bool public_client,
                                std::ostream& out, bool as_json) {
     json::object body{{"name", name},
-                      {"scopes", strings(scopes)},
+                      {"scopes", json::value_from(scopes)},
                       {"token_kind", opaque ? "opaque" : "jwt"},
-                      {"redirect_uris", strings(redirect_uris)},
+                      {"redirect_uris", json::value_from(redirect_uris)},
                       {"confidential", !public_client}};
     std::string why;
     auto doc = impl_->admin("POST", "/admin/clients", json::serialize(body), 201, why);
@@ -196,7 +190,7 @@ int AdminClient::list_users(std::ostream& out, bool as_json) {
 int AdminClient::create_user(const std::string& username, const std::vector<std::string>& roles,
                              const std::vector<std::string>& scopes, const std::string& password,
                              std::ostream& out, bool as_json) {
-    json::object body{{"username", username}, {"roles", strings(roles)}, {"scopes", strings(scopes)}};
+    json::object body{{"username", username}, {"roles", json::value_from(roles)}, {"scopes", json::value_from(scopes)}};
     if (!password.empty()) body["password"] = password;
     std::string why;
     auto doc = impl_->admin("POST", "/admin/users", json::serialize(body), 201, why);
@@ -249,7 +243,7 @@ int AdminClient::list_api_keys(std::ostream& out, bool as_json) {
 int AdminClient::create_api_key(const std::string& name, const std::string& subject,
                                 const std::vector<std::string>& scopes, std::chrono::seconds expires_in,
                                 std::ostream& out, bool as_json) {
-    json::object body{{"name", name}, {"scopes", strings(scopes)}, {"expires_in_s", expires_in.count()}};
+    json::object body{{"name", name}, {"scopes", json::value_from(scopes)}, {"expires_in_s", expires_in.count()}};
     if (!subject.empty()) body["subject"] = subject;
     std::string why;
     auto doc = impl_->admin("POST", "/admin/api-keys", json::serialize(body), 201, why);

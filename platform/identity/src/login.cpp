@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli_http.hpp"
+#include "plexus/core/files.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/security/jwt.hpp"
@@ -58,14 +59,10 @@ bool write_cache(const std::string& path, const json::object& cache, std::string
     auto dir = std::filesystem::path(path).parent_path();
     std::filesystem::create_directories(dir, ec);
     ::chmod(dir.c_str(), 0700);
-    auto tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    auto text = json::serialize(cache) + "\n";
-    bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    if (fd >= 0) ::close(fd);
-    if (ok) std::filesystem::rename(tmp, path, ec);
-    if (!ok || ec) {
-        why = "cannot write " + path;
+    try {
+        core::write_file_atomically(path, json::serialize(cache) + "\n", 0600);
+    } catch (const std::runtime_error& e) {
+        why = e.what();
         return false;
     }
     return true;

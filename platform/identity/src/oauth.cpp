@@ -46,12 +46,6 @@ std::optional<std::string> at_hash(security::Algorithm alg, std::string_view acc
     return security::base64url_encode(std::string_view(digest).substr(0, digest.size() / 2));
 }
 
-json::array roles_json(const std::vector<std::string>& roles) {
-    json::array out;
-    for (const auto& r : roles) out.emplace_back(r);
-    return out;
-}
-
 // A failed grant: the OAuth error, counted.
 struct GrantError {
     std::string error, description;
@@ -471,7 +465,7 @@ Task<void> Server::Impl::issue(const Client& client, Grant grant, Response& res)
             {"iss", issuer},    {"sub", grant.subject}, {"aud", settings.audience}, {"client_id", client_id},
             {"iat", issued_at}, {"nbf", issued_at},     {"exp", expires},           {"jti", jti}};
         if (!grant.scope.empty()) claims["scope"] = grant.scope;
-        if (!grant.roles.empty()) claims["roles"] = roles_json(grant.roles);
+        if (!grant.roles.empty()) claims["roles"] = json::value_from(grant.roles);
         if (grant.user) claims["auth_time"] = grant.auth_time;
         access = security::sign_jwt(keys->signing, claims);
     }
@@ -517,7 +511,7 @@ Task<void> Server::Impl::issue(const Client& client, Grant grant, Response& res)
                         {"auth_time", grant.auth_time}};
         if (!grant.nonce.empty()) id["nonce"] = grant.nonce;
         if (auto h = at_hash(keys->signing.algorithm(), access)) id["at_hash"] = *h;
-        if (!grant.roles.empty()) id["roles"] = roles_json(grant.roles);
+        if (!grant.roles.empty()) id["roles"] = json::value_from(grant.roles);
         body["id_token"] = security::sign_jwt(keys->signing, id, "JWT");
     }
     issued.labels({grant.grant_type, client.info.token_kind}).inc();
@@ -548,7 +542,7 @@ Task<void> Server::Impl::introspect(Request& req, Response& res) {
         body["token_type"] = f.kind == "api_key"   ? "api_key"
                              : f.kind == "refresh" ? "refresh_token"
                                                    : "Bearer";
-        if (!f.roles.empty()) body["roles"] = roles_json(f.roles);
+        if (!f.roles.empty()) body["roles"] = json::value_from(f.roles);
     }
     res.json(200, json::serialize(body));
     res.headers.set("Cache-Control", "no-store");
@@ -606,7 +600,7 @@ Task<void> Server::Impl::userinfo(Request& req, Response& res) {
     }
     json::object body{{"sub", user->user_id}};
     if (has_scope(split_scopes(f.scope), "profile")) body["preferred_username"] = user->username;
-    body["roles"] = roles_json(user->roles);
+    body["roles"] = json::value_from(user->roles);
     res.json(200, json::serialize(body));
     res.headers.set("Cache-Control", "no-store");
 }

@@ -62,8 +62,6 @@ std::optional<std::vector<std::string>> user_scopes(const ClientInfo& client, co
 /// error and scope (each left out when empty).
 void bearer_error(Response& res, int status, std::string_view error, const std::string& detail,
                   std::string_view path, std::string_view scope);
-/// Writes `text` to `path` with mode 0600, atomically (a temporary file renamed).
-void write_private_file(const std::string& path, const std::string& text);
 
 struct Client {
     ClientInfo info;

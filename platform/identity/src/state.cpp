@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "plexus/core/files.hpp"
 #include "plexus/security/secrets.hpp"
 #include "plexus/telemetry/log.hpp"
 #include "server_impl.hpp"
@@ -124,16 +125,6 @@ void oauth_error(Response& res, int status, std::string_view error, std::string_
     if (status == 401) res.headers.set("WWW-Authenticate", R"(Basic realm="plexus")");
 }
 
-void write_private_file(const std::string& path, const std::string& text) {
-    auto tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error("cannot write " + tmp);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::fsync(fd) == 0 && ok;
-    ::close(fd);
-    if (!ok) throw std::runtime_error("cannot write " + tmp);
-    std::filesystem::rename(tmp, path);
-}
 
 Server::Impl::Impl(Settings s, telemetry::Registry& metrics, core::Clock& c)
     : settings(checked(std::move(s))),
@@ -171,7 +162,7 @@ std::int64_t Server::Impl::now() const {
 void Server::Impl::load_master_key() {
     auto file = settings.data_dir + "/master.key";
     if (!std::filesystem::exists(file)) {
-        write_private_file(file, security::random_token(security::kSealKeyBytes) + "\n");
+        core::write_file_atomically(file, security::random_token(security::kSealKeyBytes) + "\n", 0600);
         telemetry::info("master key created", {{"file", file}});
     }
     std::ifstream in(file);
@@ -315,14 +306,15 @@ void Server::Impl::bootstrap() {
     auto [user, password] = create_user(admin_user, {});
 
     admin_file = settings.data_dir + "/admin-credentials.json";
-    write_private_file(admin_file, json::serialize(json::object{{"client_id", created.client_id},
+    core::write_file_atomically(admin_file, json::serialize(json::object{{"client_id", created.client_id},
                                                                 {"client_secret", secret},
                                                                 {"token_endpoint", issuer + "/token"},
                                                                 {"scope", kAdminScope},
                                                                 {"username", user.username},
                                                                 {"password", password},
                                                                 {"issuer", issuer}}) +
-                                       "\n");
+                                       "\n",
+                                0600);
     telemetry::info("first admin client and user created; their one-time credentials are in the file",
                     {{"client_id", created.client_id}, {"username", user.username}, {"file", admin_file}});
 }

@@ -1,0 +1,34 @@
+#include "plexus/core/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace plexus::core {
+
+void write_file_atomically(const std::string& path, const std::string& data, mode_t mode) {
+    auto tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) throw std::runtime_error(tmp + ": cannot be written (" + std::strerror(errno) + ")");
+    bool ok = ::fchmod(fd, mode) == 0;
+    for (std::size_t done = 0; ok && done < data.size();) {
+        auto n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        if (ok) done += static_cast<std::size_t>(n);
+    }
+    ok = ok && ::fsync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        if (ok) err = errno;
+        ::unlink(tmp.c_str());
+        throw std::runtime_error(path + ": cannot be written (" + std::strerror(err) + ")");
+    }
+}
+
+}  // namespace plexus::core
