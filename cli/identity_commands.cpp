@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/files.hpp"
 #include "plexus/identity/admin_client.hpp"
 #include "plexus/identity/login.hpp"
 #include "plexus/supervisor/up.hpp"
@@ -18,12 +19,7 @@ namespace {
 constexpr const char* kDefaultIssuer = "http://127.0.0.1:8080/auth";
 
 boost::json::object read_json_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    boost::system::error_code ec;
-    auto doc = boost::json::parse(text.str(), ec);
-    return !in || ec || !doc.is_object() ? boost::json::object() : std::move(doc.as_object());
+    return plexus::core::read_json_object(path).value_or(boost::json::object());
 }
 
 std::string field(const boost::json::object& o, std::string_view key) {

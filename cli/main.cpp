@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
     idp->add_option("--access-ttl", identity_ttl, "access token lifetime (e.g. 10m)");
     std::string identity_alg = "ES256";
     idp->add_option("--algorithm", identity_alg, "algorithm of new signing keys: ES256, RS256 or EdDSA");
+    std::vector<std::string> identity_provision;
+    idp->add_option(
+        "--provision", identity_provision,
+        "keep a workload client: NAME[:SCOPE,SCOPE]=FILE (its credentials written to FILE, 0600)");
     idp->add_option("--log-level", log_level, "debug, info, warn or error");
     idp->require_subcommand(0, 1);
 
@@ -83,12 +87,17 @@ int main(int argc, char** argv) {
                    "address of the admin endpoints: /metrics, /-/routes, /-/resilience (host:port)");
     gw->add_option("--registry", gateway.registry, "registry URL, http://host:port");
     gw->add_option("--routes", gateway.routes_file, "routes file (YAML)")->required();
-    gw->add_option("--issuer", gateway.issuer, "issuer of the access tokens auth filters accept");
-    gw->add_option("--jwks-uri", gateway.jwks_uri, "where that issuer's keys are, http://host:port/path");
-    gw->add_option("--audience", gateway.audience, "aud the access tokens must name");
+    gw->add_option("--issuer", gateway.auth.issuer, "issuer of the access tokens auth filters accept");
+    gw->add_option("--jwks-uri", gateway.auth.jwks_uri,
+                   "where that issuer's keys are, http://host:port/path");
+    gw->add_option("--audience", gateway.auth.audience, "aud the access tokens must name");
     gw->add_option(
-        "--revocations-uri", gateway.revocations_uri,
+        "--revocations-uri", gateway.auth.revocations_uri,
         "the issuer's revocation watch, http://host:port/path (revoked tokens refused within a second)");
+    gw->add_option("--introspection-uri", gateway.auth.introspection_uri,
+                   "the issuer's introspection endpoint, http://host:port/path (opaque tokens, API keys)");
+    gw->add_option("--client-credentials", gateway.auth.credentials_file,
+                   "JSON file with the gateway's own client_id and client_secret, for introspection");
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
                  "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
     gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");
@@ -159,6 +168,15 @@ int main(int argc, char** argv) {
             return 2;
         }
         identity.algorithm = *alg;
+        for (const auto& spec : identity_provision) {
+            std::string why;
+            auto p = plexus::identity::parse_provisioned(spec, why);
+            if (!p) {
+                std::fprintf(stderr, "plexus identity: --provision: %s\n", why.c_str());
+                return 2;
+            }
+            identity.provision.push_back(std::move(*p));
+        }
         return plexus::identity::run(identity);
     }
     if (*gw) {

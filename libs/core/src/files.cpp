@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/json/parse.hpp>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace plexus::core {
@@ -29,6 +32,23 @@ void write_file_atomically(const std::string& path, const std::string& data, mod
         ::unlink(tmp.c_str());
         throw std::runtime_error(path + ": cannot be written (" + std::strerror(err) + ")");
     }
+}
+
+std::optional<boost::json::object> read_json_object(const std::string& path, std::string* why) {
+    std::ifstream in(path);
+    if (!in) {
+        if (why) *why = path + ": cannot be read (" + std::strerror(errno) + ")";
+        return std::nullopt;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(text.str(), ec);
+    if (ec || !doc.is_object()) {
+        if (why) *why = path + ": not a JSON object" + (ec ? " (" + ec.message() + ")" : std::string());
+        return std::nullopt;
+    }
+    return std::move(doc.as_object());
 }
 
 }  // namespace plexus::core

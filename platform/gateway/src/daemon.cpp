@@ -102,10 +102,7 @@ int run(const DaemonSettings& s) {
     GatewaySettings gs;
     gs.routes_file = s.routes_file;
     gs.trust_forwarded_for = s.trust_forwarded_for;
-    gs.auth = {.issuer = s.issuer,
-               .jwks_uri = s.jwks_uri,
-               .audience = s.audience,
-               .revocations_uri = s.revocations_uri};
+    gs.auth = s.auth;
     gs.background = runtime.executor(0);
     std::unique_ptr<Gateway> gw;
     try {

@@ -1028,6 +1028,9 @@ TEST_F(ProxyTest, AnUnknownFilterOrBadFilterSettingsNameFileLineAndKey) {
               "r.yaml:8: routes[0].filters[0].allow: '10.0.0.1/8' is not an address or CIDR block");
     EXPECT_EQ(error_of("routes:\n" + route + "    filters:\n      - name: headers\n        respons: {}\n"),
               "r.yaml:8: routes[0].filters[0].respons: unknown key");
+    EXPECT_EQ(
+        error_of("routes:\n" + route + "    filters:\n      - name: auth\n        accept: [jwt, saml]\n"),
+        "r.yaml:8: routes[0].filters[0].accept: 'saml' is not jwt, opaque or api_key");
     EXPECT_EQ(error_of("routes:\n" + route +
                        "    filters:\n      - name: headers\n        request: {set: {Host: x}}\n"),
               "r.yaml:8: routes[0].filters[0].request.set: 'Host' is set by the gateway itself");
@@ -1292,6 +1295,20 @@ TEST_F(AuthFilterTest, ARouteWithAuthNeedsAnIdentityProvider) {
         FAIL() << "accepted";
     } catch (const std::invalid_argument& e) {
         EXPECT_NE(std::string(e.what()).find("no identity provider"), std::string::npos) << e.what();
+    }
+    // Opaque tokens and API keys are introspected: the gateway needs its own client for that.
+    settings.routes = gateway::parse_routes("routes:\n" + static_route("guarded", "/", upstream_address(),
+                                                                       "    filters:\n      - name: auth\n"
+                                                                       "        accept: [api_key]\n"),
+                                            "r.yaml");
+    settings.auth = {.issuer = "https://id.test", .jwks_uri = "http://127.0.0.1:1/jwks"};
+    try {
+        gateway::Gateway g(settings, nullptr, metrics_);
+        FAIL() << "accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("accept: api_key needs the gateway's --introspection-uri"),
+                  std::string::npos)
+            << e.what();
     }
 }
 

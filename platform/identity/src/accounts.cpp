@@ -219,6 +219,7 @@ TokenFacts Server::Impl::check_api_key(std::string_view key) {
     f.active = true;
     f.kind = "api_key";
     f.client_id = info.key_id;
+    f.jti = info.key_id;  // deleting the key publishes its id on the revocation watch
     f.subject = info.subject;
     f.scope = join_scopes(info.scopes);
     f.issued_at = info.created_at;

@@ -15,6 +15,37 @@
 
 namespace plexus::identity {
 
+std::optional<Provisioned> parse_provisioned(std::string_view spec, std::string& why) {
+    auto eq = spec.find('=');
+    if (eq == std::string_view::npos || eq + 1 == spec.size()) {
+        why = "'" + std::string(spec) + "' is not NAME=FILE or NAME:SCOPE,SCOPE=FILE";
+        return std::nullopt;
+    }
+    auto head = spec.substr(0, eq);
+    Provisioned p;
+    p.file = std::string(spec.substr(eq + 1));
+    auto colon = head.find(':');
+    p.name = std::string(head.substr(0, colon));
+    if (!valid_identifier(p.name)) {
+        why = "'" + p.name + "' is not a client name (letters, digits, '-', '_', '.')";
+        return std::nullopt;
+    }
+    if (colon != std::string_view::npos) {
+        auto scopes = head.substr(colon + 1);
+        for (std::size_t start = 0; start <= scopes.size();) {
+            auto comma = std::min(scopes.find(',', start), scopes.size());
+            auto scope = std::string(scopes.substr(start, comma - start));
+            if (!valid_scope(scope)) {
+                why = "'" + scope + "' is not a scope";
+                return std::nullopt;
+            }
+            p.scopes.push_back(std::move(scope));
+            start = comma + 1;
+        }
+    }
+    return p;
+}
+
 Server::Server(Settings settings, telemetry::Registry& metrics, core::Clock& clock)
     : impl_(std::make_shared<Impl>(std::move(settings), metrics, clock)) {}
 

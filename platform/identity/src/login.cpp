@@ -44,13 +44,7 @@ std::string cache_path(const LoginOptions& o) {
 }
 
 json::object read_cache(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    boost::system::error_code ec;
-    auto doc = json::parse(text.str(), ec);
-    if (ec || !doc.is_object()) return {};
-    return std::move(doc.as_object());
+    return core::read_json_object(path).value_or(json::object());
 }
 
 // Writes the cache (0600, in a 0700 directory), atomically.

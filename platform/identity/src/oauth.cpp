@@ -210,12 +210,13 @@ Task<TokenFacts> Server::Impl::inspect(std::string token) {
                 refresh
                     ? db->query_one(
                           "SELECT f.client_id, f.user_id AS subject, t.scope, t.issued_at, t.expires_at,"
-                          " (t.used OR f.revoked) AS revoked, '' AS roles, t.family FROM refresh_tokens t"
+                          " (t.used OR f.revoked) AS revoked, '' AS roles, t.family, '' AS jti"
+                          " FROM refresh_tokens t"
                           " JOIN refresh_families f ON f.family = t.family WHERE t.token_hash = ?",
                           hash)
                     : db->query_one(
-                          "SELECT client_id, subject, scope, issued_at, expires_at, revoked, roles, family"
-                          " FROM opaque_tokens WHERE token_hash = ?",
+                          "SELECT client_id, subject, scope, issued_at, expires_at, revoked, roles, family,"
+                          " jti FROM opaque_tokens WHERE token_hash = ?",
                           hash);
             if (!r) return std::nullopt;
             return std::move(*r);
@@ -229,6 +230,7 @@ Task<TokenFacts> Server::Impl::inspect(std::string token) {
         f.scope = row->get<std::string>("scope");
         f.roles = split_scopes(row->get<std::string>("roles"));
         f.family = row->get<std::string>("family");
+        f.jti = row->get<std::string>("jti");
         f.issued_at = row->get<std::int64_t>("issued_at");
         f.expires_at = row->get<std::int64_t>("expires_at");
         co_return f;
@@ -459,6 +461,7 @@ Task<void> Server::Impl::issue(const Client& client, Grant grant, Response& res)
     if (client.info.token_kind == "opaque") {
         access = std::string(kOpaquePrefix) + security::random_token();
         opaque_hash = security::sha256_hex(access);
+        jti = security::random_token(16);
     } else {
         jti = security::random_token(16);
         json::object claims{
@@ -478,11 +481,10 @@ Task<void> Server::Impl::issue(const Client& client, Grant grant, Response& res)
         if (!tx) throw std::runtime_error("cannot store tokens: " + tx.error().message());
         if (!opaque_hash.empty()) {
             db->execute(
-                "INSERT INTO opaque_tokens(token_hash, client_id, subject, scope, issued_at, expires_at, "
-                "roles,"
-                " family) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO opaque_tokens(token_hash, client_id, subject, scope, issued_at, expires_at,"
+                " roles, family, jti) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 opaque_hash, client_id, grant.subject, grant.scope, issued_at, expires,
-                join_scopes(grant.roles), grant.family);
+                join_scopes(grant.roles), grant.family, jti);
         } else if (!grant.family.empty()) {
             db->execute("INSERT INTO family_tokens(family, jti, expires_at) VALUES (?, ?, ?)", grant.family,
                         jti, expires);
@@ -543,6 +545,7 @@ Task<void> Server::Impl::introspect(Request& req, Response& res) {
                              : f.kind == "refresh" ? "refresh_token"
                                                    : "Bearer";
         if (!f.roles.empty()) body["roles"] = json::value_from(f.roles);
+        if (!f.jti.empty()) body["jti"] = f.jti;  // what the revocation watch names
     }
     res.json(200, json::serialize(body));
     res.headers.set("Cache-Control", "no-store");
@@ -565,8 +568,9 @@ Task<void> Server::Impl::revoke(Request& req, Response& res) {
                 // Revoking a refresh token ends its login: the family and its access tokens.
                 revoke_family(f.family, "refresh token revoked");
             } else if (f.kind == "opaque") {
-                db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = ?",
-                            security::sha256_hex(token));
+                auto hash = security::sha256_hex(token);
+                revoke_opaque("token_hash", hash);
+                db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = ?", hash);
             } else {
                 revoke_jti(f.jti, f.expires_at);
             }

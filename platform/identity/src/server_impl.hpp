@@ -140,6 +140,7 @@ struct Server::Impl {
     void load_clients();
     void load_revoked();
     void bootstrap();
+    void provision(const Provisioned& p);
     std::pair<ClientInfo, std::string> create_client(ClientInfo info);
     bool delete_client(const std::string& id);
     std::string rotate();
@@ -147,6 +148,9 @@ struct Server::Impl {
     void revoke_jti(const std::string& jti, std::int64_t expires_at);
     /// Revokes a refresh token family, its access tokens and opaque tokens; holds db_mutex.
     void revoke_family(const std::string& family, std::string_view why);
+    /// Publishes the ids of the live opaque tokens whose `column` ("family", "client_id",
+    /// "token_hash") is `value`, as revoke_jti does; holds db_mutex.
+    void revoke_opaque(std::string_view column, const std::string& value);
     std::shared_ptr<const ClientMap> snapshot_clients() const;
     std::shared_ptr<const Keys> snapshot_keys() const;
     std::shared_ptr<const std::set<std::string, std::less<>>> snapshot_revoked() const;

@@ -55,7 +55,9 @@ const std::vector<std::string> kSchema = {
     "ALTER TABLE opaque_tokens ADD COLUMN family TEXT NOT NULL DEFAULT '';"
     "CREATE TABLE api_keys(key_id TEXT PRIMARY KEY, name TEXT NOT NULL, subject TEXT NOT NULL,"
     " secret_hash TEXT NOT NULL, scopes TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT"
-    " NULL);"};
+    " NULL);",
+    // Opaque tokens get an id, published when they are revoked (their hash never is).
+    "ALTER TABLE opaque_tokens ADD COLUMN jti TEXT NOT NULL DEFAULT '';"};
 
 // Where a redirect URI may point: https anywhere, http only on loopback (RFC 8252 §7.3,
 // OAuth 2.1 §2.3.1); absolute, no fragment.
@@ -149,6 +151,7 @@ Server::Impl::Impl(Settings s, telemetry::Registry& metrics, core::Clock& c)
     load_clients();
     load_revoked();
     build_discovery();
+    for (const auto& p : settings.provision) provision(p);
 }
 
 std::int64_t Server::Impl::now() const {
@@ -361,10 +364,41 @@ std::pair<ClientInfo, std::string> Server::Impl::create_client(ClientInfo info) 
     return {info, secret};
 }
 
+// A workload's client, kept as `p` says: the file's credentials stay valid while they match the
+// client, else the client is made anew (with a new secret) and the file rewritten.
+void Server::Impl::provision(const Provisioned& p) {
+    auto file = core::read_json_object(p.file);
+    auto text = [&](std::string_view key) {
+        const auto* v = file ? file->if_contains(key) : nullptr;
+        return v && v->is_string() ? std::string(v->as_string()) : std::string();
+    };
+    auto clients_now = snapshot_clients();
+    auto it = clients_now->find(p.name);
+    if (it != clients_now->end() && text("client_id") == p.name && it->second.info.confidential &&
+        it->second.info.scopes == p.scopes &&
+        security::constant_time_equal(security::sha256_hex(text("client_secret")), it->second.secret_hash))
+        return;
+    if (it != clients_now->end()) delete_client(p.name);
+    ClientInfo info;
+    info.client_id = p.name;
+    info.name = "workload " + p.name;
+    info.scopes = p.scopes;
+    auto [created, secret] = create_client(info);
+    core::write_file_atomically(p.file,
+                                json::serialize(json::object{{"client_id", created.client_id},
+                                                             {"client_secret", secret},
+                                                             {"issuer", issuer},
+                                                             {"token_endpoint", issuer + "/token"}}) +
+                                    "\n",
+                                0600);
+    telemetry::info("workload client provisioned", {{"client_id", created.client_id}, {"file", p.file}});
+}
+
 bool Server::Impl::delete_client(const std::string& id) {
     std::lock_guard db_lock(db_mutex);
     auto done = db->execute("DELETE FROM clients WHERE client_id = ?", id);
     if (!done) throw std::runtime_error("cannot delete the client: " + done.error().message());
+    revoke_opaque("client_id", id);
     db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE client_id = ?", id);
     auto families = db->query("SELECT family FROM refresh_families WHERE client_id = ? AND revoked = 0", id);
     if (families) {
@@ -415,6 +449,7 @@ void Server::Impl::revoke_jti(const std::string& jti, std::int64_t expires_at) {
 
 void Server::Impl::revoke_family(const std::string& family, std::string_view why) {
     db->execute("UPDATE refresh_families SET revoked = 1 WHERE family = ?", family);
+    revoke_opaque("family", family);
     db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE family = ?", family);
     auto jtis = db->query("SELECT jti, expires_at FROM family_tokens WHERE family = ? AND expires_at >= ?",
                           family, now());
@@ -422,6 +457,15 @@ void Server::Impl::revoke_family(const std::string& family, std::string_view why
         for (const auto& r : *jtis) revoke_jti(r.get<std::string>("jti"), r.get<std::int64_t>("expires_at"));
     }
     telemetry::warn("refresh token family revoked", {{"family", family}, {"reason", why}});
+}
+
+void Server::Impl::revoke_opaque(std::string_view column, const std::string& value) {
+    // `column` is one of ours, never input.
+    auto rows = db->query("SELECT jti, expires_at FROM opaque_tokens WHERE " + std::string(column) +
+                              " = ? AND revoked = 0 AND jti != '' AND expires_at >= ?",
+                          value, now());
+    if (!rows) return;
+    for (const auto& r : *rows) revoke_jti(r.get<std::string>("jti"), r.get<std::int64_t>("expires_at"));
 }
 
 std::shared_ptr<const ClientMap> Server::Impl::snapshot_clients() const {

@@ -61,6 +61,7 @@ class IdentityTest : public ::testing::Test {
         s.data_dir = dir_.string();
         s.issuer = "http://127.0.0.1:8080/auth/";  // a trailing slash is dropped
         s.audience = "shop";
+        s.provision = provision_;
         metrics_ = std::make_unique<telemetry::Registry>();
         server_ = std::make_unique<identity::Server>(s, *metrics_, *clock_);
         router_ = std::make_unique<net::Router>();
@@ -70,6 +71,7 @@ class IdentityTest : public ::testing::Test {
         http_->start();
     }
     void stop() {
+        server_->stop_watches();  // ends revocation long polls, which the shutdown waits for
         auto done = std::make_shared<std::promise<void>>();
         auto f = done->get_future();
         http_->shutdown([done] { done->set_value(); });
@@ -133,6 +135,7 @@ class IdentityTest : public ::testing::Test {
     std::thread runner_;
     std::unique_ptr<telemetry::Registry> metrics_;
     core::Clock* clock_ = &core::Clock::real();  // set before start() to drive time
+    std::vector<identity::Provisioned> provision_;  // set before restart()
     std::unique_ptr<identity::Server> server_;
     std::unique_ptr<net::Router> router_;
     std::unique_ptr<net::Server> http_;

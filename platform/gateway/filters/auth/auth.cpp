@@ -4,12 +4,9 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
-#include "auth/jwks_cache.hpp"
-#include "auth/revoked_tokens.hpp"
-#include "auth/token_cache.hpp"
+#include "plexus/auth/verifier.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
-#include "plexus/security/jwt.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
 namespace plexus::gateway::filters {
@@ -17,7 +14,6 @@ namespace plexus::gateway::filters {
 namespace {
 
 constexpr std::string_view kRealm = R"(Bearer realm="plexus")";
-constexpr auto kMinRefetch = std::chrono::seconds(10);
 
 std::optional<std::string> settings_problem(const AuthConfig& c) {
     for (const auto& s : c.scopes) {
@@ -27,6 +23,9 @@ std::optional<std::string> settings_problem(const AuthConfig& c) {
         if (r.empty() || r.find(' ') != std::string::npos) return "roles: '" + r + "' is not a role";
     }
     if (c.cache_size < 1 || c.cache_size > 10'000'000) return "cache_size: from 1 to 10000000";
+    for (const auto& k : c.accept) {
+        if (!auth::kind_named(k)) return "accept: '" + k + "' is not jwt, opaque or api_key";
+    }
     return std::nullopt;
 }
 
@@ -43,126 +42,69 @@ bool claim_holds(const boost::json::object& claims, const std::string& name, con
     return false;
 }
 
-std::string claim_string(const boost::json::object& claims, std::string_view name) {
-    const auto* v = claims.if_contains(name);
-    return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-// What is shared by every route checking tokens of one provider: its keys, verified tokens and
-// revoked token ids.
-struct ProviderState : std::enable_shared_from_this<ProviderState> {
-    JwksCache jwks;
-    TokenCache tokens;
-    RevokedTokens revoked;
-    security::JwtVerifier verifier;
-    std::atomic<bool> watching{false};
-    ProviderState(const AuthProvider& p, std::size_t cache_size, core::Clock& clock)
-        : jwks(p.jwks_uri, kMinRefetch, clock),
-          tokens(cache_size),
-          verifier(
-              security::VerifyPolicy{.issuer = p.issuer,
-                                     .audiences = p.audience.empty() ? std::vector<std::string>{}
-                                                                     : std::vector<std::string>{p.audience},
-                                     .leeway = p.leeway},
-              clock) {}
-
-    // Starts the revocation watch once, on `ex`; it ends when the state is dropped.
-    void watch(const std::string& uri, net::Executor ex) {
-        if (uri.empty() || watching.exchange(true)) return;
-        std::weak_ptr<ProviderState> weak = shared_from_this();
-        net::spawn(ex,
-                   RevokedTokens::watch(uri,
-                                        [weak]() -> std::shared_ptr<RevokedTokens> {
-                                            auto s = weak.lock();
-                                            return s ? std::shared_ptr<RevokedTokens>(s, &s->revoked)
-                                                     : nullptr;
-                                        }),
-                   "revocation watch");
-    }
-};
-
 class AuthFilter final : public Filter {
   public:
-    AuthFilter(const AuthConfig& c, std::shared_ptr<ProviderState> provider,
-               telemetry::CounterFamily& results, const std::string& route, core::Clock& clock)
+    AuthFilter(const AuthConfig& c, auth::TokenKinds kinds, std::shared_ptr<auth::Verifier> verifier,
+               telemetry::CounterFamily& results, const std::string& route)
         : Filter(kRequestHead),
           c_(c),
-          provider_(std::move(provider)),
+          kinds_(kinds),
+          verifier_(std::move(verifier)),
           ok_(results.labels({route, "ok"})),
           missing_(results.labels({route, "missing"})),
           invalid_(results.labels({route, "invalid"})),
           forbidden_(results.labels({route, "forbidden"})),
-          clock_(clock) {}
+          unavailable_(results.labels({route, "unavailable"})) {}
 
     FilterResult on_request_head(Exchange& x) const override {
-        auto token = bearer(x);
-        if (token.empty()) {
+        auto credential = presented(x);
+        if (credential.empty()) {
             missing_.inc();
-            x.response.problem(401, "Unauthorized", "this route needs a Bearer access token",
+            x.response.problem(401, "Unauthorized",
+                               kinds_ == auth::kApiKey ? "this route needs an API key (X-API-Key)"
+                                                       : "this route needs a Bearer access token",
                                x.request.path());
             x.response.headers.set("WWW-Authenticate", kRealm);
             return FilterResult::answered;
         }
-        if (auto hit = provider_->tokens.find(token, now())) {
-            if (provider_->revoked.contains(hit->jti)) return revoked(x);
-            return admit(x, *hit);
-        }
-        auto v = provider_->verifier.verify(token, *provider_->jwks.keys());
-        if (v.error == security::JwtError::unknown_key)
-            return FilterResult::suspend;  // the keys may be newer
-        return conclude(x, v, std::string(token));
+        auto c = verifier_->check(credential, kinds_);
+        if (c.status == auth::Check::pending) return FilterResult::suspend;
+        return conclude(x, c);
     }
 
     net::Task<FilterResult> on_request_head_async(Exchange& x) const override {
-        co_await provider_->jwks.refresh();
-        auto token = bearer(x);
-        auto v = provider_->verifier.verify(token, *provider_->jwks.keys());
-        co_return conclude(x, v, std::string(token));
+        co_return conclude(x, co_await verifier_->check_async(std::string(presented(x)), kinds_));
     }
 
   private:
-    static std::string_view bearer(const Exchange& x) {
+    // The credential: a Bearer token, or (where API keys are accepted) an X-API-Key header.
+    std::string_view presented(const Exchange& x) const {
         auto auth = x.request.headers.get("Authorization").value_or("");
-        if (auth.size() <= 7 || !net::iequals(auth.substr(0, 7), "Bearer ")) return {};
-        auto token = auth.substr(7);
-        while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-        return token;
+        if (auth.size() > 7 && net::iequals(auth.substr(0, 7), "Bearer ")) {
+            auto token = auth.substr(7);
+            while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+            return token;
+        }
+        if (kinds_ & auth::kApiKey) return x.request.headers.get("X-API-Key").value_or("");
+        return {};
     }
 
-    std::int64_t now() const {
-        return std::chrono::duration_cast<std::chrono::seconds>(clock_.wall().time_since_epoch()).count();
-    }
-
-    FilterResult conclude(Exchange& x, const security::Verified& v, std::string token) const {
-        if (!v) {
-            invalid_.inc();
-            x.response.problem(401, "Unauthorized", "invalid access token: " + v.detail, x.request.path());
-            x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
+    FilterResult conclude(Exchange& x, const auth::Check& c) const {
+        if (c.status == auth::Check::ok) return admit(x, *c.token);
+        if (c.status == auth::Check::unavailable) {
+            unavailable_.inc();
+            x.response.problem(503, "Service Unavailable", "cannot check the credential now: " + c.detail,
+                               x.request.path());
+            x.response.headers.set("Retry-After", "1");
             return FilterResult::answered;
         }
-        auto jti = claim_string(v.claims, "jti");
-        if (provider_->revoked.contains(jti)) return revoked(x);
-        auto cached = std::make_shared<CachedToken>();
-        cached->jti = std::move(jti);
-        auto principal = std::make_shared<serving::Principal>();
-        principal->subject = claim_string(v.claims, "sub");
-        principal->client_id = claim_string(v.claims, "client_id");
-        principal->scope = claim_string(v.claims, "scope");
-        if (const auto* roles = v.claims.if_contains("roles"); roles && roles->is_array()) {
-            for (const auto& r : roles->as_array()) {
-                if (r.is_string()) principal->roles += (principal->roles.empty() ? "" : " ") + std::string(r.as_string());
-            }
-        }
-        principal->kind = "jwt";
-        cached->principal = std::move(principal);
-        cached->claims = v.claims;
-        const auto* exp = v.claims.if_contains("exp");
-        provider_->tokens.put(std::move(token), cached,
-                              exp && exp->is_number() ? exp->to_number<std::int64_t>() : now());
-        return admit(x, *cached);
+        invalid_.inc();
+        x.response.problem(401, "Unauthorized", "invalid access token: " + c.detail, x.request.path());
+        x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
+        return FilterResult::answered;
     }
 
-    FilterResult admit(Exchange& x, const CachedToken& t) const {
+    FilterResult admit(Exchange& x, const auth::CachedToken& t) const {
         const auto& p = *t.principal;
         for (const auto& s : c_.scopes) {
             if (!p.has_scope(s)) return refuse(x, "the token lacks scope " + s);
@@ -180,17 +122,13 @@ class AuthFilter final : public Filter {
         if (!p.client_id.empty()) h.set("X-Plexus-Client", p.client_id);
         if (!p.scope.empty()) h.set("X-Plexus-Scopes", p.scope);
         if (!p.roles.empty()) h.set("X-Plexus-Roles", p.roles);
-        if (!c_.relay_token) h.remove("Authorization");
+        if (!c_.relay_token) {
+            h.remove("Authorization");
+            if (kinds_ & auth::kApiKey) h.remove("X-API-Key");
+        }
+        // The principal lives as long as the cache entry's owner; share its ownership.
         x.scope.set_principal(t.principal);
         return FilterResult::next;
-    }
-
-    FilterResult revoked(Exchange& x) const {
-        invalid_.inc();
-        x.response.problem(401, "Unauthorized", "invalid access token: the token was revoked",
-                           x.request.path());
-        x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
-        return FilterResult::answered;
     }
 
     FilterResult refuse(Exchange& x, const std::string& why) const {
@@ -207,9 +145,9 @@ class AuthFilter final : public Filter {
     }
 
     AuthConfig c_;
-    std::shared_ptr<ProviderState> provider_;
-    telemetry::Counter &ok_, &missing_, &invalid_, &forbidden_;
-    core::Clock& clock_;
+    auth::TokenKinds kinds_;
+    std::shared_ptr<auth::Verifier> verifier_;
+    telemetry::Counter &ok_, &missing_, &invalid_, &forbidden_, &unavailable_;
 };
 
 class AuthFactory final : public FilterFactory {
@@ -221,6 +159,7 @@ class AuthFactory final : public FilterFactory {
         r.field("scopes", c->scopes);
         r.field("roles", c->roles);
         r.field("claims", c->claims);
+        r.field("accept", c->accept);
         r.field("relay_token", c->relay_token);
         r.field("cache_size", c->cache_size);
         r.done();
@@ -234,19 +173,29 @@ class AuthFactory final : public FilterFactory {
         if (!ctx.auth || ctx.auth->issuer.empty() || ctx.auth->jwks_uri.empty())
             throw std::invalid_argument(
                 "the gateway has no identity provider (plexus gateway --issuer --jwks-uri)");
-        auto& clock = core::Clock::real();
         const auto& p = *ctx.auth;
-        // One state per provider (and cache size), shared by its routes and kept across reloads.
-        auto provider = ctx.state.keep<ProviderState>(
-            "auth:" + p.issuer + "|" + p.jwks_uri + "|" + p.audience + "|" + std::to_string(c.cache_size),
+        const bool introspects = !p.introspection_uri.empty() && !p.credentials_file.empty();
+        // Unset: JWTs, and opaque tokens when the gateway can introspect them.
+        auth::TokenKinds kinds = c.accept.empty() ? auth::kJwt | (introspects ? auth::kOpaque : 0) : 0;
+        for (const auto& k : c.accept) {
+            if (k != "jwt" && !introspects)
+                throw std::invalid_argument(
+                    "accept: " + k + " needs the gateway's --introspection-uri and --client-credentials");
+            kinds |= auth::kind_named(k);
+        }
+        // One verifier per provider (and cache size), shared by its routes and kept across reloads.
+        auto verifier = ctx.state.keep<auth::Verifier>(
+            "auth:" + p.issuer + "|" + p.jwks_uri + "|" + p.audience + "|" + p.introspection_uri + "|" +
+                p.credentials_file + "|" + std::to_string(c.cache_size),
             [&] {
-                return std::make_shared<ProviderState>(p, static_cast<std::size_t>(c.cache_size), clock);
+                return std::make_shared<auth::Verifier>(p, static_cast<std::size_t>(c.cache_size),
+                                                        core::Clock::real());
             });
-        if (ctx.background) provider->watch(p.revocations_uri, *ctx.background);
+        if (ctx.background) verifier->watch(*ctx.background);
         auto& results = ctx.metrics.counter("plexus_gateway_auth_total",
                                             "Requests checked by an auth filter, by route and result.",
                                             {"route", "result"});
-        return std::make_shared<AuthFilter>(c, std::move(provider), results, ctx.route.name, clock);
+        return std::make_shared<AuthFilter>(c, kinds, std::move(verifier), results, ctx.route.name);
     }
 };
 
@@ -255,6 +204,7 @@ class AuthFactory final : public FilterFactory {
 void AuthConfig::to_json(boost::json::object& out) const {
     if (!scopes.empty()) out["scopes"] = boost::json::value_from(scopes);
     if (!roles.empty()) out["roles"] = boost::json::value_from(roles);
+    if (!accept.empty()) out["accept"] = boost::json::value_from(accept);
     if (!claims.empty()) {
         boost::json::object o;
         for (const auto& [k, v] : claims) o[k] = v;

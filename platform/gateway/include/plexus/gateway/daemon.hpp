@@ -12,6 +12,8 @@
 #include <chrono>
 #include <string>
 
+#include "plexus/auth/verifier.hpp"
+
 namespace plexus::gateway {
 
 /// Flags of `plexus gateway`.
@@ -22,13 +24,8 @@ struct DaemonSettings {
     std::string admin_listen = "127.0.0.1:9901";
     std::string registry;  ///< http://host:port; empty when every route has static upstreams
     std::string routes_file;
-    /// The identity provider for `auth` filters: tokens' issuer, the JWKS URL
-    /// (http://host:port/path) and the audience tokens must name (empty: not checked).
-    std::string issuer;
-    std::string jwks_uri;
-    std::string audience;
-    /// The identity provider's revocation watch, http://host:port/path (see AuthProvider).
-    std::string revocations_uri;
+    /// The identity provider for `auth` filters (see auth::ProviderSettings).
+    auth::ProviderSettings auth;
     bool trust_forwarded_for = false;
     std::size_t threads = 0;
     /// PEM certificate chain (leaf first) and private key of the public listener; both or neither.

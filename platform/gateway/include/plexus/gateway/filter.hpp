@@ -45,6 +45,7 @@
 #include <string>
 #include <string_view>
 
+#include "plexus/auth/verifier.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/task.hpp"
 #include "plexus/serving/request_scope.hpp"
@@ -177,16 +178,9 @@ class FilterState {
 };
 
 /// The identity provider whose tokens the gateway checks (its `--issuer`, `--jwks-uri`,
-/// `--audience` flags); the auth filter uses it. Empty `issuer`: none configured.
-struct AuthProvider {
-    std::string issuer;    ///< tokens' `iss`
-    std::string jwks_uri;  ///< http://host:port/path of the JWKS
-    std::string audience;  ///< tokens' `aud` must hold it; empty: not checked
-    /// http://host:port/path of the provider's revocation watch (GET ?since=N&wait=30s); empty:
-    /// revoked JWTs are refused only once they expire.
-    std::string revocations_uri;
-    std::chrono::seconds leeway{30};
-};
+/// `--audience`, `--revocations-uri`, `--introspection-uri`, `--client-credentials` flags); the
+/// auth filter uses it. Empty `issuer`: none configured.
+using AuthProvider = auth::ProviderSettings;
 
 /// What a factory gets to build a filter for one route.
 struct FilterContext {

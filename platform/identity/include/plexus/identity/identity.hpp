@@ -61,6 +61,17 @@ class Registry;
 namespace plexus::identity {
 
 /// How the identity server runs. Plain data.
+/// A workload (the gateway, a service) that gets a confidential client of its own: client
+/// `name` with `scopes`, its credentials kept in `file` (0600) for the workload to read.
+struct Provisioned {
+    std::string name;
+    std::vector<std::string> scopes;
+    std::string file;
+};
+
+/// "NAME=FILE" or "NAME:SCOPE,SCOPE=FILE" (the --provision flag); nullopt with `why` otherwise.
+std::optional<Provisioned> parse_provisioned(std::string_view spec, std::string& why);
+
 struct Settings {
     std::string listen = "127.0.0.1:8600";
     /// Where the database and the first admin's credentials live; required.
@@ -85,6 +96,9 @@ struct Settings {
     /// Peers whose X-Forwarded-For names the client address (the gateway); login backoff per
     /// address uses it.
     std::vector<std::string> trusted_proxies{"127.0.0.1", "::1"};
+    /// Workload clients kept provisioned at every start: created (or made anew when their file
+    /// is missing or stale) with their credentials written to their files.
+    std::vector<Provisioned> provision;
 };
 
 /// A client as the admin API shows it (never its secret).

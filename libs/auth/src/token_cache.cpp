@@ -1,8 +1,8 @@
-#include "auth/token_cache.hpp"
+#include "plexus/auth/token_cache.hpp"
 
 #include <algorithm>
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
 TokenCache::TokenCache(std::size_t max_entries)
     : max_per_shard_(std::max<std::size_t>(1, max_entries / kShards)) {}
@@ -36,4 +36,4 @@ std::size_t TokenCache::size() const {
     return n;
 }
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth

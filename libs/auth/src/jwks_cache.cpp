@@ -1,10 +1,10 @@
-#include "auth/jwks_cache.hpp"
+#include "plexus/auth/jwks_cache.hpp"
 
 #include <stdexcept>
 
 #include "plexus/telemetry/log.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
 namespace {
 constexpr auto kFetchTimeout = std::chrono::milliseconds(2000);
@@ -83,4 +83,4 @@ net::Task<bool> JwksCache::fetch() {
     co_return true;
 }
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth

@@ -16,7 +16,7 @@
 #include "plexus/net/task.hpp"
 #include "plexus/security/jwk.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
 class JwksCache {
   public:
@@ -48,4 +48,4 @@ class JwksCache {
     std::atomic<std::uint64_t> generation_{0};  // bumped when a fetch ends
 };
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth

@@ -1,4 +1,4 @@
-#include "auth/revoked_tokens.hpp"
+#include "plexus/auth/revoked_tokens.hpp"
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -6,7 +6,7 @@
 #include "plexus/net/client.hpp"
 #include "plexus/telemetry/log.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
 namespace {
 constexpr auto kWait = std::chrono::seconds(30);
@@ -108,4 +108,4 @@ net::Task<void> RevokedTokens::watch(std::string uri, std::function<std::shared_
     }
 }
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth

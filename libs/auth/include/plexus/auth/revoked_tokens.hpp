@@ -15,7 +15,7 @@
 
 #include "plexus/net/task.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
 class RevokedTokens {
   public:
@@ -41,4 +41,4 @@ class RevokedTokens {
     std::int64_t index_ = 0;
 };
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth

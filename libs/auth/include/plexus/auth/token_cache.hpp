@@ -1,10 +1,10 @@
 #pragma once
-/// Verified tokens, so that a token presented again costs a lookup, not a signature check: keyed
-/// by the token itself (a hit compares every byte, so no other token can hit an entry; only
-/// tokens that verified are stored, so entries cannot be planted), each entry kept until its
-/// token expires. A SHA-256 digest as the key cost more than everything else the gateway does
-/// per request. Bounded: when a shard is full, expired entries go first, then the one that
-/// expires soonest. Thread-safe (sharded, short locks).
+/// Checked credentials, so that one presented again costs a lookup, not a signature check or an
+/// introspection: keyed by the credential itself (a hit compares every byte, so no other token
+/// can hit an entry; only what the verifier checked is stored, so entries cannot be planted),
+/// each entry kept until its token expires or its introspection answer ages out. A SHA-256 digest as the key
+/// cost more than everything else the gateway does per request. Bounded: when a shard is full, expired
+/// entries go first, then the one that expires soonest. Thread-safe (sharded, short locks).
 #include <array>
 #include <boost/json/object.hpp>
 #include <cstdint>
@@ -16,13 +16,14 @@
 
 #include "plexus/serving/request_scope.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::auth {
 
-/// What a verified token established: who, and the claims routes may test.
+/// What a checked credential established: who, and the claims routes may test. A null principal
+/// records a credential found inactive (introspection's negative cache).
 struct CachedToken {
     std::shared_ptr<const serving::Principal> principal;
     boost::json::object claims;
-    std::string jti;  ///< checked against revocations at every use
+    std::string jti;  ///< the token's (or API key's) id, checked against revocations at every use
 };
 
 class TokenCache {
@@ -52,4 +53,4 @@ class TokenCache {
     std::array<Shard, kShards> shards_;
 };
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::auth
