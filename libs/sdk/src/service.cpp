@@ -11,6 +11,9 @@
 #include <variant>
 
 #include "components.hpp"
+#include "plexus/auth/bearer.hpp"
+#include "plexus/auth/token_source.hpp"
+#include "plexus/auth/verifier.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
 #include "plexus/core/settings.hpp"
@@ -37,6 +40,9 @@ struct RouteDef {
     std::string pattern;
     RouteHandler handler;
     std::size_t max_body;
+    // RouteRef::require: the credential kinds taken (0: no requirement) and the scopes needed.
+    bool guarded = false;
+    std::vector<std::string> accept{}, scopes{};
 };
 
 // What the copies of one Client share.
@@ -47,6 +53,9 @@ struct ClientState {
     std::function<Response(const CallFailure&)> fallback;
     core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults swaps it
     std::shared_ptr<resilience::Upstream> guards;     // set at run()
+    enum class Credential : std::uint8_t { none, relay, service } credential = Credential::none;
+    std::vector<std::string> token_scopes;     // Credential::service
+    std::shared_ptr<auth::TokenSource> token;  // Credential::service, set at run()
     ClientState() { call.timeout = std::chrono::milliseconds(5000); }
 };
 
@@ -72,12 +81,20 @@ struct ServiceState {
     std::unique_ptr<resilience::Metrics> resilience_metrics;
     std::unique_ptr<resilience::UpstreamSet> upstreams;
     core::SnapshotCell<resilience::FaultSettings> inbound_fault;
+    std::string identity, credentials;         // --identity, --credentials
+    std::shared_ptr<auth::Verifier> verifier;  // set at run() when a route requires a credential
 
     // Puts a client's policies in force; clients_mutex held. An empty string, or the problem.
     std::string activate(const std::string& name, ClientState& cs) {
         auto bad = resilience::check(cs.call);
         if (!bad) bad = resilience::check(cs.upstream);
         if (bad) return *bad;
+        if (cs.credential == ClientState::Credential::service && !cs.token) {
+            if (identity.empty() || credentials.empty())
+                return "a service token needs --identity and --credentials (PLEXUS_IDENTITY, "
+                       "PLEXUS_CREDENTIALS)";
+            cs.token = std::make_shared<auth::TokenSource>(identity + "/token", credentials, cs.token_scopes);
+        }
         cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
         cs.guards = upstreams->get(name, cs.upstream);
         return {};
@@ -143,12 +160,34 @@ net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name
     };
 }
 
+// Runs `h` only for a caller whose credential holds `scopes` (RouteRef::require).
+net::Handler guarded(std::shared_ptr<ServiceState> st, auth::TokenKinds kinds,
+                     std::vector<std::string> scopes, RouteHandler h) {
+    return [st = std::move(st), kinds, scopes = std::move(scopes), h = std::move(h)](
+               Request& req, Response& res) -> Task<void> {
+        auto credential = auth::presented(req.headers, kinds);
+        if (credential.empty()) co_return auth::answer_unauthorized(res, nullptr, kinds, req.path());
+        auto c = st->verifier->check(credential, kinds);
+        if (c.status == auth::Check::pending)
+            c = co_await st->verifier->check_async(std::string(credential), kinds);
+        if (c.status != auth::Check::ok) co_return auth::answer_unauthorized(res, &c, kinds, req.path());
+        const auto& p = *c.token->principal;
+        if (auto why = auth::lacking_scope(p, scopes))
+            co_return auth::answer_forbidden(res, *why, scopes, req.path());
+        req.headers.set("X-Plexus-Subject", p.subject);
+        req.headers.set("X-Plexus-Client", p.client_id);
+        req.headers.set("X-Plexus-Scopes", p.scope);
+        res = co_await h(req);
+    };
+}
+
 // A route: its handler's answer is the response.
-net::Handler wrap(std::shared_ptr<ServiceState> st, std::string route_name, const std::string& method,
-                  RouteHandler h) {
-    return instrument(
-        std::move(st), std::move(route_name), method,
-        [h = std::move(h)](Request& req, Response& res) -> Task<void> { res = co_await h(req); });
+net::Handler wrap(std::shared_ptr<ServiceState> st, const detail::RouteDef& r, auth::TokenKinds kinds) {
+    auto h = r.handler;
+    net::Handler inner =
+        kinds ? guarded(st, kinds, r.scopes, std::move(h))
+              : [h = std::move(h)](Request& req, Response& res) -> Task<void> { res = co_await h(req); };
+    return instrument(std::move(st), r.pattern, r.method, std::move(inner));
 }
 
 // Reads `clients: {<service>: <policy>}` over the policies set in code.
@@ -308,6 +347,19 @@ void Client::set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy 
 void Client::set_fallback(std::function<Response(const CallFailure&)> fallback) {
     client_->fallback = std::move(fallback);
 }
+void Client::relay_caller_token() { client_->credential = detail::ClientState::Credential::relay; }
+void Client::use_service_token(std::vector<std::string> scopes) {
+    client_->credential = detail::ClientState::Credential::service;
+    client_->token_scopes = std::move(scopes);
+}
+
+RouteRef& RouteRef::require(std::vector<std::string> scopes, std::vector<std::string> accept) {
+    auto& r = state_->routes.at(index_);
+    r.guarded = true;
+    r.scopes = std::move(scopes);
+    r.accept = std::move(accept);
+    return *this;
+}
 
 namespace {
 
@@ -339,6 +391,18 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     std::array<char, 55> traceparent;
     out.headers.set("traceparent", span.context().write_traceparent(traceparent));
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
+    std::string service_token;
+    if (cs.credential == detail::ClientState::Credential::relay && !out.headers.get("Authorization")) {
+        if (auto a = incoming.headers.get("Authorization")) out.headers.set("Authorization", *a);
+        if (auto k = incoming.headers.get("X-API-Key")) out.headers.set("X-API-Key", *k);
+    } else if (cs.credential == detail::ClientState::Credential::service) {
+        auto t = co_await cs.token->token();
+        if (!t.error.empty())
+            throw HttpError(503, "Service Unavailable",
+                            "no access token to call " + service + ": " + t.error);
+        service_token = std::move(t.token);
+        out.headers.set("Authorization", "Bearer " + service_token);
+    }
 
     auto now = std::chrono::steady_clock::now();
     auto deadline = std::min(now + timeout, incoming.deadline);
@@ -363,6 +427,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
         if (report.outcome == discovery::CallOutcome::timeout && incoming.deadline < now + timeout)
             state_->resilience_metrics->count_deadline_expired(false);
     }
+    if (!service_token.empty() && res.status == 401) cs.token->forget(service_token);  // fetch anew
     if (!report.failed() && res.status < 500) {
         if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         co_return res;
@@ -412,14 +477,22 @@ Service::Service(std::string name) : state_(std::make_shared<ServiceState>()) {
 
 Service::~Service() = default;
 
-void Service::route(std::string method, std::string_view pattern, RouteHandler h,
-                    std::size_t max_body_bytes) {
-    state_->routes.push_back({std::move(method), std::string(pattern), std::move(h), max_body_bytes});
+RouteRef Service::route(std::string method, std::string_view pattern, RouteHandler h,
+                        std::size_t max_body_bytes) {
+    state_->routes.push_back({.method = std::move(method),
+                              .pattern = std::string(pattern),
+                              .handler = std::move(h),
+                              .max_body = max_body_bytes});
+    return RouteRef(state_, state_->routes.size() - 1);
 }
-void Service::get(std::string_view p, RouteHandler h) { route("GET", p, std::move(h)); }
-void Service::post(std::string_view p, RouteHandler h, std::size_t m) { route("POST", p, std::move(h), m); }
-void Service::put(std::string_view p, RouteHandler h, std::size_t m) { route("PUT", p, std::move(h), m); }
-void Service::del(std::string_view p, RouteHandler h) { route("DELETE", p, std::move(h)); }
+RouteRef Service::get(std::string_view p, RouteHandler h) { return route("GET", p, std::move(h)); }
+RouteRef Service::post(std::string_view p, RouteHandler h, std::size_t m) {
+    return route("POST", p, std::move(h), m);
+}
+RouteRef Service::put(std::string_view p, RouteHandler h, std::size_t m) {
+    return route("PUT", p, std::move(h), m);
+}
+RouteRef Service::del(std::string_view p, RouteHandler h) { return route("DELETE", p, std::move(h)); }
 
 Client Service::client(std::string service) {
     std::lock_guard lock(state_->clients_mutex);
@@ -475,6 +548,15 @@ int Service::run(int argc, char** argv) {
     app.add_option("--config", config_file, "YAML file with the clients' resilience policies");
     app.add_option("--check-interval", check_interval_text,
                    "how often the registry checks /health/ready (0 = no active check)");
+    st.identity = env_or("PLEXUS_IDENTITY", "");
+    std::string issuer = env_or("PLEXUS_ISSUER", "");
+    std::string audience = env_or("PLEXUS_AUDIENCE", "plexus");
+    st.credentials = env_or("PLEXUS_CREDENTIALS", "");
+    app.add_option("--identity", st.identity, "the identity server, http://host:port");
+    app.add_option("--issuer", issuer, "the iss of the tokens routes accept");
+    app.add_option("--audience", audience, "the aud those tokens must name");
+    app.add_option("--credentials", st.credentials,
+                   "JSON file with this service's client_id and client_secret");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -510,6 +592,41 @@ int Service::run(int argc, char** argv) {
         flag_error = "--listen must be host:port";
     else if (!registry.empty() && !registry_ep)
         flag_error = "--registry must be http://host:port";
+    else if (!st.identity.empty() && !net::parse_http_url(st.identity))
+        flag_error = "--identity (PLEXUS_IDENTITY) must be http://host:port, got '" + st.identity + "'";
+    while (!st.identity.empty() && st.identity.back() == '/') st.identity.pop_back();
+    // Routes that require a credential: what each accepts, and the verifier they share.
+    std::vector<auth::TokenKinds> route_kinds(st.routes.size(), 0);
+    for (std::size_t i = 0; i < st.routes.size() && flag_error.empty(); ++i) {
+        const auto& r = st.routes[i];
+        if (!r.guarded) continue;
+        auto where = "route " + r.method + " " + r.pattern + ": ";
+        if (st.identity.empty() || issuer.empty()) {
+            flag_error =
+                where + "requires a credential: set --identity and --issuer (PLEXUS_IDENTITY, PLEXUS_ISSUER)";
+            break;
+        }
+        route_kinds[i] = r.accept.empty() ? auth::kJwt | (st.credentials.empty() ? 0 : auth::kOpaque) : 0;
+        for (const auto& k : r.accept) {
+            auto kind = auth::kind_named(k);
+            if (!kind)
+                flag_error = where + "'" + k + "' is not jwt, opaque or api_key";
+            else if (kind != auth::kJwt && st.credentials.empty())
+                flag_error = where + k + " needs --credentials (PLEXUS_CREDENTIALS) to introspect with";
+            route_kinds[i] |= kind;
+        }
+    }
+    if (flag_error.empty() &&
+        std::any_of(route_kinds.begin(), route_kinds.end(), [](auto k) { return k != 0; })) {
+        auth::ProviderSettings provider{
+            .issuer = issuer,
+            .jwks_uri = st.identity + "/jwks",
+            .audience = audience,
+            .revocations_uri = st.identity + "/revocations",
+            .introspection_uri = st.credentials.empty() ? "" : st.identity + "/introspect",
+            .credentials_file = st.credentials};
+        st.verifier = std::make_shared<auth::Verifier>(provider, 10'000, core::Clock::real());
+    }
     if (!flag_error.empty()) {
         std::fprintf(stderr, "%s: %s\n", st.name.c_str(), flag_error.c_str());
         return 2;
@@ -557,9 +674,11 @@ int Service::run(int argc, char** argv) {
                                                               runtime.executor(0));
     }
     net::Router router;
-    for (auto& r : st.routes) {
-        router.add(r.method, r.pattern, wrap(state_, r.pattern, r.method, r.handler), r.max_body);
+    for (std::size_t i = 0; i < st.routes.size(); ++i) {
+        const auto& r = st.routes[i];
+        router.add(r.method, r.pattern, wrap(state_, r, route_kinds[i]), r.max_body);
     }
+    if (st.verifier) st.verifier->watch(runtime.executor(0));
     // Requests no route takes (the router's 404 and 405) are served requests too: logged, counted
     // under route "-", traced, their X-Request-Id echoed. Probes of /health and /metrics are not,
     // or every check of the registry would be a log line.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "in_process_registry.hpp"
+#include "plexus/identity/identity.hpp"
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
@@ -30,6 +31,7 @@
 #include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
 #include "plexus/net/testing.hpp"
+#include "plexus/security/jwt.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace json = boost::json;
@@ -838,4 +840,204 @@ TEST_F(SdkService, ClientFailuresAnswerAsProblemsOrThePolicyFallback) {
         EXPECT_EQ(sample(metrics, series), 1.0) << series << "\n" << metrics;
     }
     EXPECT_EQ(stop(), 0);
+}
+
+// ---------------------------------------------------------------- credentials
+
+namespace {
+
+// The platform's identity server on a runtime of its own, with a workload client "svc" (scope
+// things:write) provisioned into `credentials`.
+class Identity {
+  public:
+    explicit Identity(const std::filesystem::path& dir) : credentials((dir / "svc.json").string()) {
+        plexus::identity::Settings s;
+        s.data_dir = (dir / "identity").string();
+        std::filesystem::create_directories(s.data_dir);
+        s.issuer = "http://127.0.0.1:8080/auth";
+        s.provision = {{"svc", {"things:write"}, credentials}};
+        server_ = std::make_unique<plexus::identity::Server>(s, metrics_);
+        server_->add_routes(router_);
+        http_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
+                                              router_.body_limit_fn());
+        http_->start();
+        runner_ = std::thread([this] { runtime_.run(); });
+    }
+    ~Identity() {
+        server_->stop_watches();
+        runtime_.stop();
+        runner_.join();
+        http_.reset();
+        server_.reset();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(http_->port()); }
+
+    // A client-credentials access token of a new client with `scopes`.
+    std::string token(std::vector<std::string> scopes) {
+        plexus::identity::ClientInfo info;
+        info.name = "caller";
+        info.scopes = scopes;
+        auto [client, secret] = server_->create_client(info);
+        std::string scope;
+        for (const auto& s : scopes) scope += (scope.empty() ? "" : "+") + s;
+        auto res = post("/token", "grant_type=client_credentials&scope=" + scope +
+                                      "&client_id=" + client.client_id + "&client_secret=" + secret);
+        return std::string(json::parse(res.body).at("access_token").as_string());
+    }
+    // An API key for subject `subject` with `scopes`.
+    std::string api_key(const std::string& subject, std::vector<std::string> scopes) {
+        plexus::identity::ApiKeyInfo info;
+        info.name = "key";
+        info.subject = subject;
+        info.scopes = std::move(scopes);
+        return server_->create_api_key(info).second;
+    }
+
+    std::string credentials;
+
+  private:
+    Response post(std::string target, std::string form) {
+        auto req = net::make_request("POST", std::move(target), std::move(form),
+                                     "application/x-www-form-urlencoded");
+        auto r = net::run_blocking(runtime_.executor(0),
+                                   send_owned({"127.0.0.1", http_->port()}, std::move(req), 5s), kWait);
+        if (!r || !*r) throw std::runtime_error("identity did not answer");
+        return std::move(**r);
+    }
+
+    plexus::telemetry::Registry metrics_;
+    net::Runtime runtime_{1};
+    net::Router router_;
+    std::unique_ptr<plexus::identity::Server> server_;
+    std::unique_ptr<net::Server> http_;
+    std::thread runner_;
+};
+
+// An upstream that answers with the Authorization header it was sent.
+class AuthEcho {
+  public:
+    AuthEcho() {
+        router_.add("GET", "/whoami", [](net::Request& req, net::Response& res) -> net::Task<void> {
+            res.json(200,
+                     json::serialize(json::object{
+                         {"authorization", std::string(req.headers.get("Authorization").value_or(""))}}));
+            co_return;
+        });
+        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
+                                                router_.body_limit_fn());
+        server_->start();
+        runner_ = std::thread([this] { runtime_.run(); });
+    }
+    ~AuthEcho() {
+        runtime_.stop();
+        runner_.join();
+        server_.reset();
+    }
+    std::uint16_t port() const { return server_->port(); }
+
+  private:
+    net::Router router_;
+    net::Runtime runtime_{1};
+    std::unique_ptr<net::Server> server_;
+    std::thread runner_;
+};
+
+}  // namespace
+
+TEST_F(SdkService, RequiredScopesAreCheckedWithThePlatformsCredentials) {
+    Identity identity(data_dir_);
+    svc_.put("/things",
+             [](Request& req) -> Task<Response> {
+                 co_return plexus::json_response(
+                     200, json::serialize(json::object{
+                              {"subject", std::string(req.headers.get("X-Plexus-Subject").value_or(""))}}));
+             })
+        .require({"things:write"}, {"jwt", "api_key"});
+    svc_.get("/things", [](Request&) -> Task<Response> { co_return plexus::json_response(200, "[]"); });
+    ASSERT_NO_FATAL_FAILURE(start({{"--identity", identity.url()},
+                                   {"--issuer", "http://127.0.0.1:8080/auth"},
+                                   {"--credentials", identity.credentials}}));
+
+    EXPECT_EQ(call("GET", "/things").status, 200);  // not guarded
+    auto none = call("PUT", "/things");
+    EXPECT_EQ(none.status, 401);
+    EXPECT_EQ(header(none, "WWW-Authenticate"), R"(Bearer realm="plexus")");
+    EXPECT_EQ(header(none, "Content-Type"), "application/problem+json");
+
+    auto bad = call("PUT", "/things", {{"Authorization", "Bearer not.a.token"}});
+    EXPECT_EQ(bad.status, 401);
+    EXPECT_NE(header(bad, "WWW-Authenticate").find(R"(error="invalid_token")"), std::string::npos);
+
+    auto reader = call("PUT", "/things", {{"Authorization", "Bearer " + identity.token({"things:read"})}});
+    EXPECT_EQ(reader.status, 403);
+    EXPECT_EQ(header(reader, "WWW-Authenticate"),
+              R"(Bearer realm="plexus", error="insufficient_scope", scope="things:write")");
+
+    auto writer = call(
+        "PUT", "/things",
+        {{"Authorization", "Bearer " + identity.token({"things:write"})}, {"X-Plexus-Subject", "forged"}});
+    EXPECT_EQ(writer.status, 200) << writer.body;
+    EXPECT_NE(member(parse_object(writer.body), "subject"), R"("forged")");
+
+    auto key = identity.api_key("importer", {"things:write"});
+    auto by_key = call("PUT", "/things", {{"X-API-Key", key}});
+    EXPECT_EQ(by_key.status, 200) << by_key.body;
+    EXPECT_EQ(member(parse_object(by_key.body), "subject"), R"("importer")");
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, ClientsRelayTheCallersTokenOrSendTheServicesOwn) {
+    using plexus::discovery::test::instance;
+    Identity identity(data_dir_);
+    plexus::discovery::test::InProcessRegistry registry;
+    AuthEcho echo;
+    ASSERT_FALSE(registry.register_instance(instance("relayed", "relayed-1", echo.port())));
+    ASSERT_FALSE(registry.register_instance(instance("own", "own-1", echo.port())));
+    svc_.client("relayed").relay_caller_token();
+    svc_.client("own").use_service_token({"things:write"});
+    svc_.get("/via/{service}", [this](Request& req) -> Task<Response> {
+        co_return co_await svc_.client(std::string(req.param("service"))).get(req, "/whoami");
+    });
+    ASSERT_NO_FATAL_FAILURE(start({{"--registry", "http://" + registry.endpoint().to_string()},
+                                   {"--identity", identity.url()},
+                                   {"--credentials", identity.credentials}}));
+
+    auto relayed = call("GET", "/via/relayed", {{"Authorization", "Bearer caller-token"}});
+    ASSERT_EQ(relayed.status, 200) << relayed.body;
+    EXPECT_EQ(member(parse_object(relayed.body), "authorization"), R"("Bearer caller-token")");
+
+    auto own = call("GET", "/via/own", {{"Authorization", "Bearer caller-token"}});
+    ASSERT_EQ(own.status, 200) << own.body;
+    auto sent = std::string(parse_object(own.body).at("authorization").as_string());
+    ASSERT_TRUE(sent.starts_with("Bearer ey")) << sent;  // a JWT of the service's own client
+    auto claims = json::parse(*plexus::security::base64url_decode(
+                                  sent.substr(sent.find('.') + 1, sent.rfind('.') - sent.find('.') - 1)))
+                      .as_object();
+    EXPECT_EQ(claims.at("client_id").as_string(), "svc");
+    EXPECT_EQ(claims.at("scope").as_string(), "things:write");
+    // Reused while fresh: the next call sends the same token.
+    EXPECT_EQ(parse_object(call("GET", "/via/own").body).at("authorization").as_string(), sent);
+    EXPECT_EQ(stop(), 0);
+}
+
+TEST_F(SdkService, CredentialRequirementsWithoutTheirFlagsMakeRunReturnTwo) {
+    {
+        plexus::Service svc{kName};
+        svc.put("/x", [](Request&) -> Task<Response> { co_return plexus::json_response(200, "{}"); })
+            .require({"x:write"});
+        EXPECT_EQ(run_expecting_exit(svc, flags()), 2);  // no --identity / --issuer
+    }
+    {
+        plexus::Service svc{kName};
+        svc.put("/x", [](Request&) -> Task<Response> { co_return plexus::json_response(200, "{}"); })
+            .require({"x:write"}, {"api_key"});
+        EXPECT_EQ(run_expecting_exit(svc, flags({{"--identity", "http://127.0.0.1:1"},
+                                                 {"--issuer", "http://127.0.0.1:8080/auth"}})),
+                  2);  // API keys are introspected: --credentials needed
+    }
+    {
+        plexus::Service svc{kName};
+        svc.client("other").use_service_token();
+        EXPECT_EQ(run_expecting_exit(svc, flags()), 2);
+    }
 }

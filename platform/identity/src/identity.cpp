@@ -62,6 +62,9 @@ const std::string& Server::admin_credentials_file() const noexcept { return impl
 std::pair<ClientInfo, std::string> Server::create_client(ClientInfo info) {
     return impl_->create_client(std::move(info));
 }
+std::pair<ApiKeyInfo, std::string> Server::create_api_key(ApiKeyInfo info) {
+    return impl_->create_api_key(std::move(info));
+}
 std::pair<UserInfo, std::string> Server::create_user(UserInfo info, std::string password) {
     return impl_->create_user(std::move(info), std::move(password));
 }

@@ -25,6 +25,13 @@
 ///                                           often (timeout half of it); 0 = no active check
 ///   --config FILE     [PLEXUS_CONFIG]       YAML: `clients: {<service>: <policy>}` overriding the
 ///                                           clients' policies (see resilience/settings.hpp)
+///   --identity URL    [PLEXUS_IDENTITY]     the identity server, http://host:port: its keys,
+///                                           introspection, revocations and token endpoint
+///   --issuer URL      [PLEXUS_ISSUER]       the `iss` of the tokens routes accept
+///   --audience A      [PLEXUS_AUDIENCE]     the `aud` they must name (default plexus)
+///   --credentials FILE [PLEXUS_CREDENTIALS] the service's own client (JSON client_id and
+///                                           client_secret, as `plexus identity --provision`
+///                                           writes it): introspection and service tokens
 ///
 /// Admin endpoints (not reachable through the gateway, which reserves /-/):
 ///   GET /-/resilience        the clients' breakers, bulkheads, budgets and ejected instances
@@ -111,6 +118,13 @@ class Client {
     void set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy upstream = {});
     /// A degraded answer returned instead of an error when a call fails or answers 5xx.
     void set_fallback(std::function<Response(const CallFailure&)> fallback);
+    /// Calls carry the incoming request's credential (its Authorization, or X-API-Key), so the
+    /// callee judges the original caller (Spring Cloud Gateway's TokenRelay).
+    void relay_caller_token();
+    /// Calls carry the service's own access token (client credentials grant with `scopes`, from
+    /// the --credentials client), fetched when first needed and renewed before it expires; a call
+    /// that cannot get one fails with 503. Set before run().
+    void use_service_token(std::vector<std::string> scopes = {});
 
   private:
     friend class Service;
@@ -122,6 +136,30 @@ class Client {
 
 /// A request handler: business code only.
 using RouteHandler = std::function<Task<Response>(Request&)>;
+
+/// A registered route, to add requirements to:
+///
+///     svc.put("/stock/{id}", handler).require({"inventory:write"}, {"jwt", "api_key"});
+class RouteRef {
+  public:
+    /// Callers must present a credential the platform's identity server vouches for, holding
+    /// every scope in `scopes` — checked by libs/auth's Verifier, the code the gateway's auth
+    /// filter runs, so the service does not rely on the edge alone. `accept`: "jwt", "opaque",
+    /// "api_key" (default: JWTs, and opaque tokens when the service has --credentials to
+    /// introspect them); a token comes as `Authorization: Bearer`, an API key also in X-API-Key.
+    /// Otherwise the answer is 401 or 403 (problem+json with the RFC 6750 challenge) and the
+    /// handler does not run; when it runs, X-Plexus-Subject, X-Plexus-Client and X-Plexus-Scopes
+    /// say who called (set by the service, whatever the caller sent). Needs --identity and
+    /// --issuer; run() returns 2 without them.
+    RouteRef& require(std::vector<std::string> scopes, std::vector<std::string> accept = {});
+
+  private:
+    friend class Service;
+    RouteRef(std::shared_ptr<detail::ServiceState> state, std::size_t index)
+        : state_(std::move(state)), index_(index) {}
+    std::shared_ptr<detail::ServiceState> state_;
+    std::size_t index_;
+};
 
 /// A part of a service with a life of its own — a database pool, a config client, a message
 /// consumer. A service starts its components in dependency order before it listens, counts each
@@ -161,11 +199,12 @@ class Service {
     Service& operator=(const Service&) = delete;
 
     /// Routes; patterns use `{param}` segments (see net::PathPattern). Register before run().
-    void get(std::string_view pattern, RouteHandler h);
-    void post(std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
-    void put(std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
-    void del(std::string_view pattern, RouteHandler h);
-    void route(std::string method, std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
+    RouteRef get(std::string_view pattern, RouteHandler h);
+    RouteRef post(std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
+    RouteRef put(std::string_view pattern, RouteHandler h, std::size_t max_body_bytes = 0);
+    RouteRef del(std::string_view pattern, RouteHandler h);
+    RouteRef route(std::string method, std::string_view pattern, RouteHandler h,
+                   std::size_t max_body_bytes = 0);
 
     /// A client for another service (resolved through the registry once running). Clients of one
     /// service share their policies and state; one may be made at any time, also in a handler.

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
+#include "plexus/auth/bearer.hpp"
 #include "plexus/auth/verifier.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
@@ -12,8 +13,6 @@
 namespace plexus::gateway::filters {
 
 namespace {
-
-constexpr std::string_view kRealm = R"(Bearer realm="plexus")";
 
 std::optional<std::string> settings_problem(const AuthConfig& c) {
     for (const auto& s : c.scopes) {
@@ -57,14 +56,10 @@ class AuthFilter final : public Filter {
           unavailable_(results.labels({route, "unavailable"})) {}
 
     FilterResult on_request_head(Exchange& x) const override {
-        auto credential = presented(x);
+        auto credential = auth::presented(x.request.headers, kinds_);
         if (credential.empty()) {
             missing_.inc();
-            x.response.problem(401, "Unauthorized",
-                               kinds_ == auth::kApiKey ? "this route needs an API key (X-API-Key)"
-                                                       : "this route needs a Bearer access token",
-                               x.request.path());
-            x.response.headers.set("WWW-Authenticate", kRealm);
+            auth::answer_unauthorized(x.response, nullptr, kinds_, x.request.path());
             return FilterResult::answered;
         }
         auto c = verifier_->check(credential, kinds_);
@@ -73,42 +68,21 @@ class AuthFilter final : public Filter {
     }
 
     net::Task<FilterResult> on_request_head_async(Exchange& x) const override {
-        co_return conclude(x, co_await verifier_->check_async(std::string(presented(x)), kinds_));
+        auto credential = std::string(auth::presented(x.request.headers, kinds_));
+        co_return conclude(x, co_await verifier_->check_async(std::move(credential), kinds_));
     }
 
   private:
-    // The credential: a Bearer token, or (where API keys are accepted) an X-API-Key header.
-    std::string_view presented(const Exchange& x) const {
-        auto auth = x.request.headers.get("Authorization").value_or("");
-        if (auth.size() > 7 && net::iequals(auth.substr(0, 7), "Bearer ")) {
-            auto token = auth.substr(7);
-            while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-            return token;
-        }
-        if (kinds_ & auth::kApiKey) return x.request.headers.get("X-API-Key").value_or("");
-        return {};
-    }
-
     FilterResult conclude(Exchange& x, const auth::Check& c) const {
         if (c.status == auth::Check::ok) return admit(x, *c.token);
-        if (c.status == auth::Check::unavailable) {
-            unavailable_.inc();
-            x.response.problem(503, "Service Unavailable", "cannot check the credential now: " + c.detail,
-                               x.request.path());
-            x.response.headers.set("Retry-After", "1");
-            return FilterResult::answered;
-        }
-        invalid_.inc();
-        x.response.problem(401, "Unauthorized", "invalid access token: " + c.detail, x.request.path());
-        x.response.headers.set("WWW-Authenticate", std::string(kRealm) + R"(, error="invalid_token")");
+        (c.status == auth::Check::unavailable ? unavailable_ : invalid_).inc();
+        auth::answer_unauthorized(x.response, &c, kinds_, x.request.path());
         return FilterResult::answered;
     }
 
     FilterResult admit(Exchange& x, const auth::CachedToken& t) const {
         const auto& p = *t.principal;
-        for (const auto& s : c_.scopes) {
-            if (!p.has_scope(s)) return refuse(x, "the token lacks scope " + s);
-        }
+        if (auto why = auth::lacking_scope(p, c_.scopes)) return refuse(x, *why);
         for (const auto& r : c_.roles) {
             if (!claim_holds(t.claims, "roles", r)) return refuse(x, "the token lacks role " + r);
         }
@@ -126,21 +100,13 @@ class AuthFilter final : public Filter {
             h.remove("Authorization");
             if (kinds_ & auth::kApiKey) h.remove("X-API-Key");
         }
-        // The principal lives as long as the cache entry's owner; share its ownership.
         x.scope.set_principal(t.principal);
         return FilterResult::next;
     }
 
     FilterResult refuse(Exchange& x, const std::string& why) const {
         forbidden_.inc();
-        x.response.problem(403, "Forbidden", why, x.request.path());
-        std::string challenge = std::string(kRealm) + R"(, error="insufficient_scope")";
-        if (!c_.scopes.empty()) {
-            std::string needed;
-            for (const auto& s : c_.scopes) needed += (needed.empty() ? "" : " ") + s;
-            challenge += R"(, scope=")" + needed + "\"";
-        }
-        x.response.headers.set("WWW-Authenticate", challenge);
+        auth::answer_forbidden(x.response, why, c_.scopes, x.request.path());
         return FilterResult::answered;
     }
 

@@ -163,6 +163,9 @@ class Server {
     /// Creates a user with `password` (empty: a generated one); returns it and the password.
     /// Throws std::invalid_argument for bad fields. Blocking (the password hash is slow).
     std::pair<UserInfo, std::string> create_user(UserInfo info, std::string password);
+    /// Creates an API key; returns its info and the key itself (shown once). Throws
+    /// std::invalid_argument for bad fields. Blocking.
+    std::pair<ApiKeyInfo, std::string> create_api_key(ApiKeyInfo info);
     /// Answers every pending and future /revocations long poll at once (at shutdown).
     void stop_watches();
     /// Makes a new key the signing key; the old one stays published until its tokens expire.
