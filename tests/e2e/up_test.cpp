@@ -134,6 +134,67 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     EXPECT_EQ(d.plexus("identity clients delete nosuch", &cli_out), 1);
     EXPECT_NE(cli_out.find("404: no client nosuch"), std::string::npos) << cli_out;
 
+    // Stock changes take an API key or an access token with inventory:write, checked at the gateway
+    // (introspected with its own provisioned client) and again by inventory.
+    const std::string quantity = R"({"quantity":11})";
+    EXPECT_EQ(http("PUT", gateway_port, "/api/stock/2", quantity, json_type).status, 401);
+    ASSERT_EQ(d.plexus("identity api-keys create importer --scope inventory:write --json", &cli_out), 0)
+        << cli_out;
+    auto api_key = std::string(json::parse(cli_out).at("api_key").as_string());
+    auto key_id = api_key.substr(0, api_key.find('.'));
+    auto by_key = http("PUT", gateway_port, "/api/stock/2", quantity,
+                       {{"Content-Type", "application/json"}, {"X-API-Key", api_key}});
+    EXPECT_EQ(by_key.status, 200) << by_key.body;
+    EXPECT_EQ(json::parse(http_get(gateway_port, "/api/stock/2").body).at("quantity").as_int64(), 11);
+    ASSERT_EQ(d.plexus("identity api-keys delete " + key_id, &cli_out), 0) << cli_out;
+    EXPECT_TRUE(eventually([&] {
+        return http("PUT", gateway_port, "/api/stock/2", quantity,
+                    {{"Content-Type", "application/json"}, {"X-API-Key", api_key}})
+                   .status == 401;
+    }));
+
+    // An opaque token (its client says so) is introspected the same way.
+    ASSERT_EQ(d.plexus("identity clients create 'stock sync opaque' --scope inventory:write --opaque --json",
+                       &cli_out),
+              0)
+        << cli_out;
+    auto opaque_client = json::parse(cli_out).as_object();
+    auto opaque = http(
+        "POST", gateway_port, "/auth/token",
+        "grant_type=client_credentials&client_id=" + std::string(opaque_client.at("client_id").as_string()) +
+            "&client_secret=" + std::string(opaque_client.at("client_secret").as_string()),
+        {{"Content-Type", "application/x-www-form-urlencoded"}});
+    ASSERT_EQ(opaque.status, 200) << opaque.body;
+    auto opaque_token = std::string(json::parse(opaque.body).at("access_token").as_string());
+    EXPECT_TRUE(opaque_token.starts_with("pxo_"));
+    EXPECT_EQ(http("PUT", gateway_port, "/api/stock/2", quantity,
+                   {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + opaque_token}})
+                  .status,
+              200);
+
+    // The catalog sets a new product's stock in inventory with its own service token.
+    auto stocked =
+        http("POST", gateway_port, "/api/products", R"({"name":"Scale","price_cents":3900,"stock":6})",
+             {{"Content-Type", "application/json"}, {"Authorization", admin}});
+    EXPECT_EQ(stocked.status, 403);  // the admin token has no catalog:write
+    ASSERT_EQ(d.plexus("identity clients create 'editor 2' --scope catalog:write --json", &cli_out), 0)
+        << cli_out;
+    auto editor = json::parse(cli_out).as_object();
+    auto editor_token =
+        http("POST", gateway_port, "/auth/token",
+             "grant_type=client_credentials&client_id=" + std::string(editor.at("client_id").as_string()) +
+                 "&client_secret=" + std::string(editor.at("client_secret").as_string()),
+             {{"Content-Type", "application/x-www-form-urlencoded"}});
+    ASSERT_EQ(editor_token.status, 200) << editor_token.body;
+    stocked =
+        http("POST", gateway_port, "/api/products", R"({"name":"Scale","price_cents":3900,"stock":6})",
+             {{"Content-Type", "application/json"},
+              {"Authorization",
+               "Bearer " + std::string(json::parse(editor_token.body).at("access_token").as_string())}});
+    ASSERT_EQ(stocked.status, 201) << stocked.body;
+    auto new_id = std::to_string(json::parse(stocked.body).at("id").as_int64());
+    EXPECT_EQ(json::parse(http_get(gateway_port, "/api/stock/" + new_id).body).at("quantity").as_int64(), 6);
+
     auto victim = d.instance("catalog-0");
     ASSERT_FALSE(victim.empty());
     int victim_pid = static_cast<int>(victim.at("pid").as_int64());

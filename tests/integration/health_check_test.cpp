@@ -175,9 +175,14 @@ TEST_F(HealthChecks, AnSdkServiceIsCheckedOnItsReadinessAndComesBack) {
         std::vector<std::string> argv{
             SHOP_INVENTORY_BIN, "--instance-id", id, "--heartbeat", "200ms", "--ttl", "20s"};
         argv.insert(argv.end(), extra.begin(), extra.end());
+        // Inventory will not start without an identity provider for its guarded route; this test
+        // never calls that route, so one that does not answer is enough.
         return Process(argv,
                        {{"PLEXUS_REGISTRY", "http://127.0.0.1:" + std::to_string(registry_port)},
                         {"PLEXUS_DATA_DIR", dir.path() + "/" + id},
+                        {"PLEXUS_IDENTITY", "http://127.0.0.1:" + std::to_string(free_port())},
+                        {"PLEXUS_ISSUER", "http://127.0.0.1/auth"},
+                        {"PLEXUS_CREDENTIALS", dir.path() + "/" + id + "/credentials.json"},
                         {"PLEXUS_THREADS", "1"}},
                        dir.path() + "/" + id + ".log");
     };

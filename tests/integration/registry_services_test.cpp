@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "support/http.hpp"
 #include "support/process.hpp"
@@ -16,7 +18,24 @@ namespace {
 
 class RegistryWithServices : public ::testing::Test {
   protected:
-    void SetUp() override { start_registry(); }
+    void SetUp() override {
+        start_registry();
+        start_identity();
+    }
+
+    // The identity server the services check credentials with; the catalog's own client gets
+    // inventory:write (its stock changes), as in the default deployment.
+    void start_identity() {
+        identity_port = free_port();
+        auto url = "http://127.0.0.1:" + std::to_string(identity_port);
+        identity = Process({PLEXUS_BIN, "identity", "--listen", "127.0.0.1:" + std::to_string(identity_port),
+                            "--data-dir", dir.path() + "/identity", "--issuer", url, "--provision",
+                            "shop-catalog:inventory:write=" + dir.path() + "/catalog/credentials.json",
+                            "--provision", "shop-inventory=" + dir.path() + "/inventory/credentials.json"},
+                           {}, dir.path() + "/identity.log");
+        ASSERT_TRUE(eventually([&] { return http_get(identity_port, "/health/ready").status == 200; }))
+            << identity.log();
+    }
 
     void start_registry() {
         if (registry_port == 0) registry_port = free_port();
@@ -31,9 +50,13 @@ class RegistryWithServices : public ::testing::Test {
                           std::vector<std::string> extra = {}) {
         std::vector<std::string> argv{binary, "--instance-id", id, "--heartbeat", "200ms", "--ttl", "1s"};
         argv.insert(argv.end(), extra.begin(), extra.end());
+        auto identity_url = "http://127.0.0.1:" + std::to_string(identity_port);
         return Process(argv,
                        {{"PLEXUS_REGISTRY", "http://127.0.0.1:" + std::to_string(registry_port)},
                         {"PLEXUS_DATA_DIR", dir.path() + "/" + name},
+                        {"PLEXUS_IDENTITY", identity_url},
+                        {"PLEXUS_ISSUER", identity_url},
+                        {"PLEXUS_CREDENTIALS", dir.path() + "/" + name + "/credentials.json"},
                         {"PLEXUS_THREADS", "1"}},
                        dir.path() + "/" + id + ".log");
     }
@@ -65,7 +88,9 @@ class RegistryWithServices : public ::testing::Test {
 
     TempDir dir;
     int registry_port = 0;
+    int identity_port = 0;
     Process registry;
+    Process identity;
 };
 
 }  // namespace
@@ -91,6 +116,80 @@ TEST_F(RegistryWithServices, ServicesRegisterAndCatalogCallsInventoryThroughDisc
     EXPECT_EQ(http_get(port, "/health/ready").status, 200);
     auto metrics = http_get(port, "/metrics");
     EXPECT_NE(metrics.body.find("plexus_http_requests_total"), std::string::npos);
+}
+
+TEST_F(RegistryWithServices, CatalogSetsStockWithItsOwnTokenAndEachServiceChecksItsCallers) {
+    auto inventory = start_service(SHOP_INVENTORY_BIN, "inventory", "inventory-0");
+    auto catalog = start_service(SHOP_CATALOG_BIN, "catalog", "catalog-0");
+    ASSERT_TRUE(eventually([&] { return healthy("inventory") == 1 && healthy("catalog") == 1; }));
+    int catalog_port = instance_port("catalog", "catalog-0");
+    int inventory_port = instance_port("inventory", "inventory-0");
+
+    // The first admin (its one-time credentials file) makes an editor client and an API key.
+    std::ifstream in(dir.path() + "/identity/admin-credentials.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto admin = json::parse(text.str()).as_object();
+    const std::string form = "application/x-www-form-urlencoded";
+    auto token = [&](const std::string& id, const std::string& secret, const std::string& scope) {
+        auto r = http(
+            "POST", identity_port, "/token",
+            "grant_type=client_credentials&scope=" + scope + "&client_id=" + id + "&client_secret=" + secret,
+            {{"Content-Type", form}});
+        EXPECT_EQ(r.status, 200) << r.body;
+        return "Bearer " + std::string(json::parse(r.body).at("access_token").as_string());
+    };
+    auto admin_bearer = token(std::string(admin.at("client_id").as_string()),
+                              std::string(admin.at("client_secret").as_string()), "plexus:admin");
+    auto editor =
+        http("POST", identity_port, "/admin/clients", R"({"name":"editor","scopes":["catalog:write"]})",
+             {{"Authorization", admin_bearer}, {"Content-Type", "application/json"}});
+    ASSERT_EQ(editor.status, 201) << editor.body;
+    auto e = json::parse(editor.body).as_object();
+    auto editor_bearer = token(std::string(e.at("client_id").as_string()),
+                               std::string(e.at("client_secret").as_string()), "catalog:write");
+    auto key = http("POST", identity_port, "/admin/api-keys",
+                    R"({"name":"importer","subject":"importer","scopes":["inventory:write"]})",
+                    {{"Authorization", admin_bearer}, {"Content-Type", "application/json"}});
+    ASSERT_EQ(key.status, 201) << key.body;
+    auto api_key = std::string(json::parse(key.body).at("api_key").as_string());
+
+    // Catalog: creating a product needs catalog:write, checked by the service itself.
+    const std::string product = R"({"name":"Tamper","price_cents":2900,"stock":4})";
+    EXPECT_EQ(http("POST", catalog_port, "/products", product, {{"Content-Type", "application/json"}}).status,
+              401);
+    EXPECT_EQ(http("POST", catalog_port, "/products", product,
+                   {{"Content-Type", "application/json"}, {"Authorization", admin_bearer}})
+                  .status,
+              403);
+    auto created = http("POST", catalog_port, "/products", product,
+                        {{"Content-Type", "application/json"}, {"Authorization", editor_bearer}});
+    ASSERT_EQ(created.status, 201) << created.body << catalog.log();
+    auto id = std::to_string(json::parse(created.body).at("id").as_int64());
+    EXPECT_EQ(json::parse(created.body).at("stock").as_int64(), 4);
+    // ...and its stock was set in inventory with the catalog's own token (scope inventory:write).
+    auto stock = json::parse(http_get(inventory_port, "/stock/" + id).body).as_object();
+    EXPECT_EQ(stock.at("quantity").as_int64(), 4);
+    EXPECT_TRUE(eventually([&] {
+        return inventory.log().find(R"("by":"shop-catalog")") != std::string::npos;
+    })) << inventory.log();
+
+    // Inventory: a stock change needs inventory:write, from an API key or an access token.
+    const std::string quantity = R"({"quantity":9})";
+    EXPECT_EQ(
+        http("PUT", inventory_port, "/stock/1", quantity, {{"Content-Type", "application/json"}}).status,
+        401);
+    EXPECT_EQ(http("PUT", inventory_port, "/stock/1", quantity,
+                   {{"Content-Type", "application/json"}, {"Authorization", editor_bearer}})
+                  .status,
+              403);
+    auto by_key = http("PUT", inventory_port, "/stock/1", quantity,
+                       {{"Content-Type", "application/json"}, {"X-API-Key", api_key}});
+    EXPECT_EQ(by_key.status, 200) << by_key.body;
+    EXPECT_EQ(http("PUT", inventory_port, "/stock/1", quantity,
+                   {{"Content-Type", "application/json"}, {"X-API-Key", api_key + "x"}})
+                  .status,
+              401);
 }
 
 TEST_F(RegistryWithServices, BlockingWatchAnswersWhenTheServiceChanges) {

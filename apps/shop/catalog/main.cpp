@@ -4,7 +4,10 @@
 //   GET  /products          list
 //   GET  /products/{id}     one product with {"availability": {...}} from inventory, or
 //                           "availability": "unknown" when inventory cannot answer in time
-//   POST /products          {"name": "...", "description": "...", "price_cents": 1299}
+//   POST /products          {"name": "...", "description": "...", "price_cents": 1299, "stock": 10}
+//                           needs scope catalog:write (checked here too, not only at the gateway);
+//                           "stock" (optional) is set in inventory with the catalog's own service
+//                           token (scope inventory:write)
 
 #include <boost/json.hpp>
 #include <charconv>
@@ -64,6 +67,8 @@ int main(int argc, char** argv) {
     inventory.set_fallback([](const plexus::CallFailure&) {
         return plexus::json_response(200, R"({"quantity":null})");
     });
+    // Calls to inventory carry the catalog's own token: setting stock needs inventory:write.
+    inventory.use_service_token({"inventory:write"});
     svc.on_start([&] { products.open(svc.data_dir()); });
     svc.add_readiness_check("database", [&] { return products.answers(); });
 
@@ -112,40 +117,69 @@ int main(int argc, char** argv) {
         co_return plexus::json_response(200, json::serialize(product));
     });
 
-    svc.post("/products", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
-        boost::system::error_code ec;
-        auto body = json::parse(req.body, ec);
-        if (ec || !body.is_object())
-            throw plexus::HttpError(400, "Bad Request", "body must be a JSON object");
-        const auto& o = body.as_object();
-        auto* name = o.if_contains("name");
-        auto* description = o.if_contains("description");
-        auto* price = o.if_contains("price_cents");
-        if (!name || !name->is_string() || name->as_string().empty() || name->as_string().size() > 200) {
-            throw plexus::HttpError(400, "Bad Request",
-                                    "name must be a non-empty string of at most 200 characters");
-        }
-        if (description && !description->is_string()) {
-            throw plexus::HttpError(400, "Bad Request", "description must be a string");
-        }
-        if (!price || !price->is_int64() || price->as_int64() < 0) {
-            throw plexus::HttpError(400, "Bad Request", "price_cents must be a non-negative integer");
-        }
-        std::string n(name->as_string());
-        std::string d = description ? std::string(description->as_string()) : "";
-        auto cents = price->as_int64();
-        auto created = co_await plexus::net::offload([&] {
-            std::lock_guard lock(products.mutex);
-            return products.db->query(
-                "INSERT INTO products (name, description, price_cents) VALUES (?, ?, ?) "
-                "RETURNING id, name, description, price_cents",
-                n, d, cents);
-        });
-        if (!created) throw std::runtime_error(created.error().message());
-        auto res = plexus::json_response(201, json::serialize(product_json(created->front())));
-        res.headers.set("Location", "/products/" + std::to_string(created->front().get<std::int64_t>(0)));
-        co_return res;
-    });
+    svc.post("/products",
+             [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
+                 boost::system::error_code ec;
+                 auto body = json::parse(req.body, ec);
+                 if (ec || !body.is_object())
+                     throw plexus::HttpError(400, "Bad Request", "body must be a JSON object");
+                 const auto& o = body.as_object();
+                 auto* name = o.if_contains("name");
+                 auto* description = o.if_contains("description");
+                 auto* price = o.if_contains("price_cents");
+                 if (!name || !name->is_string() || name->as_string().empty() ||
+                     name->as_string().size() > 200) {
+                     throw plexus::HttpError(400, "Bad Request",
+                                             "name must be a non-empty string of at most 200 characters");
+                 }
+                 if (description && !description->is_string()) {
+                     throw plexus::HttpError(400, "Bad Request", "description must be a string");
+                 }
+                 if (!price || !price->is_int64() || price->as_int64() < 0) {
+                     throw plexus::HttpError(400, "Bad Request",
+                                             "price_cents must be a non-negative integer");
+                 }
+                 auto* stock = o.if_contains("stock");
+                 if (stock && (!stock->is_int64() || stock->as_int64() < 0)) {
+                     throw plexus::HttpError(400, "Bad Request", "stock must be a non-negative integer");
+                 }
+                 std::string n(name->as_string());
+                 std::string d = description ? std::string(description->as_string()) : "";
+                 auto cents = price->as_int64();
+                 auto created = co_await plexus::net::offload([&] {
+                     std::lock_guard lock(products.mutex);
+                     return products.db->query(
+                         "INSERT INTO products (name, description, price_cents) VALUES (?, ?, ?) "
+                         "RETURNING id, name, description, price_cents",
+                         n, d, cents);
+                 });
+                 if (!created) throw std::runtime_error(created.error().message());
+                 auto product = product_json(created->front());
+                 auto id = std::to_string(created->front().get<std::int64_t>(0));
+                 if (stock) {
+                     auto quantity = stock->as_int64();
+                     auto set = co_await inventory.put(req, "/stock/" + id,
+                                                       json::serialize(json::object{{"quantity", quantity}}));
+                     // The fallback answers {"quantity": null}: only inventory's own answer confirms it.
+                     boost::system::error_code sec;
+                     auto confirmed = set.status == 200 ? json::parse(set.body, sec) : json::value();
+                     const auto* q = !sec && confirmed.is_object()
+                                         ? confirmed.as_object().if_contains("quantity")
+                                         : nullptr;
+                     if (!q || !q->is_int64() || q->as_int64() != quantity) {
+                         throw plexus::HttpError(502, "Bad Gateway",
+                                                 "product " + id +
+                                                     " was created, but its stock was not set: inventory "
+                                                     "answered " +
+                                                     std::to_string(set.status));
+                     }
+                     product["stock"] = quantity;
+                 }
+                 auto res = plexus::json_response(201, json::serialize(product));
+                 res.headers.set("Location", "/products/" + id);
+                 co_return res;
+             })
+        .require({"catalog:write"});
 
     return svc.run(argc, argv);
 }

@@ -2,7 +2,9 @@
 //
 //   GET /stock               all stock levels
 //   GET /stock/{product_id}  {"product_id":1,"quantity":12}
-//   PUT /stock/{product_id}  {"quantity":12}
+//   PUT /stock/{product_id}  {"quantity":12}: needs scope inventory:write, from an API key (an
+//                            importer, a person's script) or an access token (the catalog's own
+//                            service token); checked here, not only at the gateway
 
 #include <boost/json.hpp>
 #include <charconv>
@@ -82,27 +84,34 @@ int main(int argc, char** argv) {
             200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
     });
 
-    svc.put("/stock/{product_id}", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
-        auto id = product_id(req);
-        boost::system::error_code ec;
-        auto body = json::parse(req.body, ec);
-        const json::value* q = (!ec && body.is_object()) ? body.as_object().if_contains("quantity") : nullptr;
-        if (!q || !q->is_int64() || q->as_int64() < 0) {
-            throw plexus::HttpError(400, "Bad Request",
-                                    "body must be {\"quantity\": <non-negative integer>}");
-        }
-        auto quantity = q->as_int64();
-        auto done = co_await plexus::net::offload([&] {
-            std::lock_guard lock(stock.mutex);
-            return stock.db->execute(
-                "INSERT INTO stock (product_id, quantity) VALUES (?, ?) "
-                "ON CONFLICT (product_id) DO UPDATE SET quantity = excluded.quantity",
-                id, quantity);
-        });
-        if (!done) throw std::runtime_error(done.error().message());
-        co_return plexus::json_response(
-            200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
-    });
+    svc.put("/stock/{product_id}",
+            [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
+                auto id = product_id(req);
+                boost::system::error_code ec;
+                auto body = json::parse(req.body, ec);
+                const json::value* q =
+                    (!ec && body.is_object()) ? body.as_object().if_contains("quantity") : nullptr;
+                if (!q || !q->is_int64() || q->as_int64() < 0) {
+                    throw plexus::HttpError(400, "Bad Request",
+                                            "body must be {\"quantity\": <non-negative integer>}");
+                }
+                auto quantity = q->as_int64();
+                auto done = co_await plexus::net::offload([&] {
+                    std::lock_guard lock(stock.mutex);
+                    return stock.db->execute(
+                        "INSERT INTO stock (product_id, quantity) VALUES (?, ?) "
+                        "ON CONFLICT (product_id) DO UPDATE SET quantity = excluded.quantity",
+                        id, quantity);
+                });
+                if (!done) throw std::runtime_error(done.error().message());
+                plexus::telemetry::info(
+                    "stock set", {{"product_id", id},
+                                  {"quantity", quantity},
+                                  {"by", std::string(req.headers.get("X-Plexus-Subject").value_or(""))}});
+                co_return plexus::json_response(
+                    200, json::serialize(json::object{{"product_id", id}, {"quantity", quantity}}));
+            })
+        .require({"inventory:write"}, {"jwt", "opaque", "api_key"});
 
     return svc.run(argc, argv);
 }

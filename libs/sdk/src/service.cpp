@@ -391,24 +391,24 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     std::array<char, 55> traceparent;
     out.headers.set("traceparent", span.context().write_traceparent(traceparent));
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
-    std::string service_token;
+    std::string service_token, credential_error;
     if (cs.credential == detail::ClientState::Credential::relay && !out.headers.get("Authorization")) {
         if (auto a = incoming.headers.get("Authorization")) out.headers.set("Authorization", *a);
         if (auto k = incoming.headers.get("X-API-Key")) out.headers.set("X-API-Key", *k);
     } else if (cs.credential == detail::ClientState::Credential::service) {
         auto t = co_await cs.token->token();
-        if (!t.error.empty())
-            throw HttpError(503, "Service Unavailable",
-                            "no access token to call " + service + ": " + t.error);
+        credential_error = std::move(t.error);
         service_token = std::move(t.token);
-        out.headers.set("Authorization", "Bearer " + service_token);
+        if (credential_error.empty()) out.headers.set("Authorization", "Bearer " + service_token);
     }
 
     auto now = std::chrono::steady_clock::now();
     auto deadline = std::min(now + timeout, incoming.deadline);
     Response res;
     discovery::CallReport report;
-    if (deadline <= now) {
+    if (!credential_error.empty()) {
+        // Not sent: handled below as a failure (the fallback, or a 503).
+    } else if (deadline <= now) {
         state_->resilience_metrics->count_deadline_expired(false);
         report.outcome = discovery::CallOutcome::timeout;
     } else {
@@ -428,7 +428,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
             state_->resilience_metrics->count_deadline_expired(false);
     }
     if (!service_token.empty() && res.status == 401) cs.token->forget(service_token);  // fetch anew
-    if (!report.failed() && res.status < 500) {
+    if (credential_error.empty() && !report.failed() && res.status < 500) {
         if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         co_return res;
     }
@@ -436,7 +436,12 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     span.set_status(telemetry::SpanStatus::error);
     CallFailure failure;
     failure.service = service;
-    if (report.failed()) {
+    if (!credential_error.empty()) {
+        failure.reason = "no_credential";
+        failure.status = 503;
+        failure.detail = "no access token to call " + service + ": " + credential_error;
+        state_->client_errors->labels({service, failure.reason}).inc();
+    } else if (report.failed()) {
         auto answer = discovery::describe_failure(report, service, timeout);
         failure.reason = discovery::to_string(report.outcome);
         failure.status = report.outcome == discovery::CallOutcome::fault_abort ? res.status : answer.status;
@@ -455,7 +460,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
         discovery::fallback_response(policy->fallback, failure.reason, fb);
         co_return fb;
     }
-    if (!report.failed()) co_return res;  // the service's own 5xx, for the caller to judge
+    if (credential_error.empty() && !report.failed()) co_return res;  // the service's own 5xx
     throw HttpError(failure.status, std::string(net::reason_phrase(failure.status)), failure.detail);
 }
 

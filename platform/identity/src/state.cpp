@@ -384,6 +384,7 @@ void Server::Impl::provision(const Provisioned& p) {
     info.name = "workload " + p.name;
     info.scopes = p.scopes;
     auto [created, secret] = create_client(info);
+    std::filesystem::create_directories(std::filesystem::path(p.file).parent_path());
     core::write_file_atomically(p.file,
                                 json::serialize(json::object{{"client_id", created.client_id},
                                                              {"client_secret", secret},

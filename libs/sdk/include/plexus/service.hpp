@@ -77,7 +77,8 @@ struct ClientState;
 struct CallFailure {
     std::string service;
     /// no_instance, circuit_open, bulkhead_full, timeout, connect_failure, reset, protocol,
-    /// fault_abort, or status (the service answered 5xx)
+    /// fault_abort, no_credential (no service token could be had), or status (the service
+    /// answered 5xx)
     std::string reason;
     int status = 0;  ///< the upstream's 5xx, or what the failure maps to (502, 503, 504)
     std::string detail;
@@ -123,7 +124,7 @@ class Client {
     void relay_caller_token();
     /// Calls carry the service's own access token (client credentials grant with `scopes`, from
     /// the --credentials client), fetched when first needed and renewed before it expires; a call
-    /// that cannot get one fails with 503. Set before run().
+    /// that cannot get one fails (reason no_credential: the fallback, else 503). Set before run().
     void use_service_token(std::vector<std::string> scopes = {});
 
   private:
