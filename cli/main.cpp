@@ -14,6 +14,7 @@
 #include "plexus/core/duration.hpp"
 #include "plexus/gateway/daemon.hpp"
 #include "plexus/identity/identity.hpp"
+#include "plexus/limits/limits.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/supervisor/up.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -80,6 +81,13 @@ int main(int argc, char** argv) {
     idp->add_option("--log-level", log_level, "debug, info, warn or error");
     idp->require_subcommand(0, 1);
 
+    plexus::limits::Settings limits;
+    auto* lim = app.add_subcommand("limits", "run the limit service (rate limits shared by gateways)");
+    lim->add_option("--listen", limits.listen, "address to listen on (host:port)");
+    lim->add_option("--threads", limits.threads, "io threads");
+    lim->add_option("--max-keys", limits.max_keys, "buckets remembered per limit");
+    lim->add_option("--log-level", log_level, "debug, info, warn or error");
+
     plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
     gw->add_option("--listen", gateway.listen, "address to listen on (host:port)");
@@ -96,6 +104,8 @@ int main(int argc, char** argv) {
         "the issuer's revocation watch, http://host:port/path (revoked tokens refused within a second)");
     gw->add_option("--introspection-uri", gateway.auth.introspection_uri,
                    "the issuer's introspection endpoint, http://host:port/path (opaque tokens, API keys)");
+    gw->add_option("--limits-uri", gateway.limits_uri,
+                   "the limit service, http://host:port (rate_limit filters with scope: global)");
     gw->add_option("--client-credentials", gateway.auth.credentials_file,
                    "JSON file with the gateway's own client_id and client_secret, for introspection");
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
@@ -178,6 +188,10 @@ int main(int argc, char** argv) {
             identity.provision.push_back(std::move(*p));
         }
         return plexus::identity::run(identity);
+    }
+    if (*lim) {
+        if (!init_logs("limits", log_level)) return 2;
+        return plexus::limits::run(limits);
     }
     if (*gw) {
         if (!init_logs("gateway", log_level)) return 2;

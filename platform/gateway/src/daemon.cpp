@@ -103,6 +103,7 @@ int run(const DaemonSettings& s) {
     gs.routes_file = s.routes_file;
     gs.trust_forwarded_for = s.trust_forwarded_for;
     gs.auth = s.auth;
+    gs.limits_uri = s.limits_uri;
     gs.background = runtime.executor(0);
     std::unique_ptr<Gateway> gw;
     try {

@@ -163,8 +163,12 @@ struct Gateway::Impl {
         filter_state.begin_load();
         try {
             for (const auto& r : next->table->routes()) {
-                FilterContext ctx{r.settings(), filter_state, metrics, &settings.auth,
-                                  settings.background ? &*settings.background : nullptr};
+                FilterContext ctx{r.settings(),
+                                  filter_state,
+                                  metrics,
+                                  &settings.auth,
+                                  settings.background ? &*settings.background : nullptr,
+                                  &settings.limits_uri};
                 try {
                     next->chains[r.index()] = compile_filters(r.settings().filters, ctx);
                 } catch (const std::invalid_argument& e) {

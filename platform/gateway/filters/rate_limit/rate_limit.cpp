@@ -8,6 +8,7 @@
 #include "plexus/core/settings.hpp"
 #include "plexus/gateway/routes.hpp"
 #include "plexus/telemetry/metrics.hpp"
+#include "rate_limit/global_limit.hpp"
 
 namespace plexus::gateway::filters {
 
@@ -20,6 +21,8 @@ std::optional<std::string> settings_problem(const RateLimitConfig& c) {
     if (c.buckets.per.count() < 1) return "per: must be at least 1ms";
     if (c.buckets.burst < 0) return "burst: must not be negative";
     if (c.buckets.max_keys < 1) return "max_keys: must be at least 1";
+    if (c.scope != "local" && c.scope != "global") return "scope: local or global, got '" + c.scope + "'";
+    if (c.batch < 0 || c.batch > 1'000'000) return "batch: from 1 to 1000000 (0: a tenth of the burst)";
     if (c.key != "ip" && c.key != "route") {
         if (!c.key.starts_with("header:") || !net::is_token(c.key.substr(7)))
             return "key: expected ip, route or header:<Name>, got '" + c.key + "'";
@@ -39,38 +42,33 @@ std::int64_t ceil_seconds(std::chrono::milliseconds d) { return (d.count() + 999
 
 class RateLimitFilter final : public Filter {
   public:
-    RateLimitFilter(std::shared_ptr<TokenBuckets> buckets, KeyKind kind, std::string header, std::size_t slot,
-                    std::string route, telemetry::Counter& limited)
+    RateLimitFilter(std::shared_ptr<resilience::TokenBuckets> buckets, std::shared_ptr<GlobalLimit> global,
+                    KeyKind kind, std::string header, std::size_t slot, std::string route,
+                    std::int64_t capacity, std::int64_t full_in_s, telemetry::Counter& limited)
         : Filter(kRequestHead | kResponseHead),
           buckets_(std::move(buckets)),
+          global_(std::move(global)),
           kind_(kind),
           header_(std::move(header)),
           slot_(slot),
           route_(std::move(route)),
-          limit_(std::to_string(buckets_->settings().capacity())),
+          limit_(std::to_string(capacity)),
+          full_in_s_(full_in_s),
           limited_(limited) {}
 
     FilterResult on_request_head(Exchange& x) const override {
-        std::string_view key = "-";
-        switch (kind_) {
-            case KeyKind::ip:
-                key = x.request.remote_address;
-                break;
-            case KeyKind::route:
-                break;
-            case KeyKind::header:
-                key = x.request.headers.get(header_).value_or("-");
-                break;
+        auto key = key_of(x);
+        if (!global_) {
+            auto d = buckets_->take(key);
+            return conclude(x, d.allowed, d.remaining, ceil_seconds(d.full_in), d.retry_after);
         }
-        auto d = buckets_->take(key);
-        x.scratch[slot_] = pack(d.remaining, ceil_seconds(d.full_in));
-        if (d.allowed) return FilterResult::next;
-        limited_.inc();
-        x.response.problem(429, "Too Many Requests", "rate limit of route " + route_ + " exceeded",
-                           x.request.path());
-        x.response.headers.set("Retry-After",
-                               std::to_string(std::max<std::int64_t>(1, ceil_seconds(d.retry_after))));
-        return FilterResult::answered;
+        auto d = global_->take(key);
+        if (d.verdict == GlobalLimit::Verdict::wait) return FilterResult::suspend;
+        return conclude_global(x, d);
+    }
+
+    net::Task<FilterResult> on_request_head_async(Exchange& x) const override {
+        co_return conclude_global(x, co_await global_->take_async(std::string(key_of(x))));
     }
 
     void on_response_head(Exchange& x) const override {
@@ -87,12 +85,44 @@ class RateLimitFilter final : public Filter {
     }
 
   private:
-    std::shared_ptr<TokenBuckets> buckets_;
+    std::string_view key_of(const Exchange& x) const {
+        switch (kind_) {
+            case KeyKind::ip:
+                return x.request.remote_address;
+            case KeyKind::route:
+                return "-";
+            case KeyKind::header:
+                return x.request.headers.get(header_).value_or("-");
+        }
+        return "-";
+    }
+
+    FilterResult conclude_global(Exchange& x, const GlobalLimit::Decision& d) const {
+        // The service keeps the shared bucket: the reset is at most one refill of it away.
+        return conclude(x, d.verdict == GlobalLimit::Verdict::allowed, d.remaining, full_in_s_,
+                        d.retry_after);
+    }
+
+    FilterResult conclude(Exchange& x, bool allowed, std::int64_t remaining, std::int64_t reset_s,
+                          std::chrono::milliseconds retry_after) const {
+        x.scratch[slot_] = pack(remaining, reset_s);
+        if (allowed) return FilterResult::next;
+        limited_.inc();
+        x.response.problem(429, "Too Many Requests", "rate limit of route " + route_ + " exceeded",
+                           x.request.path());
+        x.response.headers.set("Retry-After",
+                               std::to_string(std::max<std::int64_t>(1, ceil_seconds(retry_after))));
+        return FilterResult::answered;
+    }
+
+    std::shared_ptr<resilience::TokenBuckets> buckets_;
+    std::shared_ptr<GlobalLimit> global_;
     KeyKind kind_;
     std::string header_;
     std::size_t slot_;
     std::string route_;
     std::string limit_;
+    std::int64_t full_in_s_;
     telemetry::Counter& limited_;
 };
 
@@ -110,6 +140,8 @@ class RateLimitFactory final : public FilterFactory {
         r.field("max_keys", max_keys);
         c->buckets.max_keys = max_keys < 1 ? 0 : static_cast<std::size_t>(max_keys);
         r.field("key", c->key);
+        r.field("scope", c->scope);
+        r.field("batch", c->batch);
         r.done();
         if (auto p = settings_problem(*c)) fail_setting(r, *p);
         return c;
@@ -124,15 +156,32 @@ class RateLimitFactory final : public FilterFactory {
                          std::to_string(c.buckets.requests) + "/" + std::to_string(c.buckets.per.count()) +
                          ":" + std::to_string(c.buckets.capacity()) + ":" +
                          std::to_string(c.buckets.max_keys) + ":" + c.key;
-        auto buckets = ctx.state.keep<TokenBuckets>(
-            state_key, [&] { return std::make_shared<TokenBuckets>(c.buckets, clock_); });
         auto& limited = ctx.metrics
                             .counter("plexus_gateway_rate_limited_total",
                                      "Requests refused by a rate_limit filter, by route.", {"route"})
                             .labels({ctx.route.name});
-        return std::make_shared<RateLimitFilter>(std::move(buckets), kind,
+        std::shared_ptr<resilience::TokenBuckets> buckets;
+        std::shared_ptr<GlobalLimit> global;
+        if (c.scope == "global") {
+            if (!ctx.limits_uri || ctx.limits_uri->empty())
+                throw std::invalid_argument("scope: global needs the gateway's --limits-uri");
+            auto batcher = ctx.state.keep<LeaseBatcher>(
+                "limits:" + *ctx.limits_uri, [&] { return std::make_shared<LeaseBatcher>(*ctx.limits_uri); });
+            if (ctx.background) batcher->start(*ctx.background);
+            global = ctx.state.keep<GlobalLimit>(
+                state_key + ":global:" + std::to_string(c.effective_batch()), [&] {
+                    return std::make_shared<GlobalLimit>(ctx.route.name, c.buckets, c.effective_batch(),
+                                                         batcher, clock_);
+                });
+        } else {
+            buckets = ctx.state.keep<resilience::TokenBuckets>(
+                state_key, [&] { return std::make_shared<resilience::TokenBuckets>(c.buckets, clock_); });
+        }
+        auto per_s = std::max<std::int64_t>(1, (c.buckets.per.count() + 999) / 1000);
+        return std::make_shared<RateLimitFilter>(std::move(buckets), std::move(global), kind,
                                                  kind == KeyKind::header ? c.key.substr(7) : std::string(),
-                                                 ctx.slot, ctx.route.name, limited);
+                                                 ctx.slot, ctx.route.name, c.buckets.capacity(), per_s,
+                                                 limited);
     }
 
   private:
@@ -147,6 +196,8 @@ void RateLimitConfig::to_json(boost::json::object& out) const {
     out["burst"] = buckets.capacity();
     out["key"] = key;
     out["max_keys"] = buckets.max_keys;
+    out["scope"] = scope;
+    if (scope == "global") out["batch"] = effective_batch();
 }
 
 const FilterFactory& rate_limit_factory() noexcept {

@@ -9,8 +9,8 @@
 
 using namespace plexus;
 using namespace std::chrono_literals;
-using gateway::filters::BucketSettings;
-using gateway::filters::TokenBuckets;
+using resilience::BucketSettings;
+using resilience::TokenBuckets;
 
 namespace {
 

@@ -55,18 +55,18 @@ TokenKinds kind_of(std::string_view credential) noexcept;
 
 /// The identity provider.
 struct ProviderSettings {
-    std::string issuer;    ///< tokens' `iss`
-    std::string jwks_uri;  ///< http://host:port/path of the JWKS
-    std::string audience;  ///< tokens' `aud` must hold it; empty: not checked
+    std::string issuer{};    ///< tokens' `iss`
+    std::string jwks_uri{};  ///< http://host:port/path of the JWKS
+    std::string audience{};  ///< tokens' `aud` must hold it; empty: not checked
     /// http://host:port/path of the provider's revocation watch (GET ?since=N&wait=30s); empty:
     /// revoked JWTs are refused only once they expire.
-    std::string revocations_uri;
+    std::string revocations_uri{};
     /// http://host:port/path of the introspection endpoint (RFC 7662), for opaque tokens and API
     /// keys; empty: those are refused.
-    std::string introspection_uri;
+    std::string introspection_uri{};
     /// A JSON file {"client_id": ..., "client_secret": ...}: the confidential client that
     /// introspects. Read at the first introspection and again whenever it changes.
-    std::string credentials_file;
+    std::string credentials_file{};
     std::chrono::seconds leeway{30};
     std::chrono::seconds introspection_ttl{60};
     std::chrono::seconds negative_ttl{5};
@@ -78,8 +78,8 @@ struct Check {
     /// not be asked (a 503, nothing cached)
     enum Status : std::uint8_t { ok, invalid, pending, unavailable };
     Status status = invalid;
-    std::shared_ptr<const CachedToken> token;  ///< ok: who, and the claims
-    std::string detail;                        ///< invalid, unavailable: why, for the answer's detail
+    std::shared_ptr<const CachedToken> token{};  ///< ok: who, and the claims
+    std::string detail{};                        ///< invalid, unavailable: why, for the answer's detail
 };
 
 class Verifier : public std::enable_shared_from_this<Verifier> {

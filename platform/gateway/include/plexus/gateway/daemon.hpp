@@ -26,6 +26,8 @@ struct DaemonSettings {
     std::string routes_file;
     /// The identity provider for `auth` filters (see auth::ProviderSettings).
     auth::ProviderSettings auth;
+    /// The limit service, http://host:port (rate_limit filters with `scope: global`).
+    std::string limits_uri;
     bool trust_forwarded_for = false;
     std::size_t threads = 0;
     /// PEM certificate chain (leaf first) and private key of the public listener; both or neither.

@@ -192,6 +192,8 @@ struct FilterContext {
     /// Where filters may run background work (a watch, a refresh); null when the gateway was
     /// given none (GatewaySettings::background).
     const net::Executor* background = nullptr;
+    /// The limit service, http://host:port (GatewaySettings::limits_uri); null or empty: none.
+    const std::string* limits_uri = nullptr;
     /// The filter's position in the route's chain: its word of Exchange::scratch.
     std::size_t slot = 0;
 };

@@ -79,6 +79,8 @@ struct GatewaySettings {
     std::chrono::milliseconds discovery_wait{2000};
     /// The identity provider whose tokens `auth` filters check.
     AuthProvider auth;
+    /// The limit service (http://host:port) of `rate_limit` filters with `scope: global`.
+    std::string limits_uri;
     /// An executor of the server's runtime for the filters' background work (the auth filter's
     /// revocation watch). Without one, such work does not run.
     std::optional<net::Executor> background;

@@ -1,9 +1,9 @@
-#include "rate_limit/token_buckets.hpp"
+#include "plexus/resilience/token_buckets.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-namespace plexus::gateway::filters {
+namespace plexus::resilience {
 
 TokenBuckets::TokenBuckets(BucketSettings settings, core::Clock& clock)
     : settings_(settings),
@@ -11,7 +11,11 @@ TokenBuckets::TokenBuckets(BucketSettings settings, core::Clock& clock)
       per_ms_(static_cast<double>(settings.requests) / static_cast<double>(settings.per.count())),
       max_per_shard_(std::max<std::size_t>(1, settings.max_keys / kShards)) {}
 
-BucketDecision TokenBuckets::take(std::string_view key) {
+BucketDecision TokenBuckets::take(std::string_view key) { return take_n(key, 1, false); }
+
+BucketDecision TokenBuckets::take_up_to(std::string_view key, std::int64_t n) { return take_n(key, n, true); }
+
+BucketDecision TokenBuckets::take_n(std::string_view key, std::int64_t n, bool lease) {
     const auto now = clock_.now();
     const auto capacity = static_cast<double>(settings_.capacity());
     auto& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
@@ -33,13 +37,15 @@ BucketDecision TokenBuckets::take(std::string_view key) {
 
     BucketDecision d;
     if (b.tokens >= 1.0) {
-        b.tokens -= 1.0;
+        auto taken = std::min<std::int64_t>(n, static_cast<std::int64_t>(std::floor(b.tokens)));
+        b.tokens -= static_cast<double>(taken);
         d.allowed = true;
+        if (lease) d.remaining = taken;
     } else {
         d.retry_after =
             std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil((1.0 - b.tokens) / per_ms_)));
     }
-    d.remaining = static_cast<std::int64_t>(std::floor(b.tokens));
+    if (!lease) d.remaining = static_cast<std::int64_t>(std::floor(b.tokens));
     d.full_in =
         std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil((capacity - b.tokens) / per_ms_)));
     return d;
@@ -54,4 +60,4 @@ std::size_t TokenBuckets::size() const {
     return n;
 }
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::resilience

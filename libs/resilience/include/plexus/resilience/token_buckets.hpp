@@ -1,9 +1,9 @@
 #pragma once
-/// Token buckets by key, for the rate_limit filter: each key may spend `burst` tokens at once and
-/// regains `rate` tokens per `per`. Memory is bounded by `max_keys`: when a shard is full, the key
-/// untouched for longest is forgotten (it would have refilled the soonest). Thread-safe: keys are
-/// spread over shards, each with its own short lock (held for one map lookup and a few
-/// arithmetic operations), as nginx's limit_req zone does.
+/// Token buckets by key, for the gateway's rate_limit filter and the limit service: each key may spend
+/// `burst` tokens at once and regains `rate` tokens per `per`. Memory is bounded by `max_keys`: when a shard
+/// is full, the key untouched for longest is forgotten (it would have refilled the soonest). Thread-safe:
+/// keys are spread over shards, each with its own short lock (held for one map lookup and a few arithmetic
+/// operations), as nginx's limit_req zone does.
 
 #include <array>
 #include <chrono>
@@ -15,7 +15,7 @@
 
 #include "plexus/core/clock.hpp"
 
-namespace plexus::gateway::filters {
+namespace plexus::resilience {
 
 /// What the buckets are.
 struct BucketSettings {
@@ -41,6 +41,10 @@ class TokenBuckets {
 
     /// Takes one token from `key`'s bucket (a new key starts full).
     BucketDecision take(std::string_view key);
+    /// Takes up to `n` whole tokens from `key`'s bucket at once (a lease); `allowed` says whether
+    /// any was taken, `remaining` how many were (not what is left), `retry_after` when one is
+    /// back if none was.
+    BucketDecision take_up_to(std::string_view key, std::int64_t n);
     /// The number of keys remembered now.
     std::size_t size() const;
     const BucketSettings& settings() const noexcept { return settings_; }
@@ -59,6 +63,7 @@ class TokenBuckets {
         std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
     };
     static constexpr std::size_t kShards = 16;
+    BucketDecision take_n(std::string_view key, std::int64_t n, bool lease);
 
     BucketSettings settings_;
     core::Clock& clock_;
@@ -67,4 +72,4 @@ class TokenBuckets {
     std::array<Shard, kShards> shards_;
 };
 
-}  // namespace plexus::gateway::filters
+}  // namespace plexus::resilience
