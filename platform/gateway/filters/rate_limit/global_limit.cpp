@@ -111,7 +111,11 @@ void GlobalLimit::granted(const std::string& key, std::int64_t tokens,
         l.expires = now + kLeaseLife;
         l.refused_until = {};
     } else {
-        l.refused_until = now + std::max(retry_after, std::chrono::milliseconds(1));
+        // Refused: ask again once half a batch could have come back, not at every token, or a
+        // starved key would cost the service one request per token.
+        auto half_batch =
+            std::chrono::milliseconds(settings_.per.count() * batch_ / (2 * settings_.requests));
+        l.refused_until = now + std::max({retry_after, half_batch, std::chrono::milliseconds(1)});
     }
 }
 
