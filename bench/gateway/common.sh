@@ -153,3 +153,20 @@ $filters
 CONF
   done
 }
+
+# Starts a `plexus identity` (audience bench) for routes behind the auth filter. Sets ID_PORT,
+# TOKEN (a client-credentials JWT of its first admin client, valid 10 minutes) and JWT_FLAGS (the
+# gateway flags that check its tokens).
+start_identity() {
+  ID_PORT=$(free_port)
+  "$PLEXUS" identity --listen "127.0.0.1:$ID_PORT" --data-dir "$work/identity" --audience bench --log-level warn \
+    > "$work/identity.log" 2>&1 &
+  pids+=($!)
+  wait_http "$ID_PORT"
+  local creds="$work/identity/admin-credentials.json"
+  TOKEN=$(curl -s -u "$(python3 -c "import json;c=json.load(open('$creds'));print(c['client_id']+':'+c['client_secret'])")" \
+    -d grant_type=client_credentials "http://127.0.0.1:$ID_PORT/token" |
+    python3 -c "import json,sys;print(json.load(sys.stdin)['access_token'])")
+  JWT_FLAGS=(--issuer "http://127.0.0.1:$ID_PORT" --jwks-uri "http://127.0.0.1:$ID_PORT/jwks" --audience bench
+             --revocations-uri "http://127.0.0.1:$ID_PORT/revocations")
+}

@@ -63,19 +63,10 @@ LIMITED_PORT=$(free_port)
 glim=$(count plexus+ratelimit "$LIMITED_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$LIMITED_PORT" --admin-listen "127.0.0.1:$(free_port)" \
       --routes "$work/routes-limited.yaml" --threads 1 --log-level warn)
 # The same behind a JWT check and the rate limit: an identity server issues the token.
-ID_PORT=$(free_port)
-"$PLEXUS" identity --listen "127.0.0.1:$ID_PORT" --data-dir "$work/identity" --audience bench --log-level warn \
-  > "$work/identity.log" 2>&1 &
-pids+=($!)
-wait_http "$ID_PORT"
-creds="$work/identity/admin-credentials.json"
-TOKEN=$(curl -s -u "$(python3 -c "import json;c=json.load(open('$creds'));print(c['client_id']+':'+c['client_secret'])")" \
-  -d grant_type=client_credentials "http://127.0.0.1:$ID_PORT/token" |
-  python3 -c "import json,sys;print(json.load(sys.stdin)['access_token'])")
+start_identity
 JWT_PORT=$(free_port)
 gjwt=$(AUTH="$TOKEN" count plexus+jwt+ratelimit "$JWT_PORT" "$PLEXUS" gateway --listen "127.0.0.1:$JWT_PORT" --admin-listen "127.0.0.1:$(free_port)" \
-      --routes "$work/routes-jwt.yaml" --threads 1 --log-level warn --issuer "http://127.0.0.1:$ID_PORT" \
-      --jwks-uri "http://127.0.0.1:$ID_PORT/jwks" --audience bench --revocations-uri "http://127.0.0.1:$ID_PORT/revocations")
+      --routes "$work/routes-jwt.yaml" --threads 1 --log-level warn "${JWT_FLAGS[@]}")
 n=$(count nginx "$NGINX_PORT" "$NGINX" -c "$work/proxy.conf" -e "$work/proxy.err")
 
 echo "instructions per proxied request (callgrind, user space, wrk -t1 -c8 -d$DURATION, one thread each)"

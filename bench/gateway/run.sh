@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Gateway benchmark: wrk against (a) the backend directly, (b) the Plexus gateway and (c) nginx as
-# a keep-alive reverse proxy, both proxies in front of the same backend, in one run. Prints
-# requests/s, p50 and p99 for each and the Plexus/nginx ratios.
+# Gateway benchmark: wrk against (a) the backend directly, (b) the Plexus gateway, (c) the gateway
+# on a route behind a JWT check (auth filter; a repeated token, as clients send) and a rate limit,
+# and (d) nginx as a keep-alive reverse proxy, all proxies in front of the same backend, in one
+# run. Prints requests/s, p50 and p99 for each and the Plexus/nginx ratios.
 #
 #   bench/gateway/run.sh                      # 64 connections, 10 s per target
 #   CONNECTIONS=256 DURATION=20s bench/gateway/run.sh
@@ -34,8 +35,13 @@ setsid "$PLEXUS" gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.
   --threads "$PROXY_THREADS" --log-level warn > "$work/gateway.log" 2>&1 < /dev/null &
 pids+=($!)
 GATEWAY_PID=$!
-wait_http "$BACKEND_PORT"; wait_http "$NGINX_PORT"; wait_http "$GATEWAY_PORT"
-targets=(backend:$BACKEND_PORT plexus:$GATEWAY_PORT nginx:$NGINX_PORT)
+start_identity
+JWT_PORT=$(free_port)
+setsid "$PLEXUS" gateway --listen "127.0.0.1:$JWT_PORT" --admin-listen "127.0.0.1:$(free_port)" --routes "$work/routes-jwt.yaml" \
+  --threads "$PROXY_THREADS" --log-level warn "${JWT_FLAGS[@]}" > "$work/gateway-jwt.log" 2>&1 < /dev/null &
+pids+=($!)
+wait_http "$BACKEND_PORT"; wait_http "$NGINX_PORT"; wait_http "$GATEWAY_PORT"; wait_http "$JWT_PORT"
+targets=(backend:$BACKEND_PORT plexus:$GATEWAY_PORT plexus-jwt:$JWT_PORT nginx:$NGINX_PORT)
 if [ "${TLS:-0}" = 1 ]; then
   # The same proxies, each with a listener of its own behind TLS (one handshake per wrk connection).
   write_tls_cert
@@ -55,9 +61,13 @@ url_of() {  # name:port → URL
   echo "$scheme://127.0.0.1:${1##*:}/"
 }
 
-run_wrk() {  # url → "rps p50_ms p99_ms"
+header_of() {  # name:port → wrk's header arguments (the bearer token for the JWT route)
+  [[ ${1%%:*} == plexus-jwt ]] && echo "Authorization: Bearer $TOKEN"
+  return 0
+}
+run_wrk() {  # url [header] → "rps p50_ms p99_ms"
   local out
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1")
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${2:+-H "$2"} "$1")
   echo "$out" > "$work/last-wrk.txt"
   local rps p50 p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -75,7 +85,8 @@ to_ms() {  # wrk prints 1.23ms, 456.00us, 1.02s
 }
 
 for target in "${targets[@]}"; do
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$(url_of "$target")" >/dev/null  # warm-up
+  h=$(header_of "$target")
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s ${h:+-H "$h"} "$(url_of "$target")" >/dev/null  # warm-up
 done
 
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
@@ -92,7 +103,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # Each round starts with a different target, so no target always follows the same one.
   for ((k = 0; k < ${#targets[@]}; k++)); do
     target=${targets[$(((round + k) % ${#targets[@]}))]}
-    echo "${target%%:*} $(run_wrk "$(url_of "$target")")" >> "$work/results"
+    echo "${target%%:*} $(run_wrk "$(url_of "$target")" "$(header_of "$target")")" >> "$work/results"
   done
 done
 median() {  # target field → median value over the rounds
@@ -101,6 +112,7 @@ median() {  # target field → median value over the rounds
 errors() { awk -v t="$1" '$1 == t {s += $5} END {print s + 0}' "$work/results"; }
 b_rps=$(median backend 2); b_p50=$(median backend 3); b_p99=$(median backend 4); b_err=$(errors backend)
 g_rps=$(median plexus 2); g_p50=$(median plexus 3); g_p99=$(median plexus 4); g_err=$(errors plexus)
+j_rps=$(median plexus-jwt 2); j_p50=$(median plexus-jwt 3); j_p99=$(median plexus-jwt 4); j_err=$(errors plexus-jwt)
 n_rps=$(median nginx 2); n_p50=$(median nginx 3); n_p99=$(median nginx 4); n_err=$(errors nginx)
 if [ -n "${perf_pid:-}" ]; then
   kill -INT "$perf_pid"; wait "$perf_pid" || true
@@ -114,6 +126,7 @@ echo "gateway benchmark: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS 
 printf '%-22s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
 printf '%-22s %12.0f %10s %10s %8s\n' "backend (direct)" "$b_rps" "$b_p50" "$b_p99" "$b_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "plexus gateway" "$g_rps" "$g_p50" "$g_p99" "$g_err"
+printf '%-22s %12.0f %10s %10s %8s\n' "plexus jwt+ratelimit" "$j_rps" "$j_p50" "$j_p99" "$j_err"
 printf '%-22s %12.0f %10s %10s %8s\n' "nginx proxy" "$n_rps" "$n_p50" "$n_p99" "$n_err"
 if [ "${TLS:-0}" = 1 ]; then
   gt_rps=$(median plexus-https 2); gt_p50=$(median plexus-https 3); gt_p99=$(median plexus-https 4)
@@ -125,6 +138,8 @@ echo "rounds (target req/s p50 p99 errors):"
 sed 's/^/  /' "$work/results"
 awk -v g="$g_rps" -v n="$n_rps" -v gp="$g_p99" -v np="$n_p99" 'BEGIN {
   printf "plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'
+awk -v g="$j_rps" -v n="$n_rps" -v gp="$j_p99" -v np="$n_p99" 'BEGIN {
+  printf "plexus jwt+ratelimit / nginx plain throughput: %.2fx   p99: %.2fx\n", g / n, gp / np }'
 if [ "${TLS:-0}" = 1 ]; then
   awk -v g="$gt_rps" -v n="$nt_rps" -v gp="$gt_p99" -v np="$nt_p99" 'BEGIN {
     printf "https plexus/nginx throughput: %.2fx   p99: %.2fx (lower is better)\n", g / n, gp / np }'

@@ -10,7 +10,10 @@
 /// machine.
 ///
 /// load() hands out a shared_ptr, so a reader keeps its snapshot alive however long it needs it.
-/// Thread-safe. Threads beyond kSlots share a mutex-protected fallback.
+/// The copies a thread gets share a reference count of that thread's own (its slot holds the
+/// snapshot through a small holder of its own), so a copy per request increments a counter no
+/// other core writes, not the one all threads share. Thread-safe. Threads beyond kSlots share a
+/// mutex-protected fallback.
 
 #include <array>
 #include <atomic>
@@ -56,7 +59,13 @@ class SnapshotCell {
         auto& slot = slots_[index];
         if (slot.version != version || !slot.filled) {
             std::lock_guard lock(mutex_);
-            slot.snapshot = current_;
+            if (current_) {
+                // Aliasing: points at the snapshot, counts in the thread's own holder.
+                auto holder = std::make_shared<const std::shared_ptr<const T>>(current_);
+                slot.snapshot = std::shared_ptr<const T>(holder, holder->get());
+            } else {
+                slot.snapshot = nullptr;
+            }
             slot.version = version_.load(std::memory_order_relaxed);
             slot.filled = true;
         }
