@@ -104,24 +104,17 @@ struct Verifier::Introspection {
 };
 
 Verifier::Verifier(ProviderSettings settings, std::size_t cache_size, core::Clock& clock)
-    : settings_(std::move(settings)),
-      clock_(clock),
-      jwks_(settings_.jwks_uri, kMinRefetch, clock),
-      tokens_(cache_size),
-      jwt_(security::VerifyPolicy{.issuer = settings_.issuer,
-                                  .audiences = settings_.audience.empty()
-                                                   ? std::vector<std::string>{}
-                                                   : std::vector<std::string>{settings_.audience},
-                                  .leeway = settings_.leeway},
-           clock) {
-    if (!settings_.introspection_uri.empty()) introspection_ = std::make_shared<Introspection>(settings_);
-}
+    : Verifier(std::move(settings), std::nullopt, cache_size, clock) {}
 
 Verifier::Verifier(ProviderSettings settings, security::KeySet keys, std::size_t cache_size,
                    core::Clock& clock)
+    : Verifier(std::move(settings), std::optional<security::KeySet>(std::move(keys)), cache_size, clock) {}
+
+Verifier::Verifier(ProviderSettings settings, std::optional<security::KeySet> keys, std::size_t cache_size,
+                   core::Clock& clock)
     : settings_(std::move(settings)),
       clock_(clock),
-      jwks_(std::move(keys)),
+      jwks_(keys ? JwksCache(std::move(*keys)) : JwksCache(settings_.jwks_uri, kMinRefetch, clock)),
       tokens_(cache_size),
       jwt_(security::VerifyPolicy{.issuer = settings_.issuer,
                                   .audiences = settings_.audience.empty()

@@ -629,7 +629,33 @@ TEST_F(SdkService, RegistersItsPortAndDeregistersOnSigterm) {
 namespace {
 
 // An upstream on its own runtime: GET /ok answers 200, /fail 500, /slow after 30 s.
-class Upstream {
+// An HTTP server on a runtime of its own: subclasses add routes to router_, then start().
+class TestServer {
+  public:
+    // Terminal stop: handlers still sleeping are destroyed with the runtime's work.
+    ~TestServer() {
+        runtime_.stop();
+        if (runner_.joinable()) runner_.join();
+        server_.reset();
+    }
+    std::uint16_t port() const { return server_->port(); }
+
+  protected:
+    void start() {
+        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
+                                                router_.body_limit_fn());
+        server_->start();
+        runner_ = std::thread([this] { runtime_.run(); });
+    }
+    net::Router router_;
+
+  private:
+    net::Runtime runtime_{1};
+    std::unique_ptr<net::Server> server_;
+    std::thread runner_;
+};
+
+class Upstream : public TestServer {
   public:
     Upstream() {
         router_.add("GET", "/ok", [](net::Request&, net::Response& res) -> net::Task<void> {
@@ -644,24 +670,8 @@ class Upstream {
             co_await net::sleep_for(30s);
             res.json(200, R"({"from":"upstream, late"})");
         });
-        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
-                                                router_.body_limit_fn());
-        server_->start();
-        runner_ = std::thread([this] { runtime_.run(); });
+        start();
     }
-    // Terminal stop: the slow handlers still sleeping are destroyed with the runtime's work.
-    ~Upstream() {
-        runtime_.stop();
-        runner_.join();
-        server_.reset();
-    }
-    std::uint16_t port() const { return server_->port(); }
-
-  private:
-    net::Router router_;
-    net::Runtime runtime_{1};
-    std::unique_ptr<net::Server> server_;
-    std::thread runner_;
 };
 
 // ---------------------------------------------------------------- components
@@ -914,7 +924,7 @@ class Identity {
 };
 
 // An upstream that answers with the Authorization header it was sent.
-class AuthEcho {
+class AuthEcho : public TestServer {
   public:
     AuthEcho() {
         router_.add("GET", "/whoami", [](net::Request& req, net::Response& res) -> net::Task<void> {
@@ -923,23 +933,8 @@ class AuthEcho {
                          {"authorization", std::string(req.headers.get("Authorization").value_or(""))}}));
             co_return;
         });
-        server_ = std::make_unique<net::Server>(runtime_, net::ServerSettings{}, router_.handler(),
-                                                router_.body_limit_fn());
-        server_->start();
-        runner_ = std::thread([this] { runtime_.run(); });
+        start();
     }
-    ~AuthEcho() {
-        runtime_.stop();
-        runner_.join();
-        server_.reset();
-    }
-    std::uint16_t port() const { return server_->port(); }
-
-  private:
-    net::Router router_;
-    net::Runtime runtime_{1};
-    std::unique_ptr<net::Server> server_;
-    std::thread runner_;
 };
 
 }  // namespace

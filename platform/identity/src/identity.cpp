@@ -131,16 +131,9 @@ int run(const Settings& settings) {
     net::Router router;
     server->add_routes(router);
     serving::add_probe_routes(router, metrics);
-    net::ServerSettings ss;
-    ss.address = listen->host;
-    ss.port = listen->port;
-    net::Server http(runtime, ss, router.handler(), router.body_limit_fn());
-    try {
-        http.start();
-    } catch (const std::exception& e) {
-        telemetry::error("cannot listen", {{"listen", settings.listen}, {"error", e.what()}});
-        return 1;
-    }
+    auto http_ptr = serving::start_listener(runtime, *listen, router, settings.listen);
+    if (!http_ptr) return 1;
+    auto& http = *http_ptr;
     auto stop = std::make_shared<std::atomic<bool>>(false);
     discovery::InstanceInfo self;
     if (registry) {

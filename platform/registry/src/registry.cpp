@@ -205,16 +205,9 @@ int run(const Settings& settings) {
     api.add_routes(router);
     serving::add_probe_routes(router, metrics);
 
-    net::ServerSettings ss;
-    ss.address = listen->host;
-    ss.port = listen->port;
-    net::Server server(runtime, ss, router.handler(), router.body_limit_fn());
-    try {
-        server.start();
-    } catch (const std::exception& e) {
-        telemetry::error("cannot listen", {{"listen", settings.listen}, {"error", e.what()}});
-        return 1;
-    }
+    auto server_ptr = serving::start_listener(runtime, *listen, router, settings.listen);
+    if (!server_ptr) return 1;
+    auto& server = *server_ptr;
     auto stop = std::make_shared<std::atomic<bool>>(false);
     net::spawn(runtime.executor(0),
                reap_loop(catalog, settings.reap_interval, stop,

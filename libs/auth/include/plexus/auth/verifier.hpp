@@ -103,6 +103,8 @@ class Verifier : public std::enable_shared_from_this<Verifier> {
 
   private:
     struct Introspection;
+    Verifier(ProviderSettings settings, std::optional<security::KeySet> keys, std::size_t cache_size,
+             core::Clock& clock);
     std::int64_t now() const;
     Check conclude_jwt(const security::Verified& v, std::string credential) const;
     Check from_cache(std::shared_ptr<const CachedToken> t) const;
