@@ -52,7 +52,10 @@ struct HttpUrl {
 std::optional<HttpUrl> parse_http_url(std::string_view url);
 
 struct ClientSettings {
-    std::size_t max_connections_per_endpoint = 256;
+    /// Per io_context (one per core) and endpoint. 1024 (Envoy's default cluster limit): a
+    /// smaller cap makes a proxy with 1,000 client connections queue requests behind a few
+    /// hundred upstream ones, which shows as a p99 twice nginx's.
+    std::size_t max_connections_per_endpoint = 1024;
     std::chrono::milliseconds connect_timeout{2000};
     std::chrono::milliseconds idle_expiry{30'000};
     std::size_t max_response_bytes = 64 * 1024 * 1024;
