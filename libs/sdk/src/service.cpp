@@ -10,9 +10,8 @@
 #include <map>
 #include <variant>
 
+#include "access.hpp"
 #include "components.hpp"
-#include "plexus/auth/bearer.hpp"
-#include "plexus/auth/token_source.hpp"
 #include "plexus/auth/verifier.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
@@ -40,9 +39,7 @@ struct RouteDef {
     std::string pattern;
     RouteHandler handler;
     std::size_t max_body;
-    // RouteRef::require: the credential kinds taken (0: no requirement) and the scopes needed.
-    bool guarded = false;
-    std::vector<std::string> accept{}, scopes{};
+    RouteAccess access{};
 };
 
 // What the copies of one Client share.
@@ -53,9 +50,7 @@ struct ClientState {
     std::function<Response(const CallFailure&)> fallback;
     core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults swaps it
     std::shared_ptr<resilience::Upstream> guards;     // set at run()
-    enum class Credential : std::uint8_t { none, relay, service } credential = Credential::none;
-    std::vector<std::string> token_scopes;     // Credential::service
-    std::shared_ptr<auth::TokenSource> token;  // Credential::service, set at run()
+    ClientCredential credential;  // its token source made at run()
     ClientState() { call.timeout = std::chrono::milliseconds(5000); }
 };
 
@@ -81,7 +76,7 @@ struct ServiceState {
     std::unique_ptr<resilience::Metrics> resilience_metrics;
     std::unique_ptr<resilience::UpstreamSet> upstreams;
     core::SnapshotCell<resilience::FaultSettings> inbound_fault;
-    std::string identity, credentials;         // --identity, --credentials
+    AccessFlags access;                        // --identity, --issuer, --audience, --credentials
     std::shared_ptr<auth::Verifier> verifier;  // set at run() when a route requires a credential
 
     // Puts a client's policies in force; clients_mutex held. An empty string, or the problem.
@@ -89,12 +84,7 @@ struct ServiceState {
         auto bad = resilience::check(cs.call);
         if (!bad) bad = resilience::check(cs.upstream);
         if (bad) return *bad;
-        if (cs.credential == ClientState::Credential::service && !cs.token) {
-            if (identity.empty() || credentials.empty())
-                return "a service token needs --identity and --credentials (PLEXUS_IDENTITY, "
-                       "PLEXUS_CREDENTIALS)";
-            cs.token = std::make_shared<auth::TokenSource>(identity + "/token", credentials, cs.token_scopes);
-        }
+        if (auto no = cs.credential.activate(access); !no.empty()) return no;
         cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
         cs.guards = upstreams->get(name, cs.upstream);
         return {};
@@ -160,33 +150,10 @@ net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name
     };
 }
 
-// Runs `h` only for a caller whose credential holds `scopes` (RouteRef::require).
-net::Handler guarded(std::shared_ptr<ServiceState> st, auth::TokenKinds kinds,
-                     std::vector<std::string> scopes, RouteHandler h) {
-    return [st = std::move(st), kinds, scopes = std::move(scopes), h = std::move(h)](
-               Request& req, Response& res) -> Task<void> {
-        auto credential = auth::presented(req.headers, kinds);
-        if (credential.empty()) co_return auth::answer_unauthorized(res, nullptr, kinds, req.path());
-        auto c = st->verifier->check(credential, kinds);
-        if (c.status == auth::Check::pending)
-            c = co_await st->verifier->check_async(std::string(credential), kinds);
-        if (c.status != auth::Check::ok) co_return auth::answer_unauthorized(res, &c, kinds, req.path());
-        const auto& p = *c.token->principal;
-        if (auto why = auth::lacking_scope(p, scopes))
-            co_return auth::answer_forbidden(res, *why, scopes, req.path());
-        req.headers.set("X-Plexus-Subject", p.subject);
-        req.headers.set("X-Plexus-Client", p.client_id);
-        req.headers.set("X-Plexus-Scopes", p.scope);
-        res = co_await h(req);
-    };
-}
-
 // A route: its handler's answer is the response.
 net::Handler wrap(std::shared_ptr<ServiceState> st, const detail::RouteDef& r, auth::TokenKinds kinds) {
-    auto h = r.handler;
-    net::Handler inner =
-        kinds ? guarded(st, kinds, r.scopes, std::move(h))
-              : [h = std::move(h)](Request& req, Response& res) -> Task<void> { res = co_await h(req); };
+    net::Handler inner = [h = r.handler](Request& req, Response& res) -> Task<void> { res = co_await h(req); };
+    if (kinds) inner = detail::guarded(st->verifier, kinds, r.access.scopes, std::move(inner));
     return instrument(std::move(st), r.pattern, r.method, std::move(inner));
 }
 
@@ -347,17 +314,17 @@ void Client::set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy 
 void Client::set_fallback(std::function<Response(const CallFailure&)> fallback) {
     client_->fallback = std::move(fallback);
 }
-void Client::relay_caller_token() { client_->credential = detail::ClientState::Credential::relay; }
+void Client::relay_caller_token() { client_->credential.kind = detail::ClientCredential::Kind::relay; }
 void Client::use_service_token(std::vector<std::string> scopes) {
-    client_->credential = detail::ClientState::Credential::service;
-    client_->token_scopes = std::move(scopes);
+    client_->credential.kind = detail::ClientCredential::Kind::service;
+    client_->credential.scopes = std::move(scopes);
 }
 
 RouteRef& RouteRef::require(std::vector<std::string> scopes, std::vector<std::string> accept) {
-    auto& r = state_->routes.at(index_);
-    r.guarded = true;
-    r.scopes = std::move(scopes);
-    r.accept = std::move(accept);
+    auto& a = state_->routes.at(index_).access;
+    a.guarded = true;
+    a.scopes = std::move(scopes);
+    a.accept = std::move(accept);
     return *this;
 }
 
@@ -391,16 +358,8 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     std::array<char, 55> traceparent;
     out.headers.set("traceparent", span.context().write_traceparent(traceparent));
     if (auto rid = incoming.headers.get("x-request-id")) out.headers.set("X-Request-Id", *rid);
-    std::string service_token, credential_error;
-    if (cs.credential == detail::ClientState::Credential::relay && !out.headers.get("Authorization")) {
-        if (auto a = incoming.headers.get("Authorization")) out.headers.set("Authorization", *a);
-        if (auto k = incoming.headers.get("X-API-Key")) out.headers.set("X-API-Key", *k);
-    } else if (cs.credential == detail::ClientState::Credential::service) {
-        auto t = co_await cs.token->token();
-        credential_error = std::move(t.error);
-        service_token = std::move(t.token);
-        if (credential_error.empty()) out.headers.set("Authorization", "Bearer " + service_token);
-    }
+    auto sent = co_await cs.credential.attach(incoming, out);
+    const auto& credential_error = sent.error;
 
     auto now = std::chrono::steady_clock::now();
     auto deadline = std::min(now + timeout, incoming.deadline);
@@ -427,7 +386,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
         if (report.outcome == discovery::CallOutcome::timeout && incoming.deadline < now + timeout)
             state_->resilience_metrics->count_deadline_expired(false);
     }
-    if (!service_token.empty() && res.status == 401) cs.token->forget(service_token);  // fetch anew
+    if (res.status == 401) cs.credential.rejected(sent);
     if (credential_error.empty() && !report.failed() && res.status < 500) {
         if (span.recording()) span.set_attribute("http.status_code", std::to_string(res.status));
         co_return res;
@@ -553,14 +512,15 @@ int Service::run(int argc, char** argv) {
     app.add_option("--config", config_file, "YAML file with the clients' resilience policies");
     app.add_option("--check-interval", check_interval_text,
                    "how often the registry checks /health/ready (0 = no active check)");
-    st.identity = env_or("PLEXUS_IDENTITY", "");
-    std::string issuer = env_or("PLEXUS_ISSUER", "");
-    std::string audience = env_or("PLEXUS_AUDIENCE", "plexus");
-    st.credentials = env_or("PLEXUS_CREDENTIALS", "");
-    app.add_option("--identity", st.identity, "the identity server, http://host:port");
-    app.add_option("--issuer", issuer, "the iss of the tokens routes accept");
-    app.add_option("--audience", audience, "the aud those tokens must name");
-    app.add_option("--credentials", st.credentials,
+    auto& access = st.access;
+    access.identity = env_or("PLEXUS_IDENTITY", "");
+    access.issuer = env_or("PLEXUS_ISSUER", "");
+    access.audience = env_or("PLEXUS_AUDIENCE", "plexus");
+    access.credentials = env_or("PLEXUS_CREDENTIALS", "");
+    app.add_option("--identity", access.identity, "the identity server, http://host:port");
+    app.add_option("--issuer", access.issuer, "the iss of the tokens routes accept");
+    app.add_option("--audience", access.audience, "the aud those tokens must name");
+    app.add_option("--credentials", access.credentials,
                    "JSON file with this service's client_id and client_secret");
     try {
         app.parse(argc, argv);
@@ -597,40 +557,16 @@ int Service::run(int argc, char** argv) {
         flag_error = "--listen must be host:port";
     else if (!registry.empty() && !registry_ep)
         flag_error = "--registry must be http://host:port";
-    else if (!st.identity.empty() && !net::parse_http_url(st.identity))
-        flag_error = "--identity (PLEXUS_IDENTITY) must be http://host:port, got '" + st.identity + "'";
-    while (!st.identity.empty() && st.identity.back() == '/') st.identity.pop_back();
-    // Routes that require a credential: what each accepts, and the verifier they share.
-    std::vector<auth::TokenKinds> route_kinds(st.routes.size(), 0);
-    for (std::size_t i = 0; i < st.routes.size() && flag_error.empty(); ++i) {
-        const auto& r = st.routes[i];
-        if (!r.guarded) continue;
-        auto where = "route " + r.method + " " + r.pattern + ": ";
-        if (st.identity.empty() || issuer.empty()) {
-            flag_error =
-                where + "requires a credential: set --identity and --issuer (PLEXUS_IDENTITY, PLEXUS_ISSUER)";
-            break;
-        }
-        route_kinds[i] = r.accept.empty() ? auth::kJwt | (st.credentials.empty() ? 0 : auth::kOpaque) : 0;
-        for (const auto& k : r.accept) {
-            auto kind = auth::kind_named(k);
-            if (!kind)
-                flag_error = where + "'" + k + "' is not jwt, opaque or api_key";
-            else if (kind != auth::kJwt && st.credentials.empty())
-                flag_error = where + k + " needs --credentials (PLEXUS_CREDENTIALS) to introspect with";
-            route_kinds[i] |= kind;
-        }
-    }
-    if (flag_error.empty() &&
-        std::any_of(route_kinds.begin(), route_kinds.end(), [](auto k) { return k != 0; })) {
-        auth::ProviderSettings provider{
-            .issuer = issuer,
-            .jwks_uri = st.identity + "/jwks",
-            .audience = audience,
-            .revocations_uri = st.identity + "/revocations",
-            .introspection_uri = st.credentials.empty() ? "" : st.identity + "/introspect",
-            .credentials_file = st.credentials};
-        st.verifier = std::make_shared<auth::Verifier>(provider, 10'000, core::Clock::real());
+    else if (!access.identity.empty() && !net::parse_http_url(access.identity))
+        flag_error = "--identity (PLEXUS_IDENTITY) must be http://host:port, got '" + access.identity + "'";
+    while (!access.identity.empty() && access.identity.back() == '/') access.identity.pop_back();
+    detail::RouteGuards guards;
+    if (flag_error.empty()) {
+        std::vector<detail::GuardedRoute> routes;
+        for (const auto& r : st.routes) routes.push_back({r.method, r.pattern, r.access});
+        guards = detail::resolve_guards(routes, access);
+        flag_error = guards.error;
+        st.verifier = guards.verifier;
     }
     if (!flag_error.empty()) {
         std::fprintf(stderr, "%s: %s\n", st.name.c_str(), flag_error.c_str());
@@ -681,7 +617,7 @@ int Service::run(int argc, char** argv) {
     net::Router router;
     for (std::size_t i = 0; i < st.routes.size(); ++i) {
         const auto& r = st.routes[i];
-        router.add(r.method, r.pattern, wrap(state_, r, route_kinds[i]), r.max_body);
+        router.add(r.method, r.pattern, wrap(state_, r, guards.kinds[i]), r.max_body);
     }
     if (st.verifier) st.verifier->watch(runtime.executor(0));
     // Requests no route takes (the router's 404 and 405) are served requests too: logged, counted
