@@ -7,6 +7,7 @@
 #include "plexus/core/ids.hpp"
 #include "plexus/core/result.hpp"
 #include "plexus/core/settings.hpp"
+#include "plexus/core/sharded_map.hpp"
 
 using namespace plexus::core;
 using namespace std::chrono_literals;
@@ -180,4 +181,31 @@ TEST(Settings, AFailureWithoutAKeyNamesTheMapItself) {
     } catch (const SettingsError& e) {
         EXPECT_STREQ(e.what(), "c.yaml:3: clients.payments: no such client");
     }
+}
+
+namespace {
+struct Rank {
+    int operator()(int v) const noexcept { return v; }
+};
+}  // namespace
+
+TEST(ShardedMap, FindsWhatUpsertAddedAndChangesItInPlace) {
+    ShardedMap<int, Rank> m(1600);
+    EXPECT_FALSE(m.find("a", [](const int* v) { return v != nullptr; }));
+    EXPECT_EQ(m.upsert("a", [] { return 5; }, [](int& v) { return v += 1; }), 6);
+    EXPECT_EQ(m.upsert("a", [] { return 100; }, [](int& v) { return v += 1; }), 7);  // not made again
+    EXPECT_EQ(m.find("a", [](const int* v) { return v ? *v : -1; }), 7);
+    EXPECT_EQ(m.size(), 1u);
+}
+
+TEST(ShardedMap, AFullShardForgetsItsLowestRankedEntryForANewKey) {
+    ShardedMap<int, Rank> m(32);  // two entries per shard
+    auto present = [&](const std::string& k) { return m.find(k, [](const int* v) { return v != nullptr; }); };
+    m.upsert("high", [] { return 1'000'000; }, [](int&) {});  // added first, ranked highest
+    m.upsert("low", [] { return -1; }, [](int&) {});          // ranked lowest
+    for (int i = 0; i < 1000; ++i) m.upsert("k" + std::to_string(i), [i] { return i; }, [](int&) {});
+    EXPECT_LE(m.size(), 32u);
+    EXPECT_TRUE(present("high"));  // not the oldest first
+    EXPECT_FALSE(present("low"));
+    EXPECT_TRUE(present("k999"));  // the newest key was added
 }

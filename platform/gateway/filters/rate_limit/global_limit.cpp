@@ -29,25 +29,8 @@ GlobalLimit::GlobalLimit(std::string name, resilience::BucketSettings settings, 
       batch_(batch),
       batcher_(std::move(batcher)),
       clock_(clock),
-      max_per_shard_(std::max<std::size_t>(1, settings.max_keys / kShards)),
+      leases_(settings.max_keys),
       local_(settings, clock) {}
-
-GlobalLimit::Lease& GlobalLimit::lease_locked(Shard& shard, std::string_view key) {
-    auto it = shard.leases.find(key);
-    if (it != shard.leases.end()) return it->second;
-    if (shard.leases.size() >= max_per_shard_) {
-        // Forget a key that holds nothing and waits for nothing, else any: memory stays bounded.
-        auto victim = shard.leases.begin();
-        for (auto i = shard.leases.begin(); i != shard.leases.end(); ++i) {
-            if (i->second.tokens == 0 && !i->second.asking) {
-                victim = i;
-                break;
-            }
-        }
-        shard.leases.erase(victim);
-    }
-    return shard.leases.emplace(std::string(key), Lease{}).first->second;
-}
 
 GlobalLimit::Decision GlobalLimit::fallback(std::string_view key) {
     auto d = local_.take(key);
@@ -57,22 +40,21 @@ GlobalLimit::Decision GlobalLimit::fallback(std::string_view key) {
 GlobalLimit::Decision GlobalLimit::take(std::string_view key) {
     const auto now = clock_.now();
     if (ms_of(now) < degraded_until_ms_.load(std::memory_order_relaxed)) return fallback(key);
-    auto& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
     Decision d;
     bool ask = false;
-    {
-        std::lock_guard lock(shard.mutex);
-        auto& l = lease_locked(shard, key);
-        if (l.tokens > 0 && now >= l.expires) l.tokens = 0;  // not spent in time: dropped
-        if (l.tokens > 0) {
-            --l.tokens;
-            d = {Verdict::allowed, l.tokens, {}};
-            if (l.tokens * 2 < batch_ && !l.asking) ask = l.asking = true;
-        } else if (now < l.refused_until) {
-            d = {Verdict::refused, 0,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(l.refused_until - now)};
-        }
-    }
+    leases_.upsert(
+        key, [] { return Lease{}; },
+        [&](Lease& l) {
+            if (l.tokens > 0 && now >= l.expires) l.tokens = 0;  // not spent in time: dropped
+            if (l.tokens > 0) {
+                --l.tokens;
+                d = {Verdict::allowed, l.tokens, {}};
+                if (l.tokens * 2 < batch_ && !l.asking) ask = l.asking = true;
+            } else if (now < l.refused_until) {
+                d = {Verdict::refused, 0,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(l.refused_until - now)};
+            }
+        });
     if (ask) batcher_->ask(shared_from_this(), std::string(key));
     return d;
 }
@@ -84,13 +66,8 @@ net::Task<GlobalLimit::Decision> GlobalLimit::take_async(std::string key) {
         auto seen = batcher_->answered().epoch();
         auto d = take(key);
         if (d.verdict != Verdict::wait) co_return d;
-        bool ask = false;
-        {
-            auto& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
-            std::lock_guard lock(shard.mutex);
-            auto& l = lease_locked(shard, key);
-            if (!l.asking) ask = l.asking = true;
-        }
+        bool ask = leases_.upsert(
+            key, [] { return Lease{}; }, [](Lease& l) { return !std::exchange(l.asking, true); });
         if (ask) batcher_->ask(shared_from_this(), key);
         if (!co_await batcher_->answered().wait(kRequestTimeout * 2, seen)) break;
     }
@@ -101,29 +78,28 @@ net::Task<GlobalLimit::Decision> GlobalLimit::take_async(std::string key) {
 void GlobalLimit::granted(const std::string& key, std::int64_t tokens,
                           std::chrono::milliseconds retry_after) {
     const auto now = clock_.now();
-    auto& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
-    std::lock_guard lock(shard.mutex);
-    auto& l = lease_locked(shard, key);
-    l.asking = false;
-    if (tokens > 0) {
-        if (now >= l.expires) l.tokens = 0;
-        l.tokens += tokens;
-        l.expires = now + kLeaseLife;
-        l.refused_until = {};
-    } else {
-        // Refused: ask again once half a batch could have come back, not at every token, or a
-        // starved key would cost the service one request per token.
-        auto half_batch =
-            std::chrono::milliseconds(settings_.per.count() * batch_ / (2 * settings_.requests));
-        l.refused_until = now + std::max({retry_after, half_batch, std::chrono::milliseconds(1)});
-    }
+    leases_.upsert(
+        key, [] { return Lease{}; },
+        [&](Lease& l) {
+            l.asking = false;
+            if (tokens > 0) {
+                if (now >= l.expires) l.tokens = 0;
+                l.tokens += tokens;
+                l.expires = now + kLeaseLife;
+                l.refused_until = {};
+            } else {
+                // Refused: ask again once half a batch could have come back, not at every token, or a
+                // starved key would cost the service one request per token.
+                auto half_batch =
+                    std::chrono::milliseconds(settings_.per.count() * batch_ / (2 * settings_.requests));
+                l.refused_until = now + std::max({retry_after, half_batch, std::chrono::milliseconds(1)});
+            }
+        });
 }
 
 void GlobalLimit::failed(const std::string& key) {
     degraded_until_ms_.store(ms_of(clock_.now() + kDegradedFor), std::memory_order_relaxed);
-    auto& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
-    std::lock_guard lock(shard.mutex);
-    lease_locked(shard, key).asking = false;
+    leases_.upsert(key, [] { return Lease{}; }, [](Lease& l) { l.asking = false; });
 }
 
 // ---------------------------------------------------------------- LeaseBatcher

@@ -13,17 +13,16 @@
 /// cannot be reached, each gateway falls back to a local bucket with the same settings (up to G
 /// times the limit), logged once per outage.
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/core/sharded_map.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/signal.hpp"
 #include "plexus/net/task.hpp"
@@ -65,16 +64,10 @@ class GlobalLimit : public std::enable_shared_from_this<GlobalLimit> {
         core::SteadyTime expires{}, refused_until{};
         bool asking = false;
     };
-    struct Hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    // When full, a key that holds nothing and waits for nothing goes first, else any.
+    struct Idle {
+        int operator()(const Lease& l) const noexcept { return l.tokens == 0 && !l.asking ? 0 : 1; }
     };
-    struct Shard {
-        std::mutex mutex;
-        std::unordered_map<std::string, Lease, Hash, std::equal_to<>> leases;
-    };
-    static constexpr std::size_t kShards = 16;
-    Lease& lease_locked(Shard& shard, std::string_view key);
     Decision fallback(std::string_view key);
 
     std::string name_;
@@ -82,8 +75,7 @@ class GlobalLimit : public std::enable_shared_from_this<GlobalLimit> {
     std::int64_t batch_;
     std::shared_ptr<LeaseBatcher> batcher_;
     core::Clock& clock_;
-    std::size_t max_per_shard_;
-    std::array<Shard, kShards> shards_;
+    core::ShardedMap<Lease, Idle> leases_;
     resilience::TokenBuckets local_;                  // while the service cannot be reached
     std::atomic<std::int64_t> degraded_until_ms_{0};  // steady clock, ms since its epoch
 };

@@ -3,17 +3,15 @@
 /// introspection: keyed by the credential itself (a hit compares every byte, so no other token
 /// can hit an entry; only what the verifier checked is stored, so entries cannot be planted),
 /// each entry kept until its token expires or its introspection answer ages out. A SHA-256 digest as the key
-/// cost more than everything else the gateway does per request. Bounded: when a shard is full, expired
-/// entries go first, then the one that expires soonest. Thread-safe (sharded, short locks).
-#include <array>
+/// cost more than everything else the gateway does per request. Bounded: when a shard is full, the entry
+/// that expires soonest (or has expired) goes first. Thread-safe (sharded, short locks).
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "plexus/core/sharded_map.hpp"
 #include "plexus/serving/request_scope.hpp"
 
 namespace plexus::auth {
@@ -40,17 +38,10 @@ class TokenCache {
         std::shared_ptr<const CachedToken> token;
         std::int64_t expires_at = 0;
     };
-    struct Hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    struct ExpiresAt {
+        std::int64_t operator()(const Entry& e) const noexcept { return e.expires_at; }
     };
-    struct Shard {
-        mutable std::mutex mutex;
-        std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries;
-    };
-    static constexpr std::size_t kShards = 16;
-    std::size_t max_per_shard_;
-    std::array<Shard, kShards> shards_;
+    core::ShardedMap<Entry, ExpiresAt> entries_;
 };
 
 }  // namespace plexus::auth

@@ -5,15 +5,12 @@
 /// keys are spread over shards, each with its own short lock (held for one map lookup and a few arithmetic
 /// operations), as nginx's limit_req zone does.
 
-#include <array>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
-#include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/core/sharded_map.hpp"
 
 namespace plexus::resilience {
 
@@ -54,22 +51,15 @@ class TokenBuckets {
         double tokens = 0;
         core::SteadyTime updated{};
     };
-    struct Hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    struct Updated {
+        core::SteadyTime operator()(const Bucket& b) const noexcept { return b.updated; }
     };
-    struct Shard {
-        mutable std::mutex mutex;
-        std::unordered_map<std::string, Bucket, Hash, std::equal_to<>> buckets;
-    };
-    static constexpr std::size_t kShards = 16;
     BucketDecision take_n(std::string_view key, std::int64_t n, bool lease);
 
     BucketSettings settings_;
     core::Clock& clock_;
     double per_ms_;  // tokens regained per millisecond
-    std::size_t max_per_shard_;
-    std::array<Shard, kShards> shards_;
+    core::ShardedMap<Bucket, Updated> buckets_;
 };
 
 }  // namespace plexus::resilience
