@@ -69,6 +69,7 @@ FieldId field_id(std::string_view n) noexcept {
     auto is = [n](std::string_view lower_name) { return equals_lower(n, lower_name); };
     if (n.empty()) return FieldId::other;
     switch (lower(n[0])) {  // the known names' first letters: most other names stop here
+        case 'a':
         case 'c':
         case 'd':
         case 'e':
@@ -97,6 +98,9 @@ FieldId field_id(std::string_view n) noexcept {
             if (is("trailer")) return FieldId::trailer;
             if (is("upgrade")) return FieldId::upgrade;
             break;
+        case 9:
+            if (is("x-api-key")) return FieldId::x_api_key;
+            break;
         case 10:
             if (is("connection")) return FieldId::connection;
             if (is("keep-alive")) return FieldId::keep_alive;
@@ -104,18 +108,25 @@ FieldId field_id(std::string_view n) noexcept {
         case 11:
             if (is("traceparent")) return FieldId::traceparent;
             break;
+        case 13:
+            if (is("authorization")) return FieldId::authorization;
+            break;
         case 12:
             if (is("content-type")) return FieldId::content_type;
             if (is("x-request-id")) return FieldId::x_request_id;
             break;
         case 14:
             if (is("content-length")) return FieldId::content_length;
+            if (is("x-plexus-roles")) return FieldId::x_plexus_roles;
             break;
         case 15:
+            if (is("x-plexus-client")) return FieldId::x_plexus_client;
+            if (is("x-plexus-scopes")) return FieldId::x_plexus_scopes;
             if (is("x-forwarded-for")) return FieldId::x_forwarded_for;
             break;
         case 16:
             if (is("proxy-connection")) return FieldId::proxy_connection;
+            if (is("x-plexus-subject")) return FieldId::x_plexus_subject;
             if (is("x-forwarded-host")) return FieldId::x_forwarded_host;
             break;
         case 17:
@@ -185,11 +196,15 @@ std::optional<std::string_view> Headers::get(FieldId id) const noexcept {
 }
 
 const Header& Headers::add(std::string_view name, std::string_view value) {
+    return add(field_id(name), name, value);
+}
+
+const Header& Headers::add(FieldId id, std::string_view name, std::string_view value) {
     if (size_ == items_.size()) items_.emplace_back();
     auto& h = items_[size_++];
     copy_into(h.name_, name);
     copy_into(h.value, value);
-    h.id_ = field_id(name);
+    h.id_ = id;
     h.dropped_ = false;
     return h;
 }
@@ -198,7 +213,7 @@ void Headers::set(std::string_view name, std::string_view value) {
     const auto id = field_id(name);
     auto first = find(id, name);
     if (first == size_) {
-        add(name, value);
+        add(id, name, value);
         return;
     }
     items_[first].value.assign(value);

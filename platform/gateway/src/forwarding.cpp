@@ -15,14 +15,18 @@ constexpr std::string_view kForwardedProto = "X-Forwarded-Proto";
 constexpr std::string_view kForwardedHost = "X-Forwarded-Host";
 
 // The principal headers only the gateway's auth filter may set (it adds them after this runs).
-bool is_identity_header(std::string_view name) noexcept {
-    constexpr std::string_view kPrefix = "x-plexus-";
-    if (name.size() <= kPrefix.size() || !net::iequals(name.substr(0, kPrefix.size()), kPrefix)) return false;
-    auto rest = name.substr(kPrefix.size());
-    for (auto n : {"subject", "client", "scopes", "roles", "auth"}) {
-        if (net::iequals(rest, n)) return true;
+bool is_identity_header(const net::Header& h) noexcept {
+    switch (h.id()) {
+        case FieldId::x_plexus_subject:
+        case FieldId::x_plexus_client:
+        case FieldId::x_plexus_scopes:
+        case FieldId::x_plexus_roles:
+            return true;
+        case FieldId::other:
+            return net::iequals(h.name(), "x-plexus-auth");
+        default:
+            return false;
     }
-    return false;
 }
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
@@ -102,7 +106,7 @@ void prepare_upstream_request(net::Request& req, const ForwardingPolicy& policy)
         if (h.id() == FieldId::x_forwarded_proto) has_proto = true;
         if (h.id() == FieldId::x_forwarded_host) has_host_forwarded = true;
         return h.id() == FieldId::expect || h.id() == FieldId::x_plexus_original_path ||
-               (h.id() == FieldId::other && is_identity_header(h.name()));
+               is_identity_header(h);
     });
 
     // X-Forwarded-For

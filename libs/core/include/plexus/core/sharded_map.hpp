@@ -3,10 +3,12 @@
 /// shards, each with its own short lock (held for one lookup and what the caller does with the
 /// value). When a shard is full, a new key first evicts the entry whose `rank` is lowest (the
 /// oldest bucket, the token that expires soonest). Keys are looked up by string_view, without a
-/// copy.
+/// copy, and hashed once (a bearer token is hundreds of bytes): the shard comes from the same hash
+/// the shard's table uses.
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -25,9 +27,10 @@ class ShardedMap {
     /// Calls `f(const Value*)` under the key's shard lock: the value, or null when absent.
     template <class F>
     decltype(auto) find(std::string_view key, F&& f) const {
-        const auto& shard = shard_of(key);
+        const Hashed k{key, Hash{}(key)};
+        const auto& shard = shards_[shard_index(k.hash)];
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(key);
+        auto it = shard.entries.find(k);
         return f(it == shard.entries.end() ? nullptr : &it->second);
     }
 
@@ -35,9 +38,10 @@ class ShardedMap {
     /// added as `make()` (evicting the lowest-ranked entry when the shard is full).
     template <class Make, class F>
     decltype(auto) upsert(std::string_view key, Make&& make, F&& f) {
-        auto& shard = shard_of(key);
+        const Hashed k{key, Hash{}(key)};
+        auto& shard = shards_[shard_index(k.hash)];
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(key);
+        auto it = shard.entries.find(k);
         if (it == shard.entries.end()) {
             if (shard.entries.size() >= max_per_shard_) {
                 shard.entries.erase(std::min_element(
@@ -60,18 +64,34 @@ class ShardedMap {
     }
 
   private:
+    // A key looked up with its hash already computed.
+    struct Hashed {
+        std::string_view key;
+        std::size_t hash;
+    };
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+        std::size_t operator()(const Hashed& k) const noexcept { return k.hash; }
+    };
+    struct Equal {
+        using is_transparent = void;
+        bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+        bool operator()(const Hashed& a, std::string_view b) const noexcept { return a.key == b; }
+        bool operator()(std::string_view a, const Hashed& b) const noexcept { return a == b.key; }
     };
     struct Shard {
         mutable std::mutex mutex;
-        std::unordered_map<std::string, Value, Hash, std::equal_to<>> entries;
+        std::unordered_map<std::string, Value, Hash, Equal> entries;
     };
     static constexpr std::size_t kShards = 16;
 
-    Shard& shard_of(std::string_view key) { return shards_[Hash{}(key) % kShards]; }
-    const Shard& shard_of(std::string_view key) const { return shards_[Hash{}(key) % kShards]; }
+    // The hash's top bits, spread: the table takes the hash modulo a prime, so the shards do
+    // not each end up with a slice of its buckets.
+    static std::size_t shard_index(std::size_t hash) noexcept {
+        static_assert(kShards == 16, "the top four bits pick the shard");
+        return static_cast<std::size_t>((static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ull) >> 60);
+    }
 
     Rank rank_;
     std::size_t max_per_shard_;

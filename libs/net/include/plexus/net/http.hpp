@@ -51,6 +51,12 @@ enum class FieldId : std::uint8_t {
     traceparent,
     x_plexus_deadline_ms,
     x_plexus_original_path,
+    authorization,
+    x_api_key,
+    x_plexus_subject,
+    x_plexus_client,
+    x_plexus_scopes,
+    x_plexus_roles,
 };
 
 /// The id of the field name `name` (ASCII case-insensitive); FieldId::other for any name not
@@ -111,6 +117,8 @@ class Headers {
     Header* end() noexcept { return items_.data() + size_; }
 
   private:
+    // add() with the name's id already known.
+    const Header& add(FieldId id, std::string_view name, std::string_view value);
     // The index of the first field matching (id, name) at or after `from`, or size_.
     std::size_t find(FieldId id, std::string_view name, std::size_t from = 0) const noexcept;
     // Removes the fields marked `dropped_`, keeping the order of the rest.
