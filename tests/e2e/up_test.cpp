@@ -61,15 +61,9 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     ASSERT_EQ(discovery.status, 200) << discovery.body;
     const auto issuer = "http://127.0.0.1:" + std::to_string(gateway_port) + "/auth";
     EXPECT_EQ(json::parse(discovery.body).at("issuer").as_string(), issuer);
-    std::ifstream creds_file(d.data_dir() + "/identity/admin-credentials.json");
-    ASSERT_TRUE(creds_file.good());
-    std::stringstream creds_text;
-    creds_text << creds_file.rdbuf();
-    auto creds = json::parse(creds_text.str()).as_object();
-    auto token = http("POST", gateway_port, "/auth/token",
-                      "grant_type=client_credentials&client_id=plexus-admin&client_secret=" +
-                          std::string(creds.at("client_secret").as_string()),
-                      {{"Content-Type", "application/x-www-form-urlencoded"}});
+    auto creds = credentials_of(read_file(d.data_dir() + "/identity/admin-credentials.json"));
+    ASSERT_EQ(creds.id, "plexus-admin");
+    auto token = client_credentials(gateway_port, "/auth/token", creds);
     ASSERT_EQ(token.status, 200) << token.body;
     EXPECT_EQ(json::parse(token.body).at("token_type").as_string(), "Bearer");
     EXPECT_EQ(http_get(gateway_port, "/auth/jwks").status, 200);
@@ -79,19 +73,15 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     const std::string product = R"({"name":"Tamper","price_cents":2900})";
     const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
     EXPECT_EQ(http("POST", gateway_port, "/api/products", product, json_type).status, 401);
-    auto admin = "Bearer " + std::string(json::parse(token.body).at("access_token").as_string());
+    auto admin = "Bearer " + access_token_of(token);
     auto writer = http("POST", gateway_port, "/auth/admin/clients",
                        R"({"name":"catalog editor","scopes":["catalog:write"]})",
                        {{"Authorization", admin}, {"Content-Type", "application/json"}});
     ASSERT_EQ(writer.status, 201) << writer.body;
-    auto w = json::parse(writer.body).as_object();
-    auto writer_token =
-        http("POST", gateway_port, "/auth/token",
-             "grant_type=client_credentials&client_id=" + std::string(w.at("client_id").as_string()) +
-                 "&client_secret=" + std::string(w.at("client_secret").as_string()),
-             {{"Content-Type", "application/x-www-form-urlencoded"}});
+    auto w = credentials_of(writer.body);
+    auto writer_token = client_credentials(gateway_port, "/auth/token", w);
     ASSERT_EQ(writer_token.status, 200) << writer_token.body;
-    auto bearer = "Bearer " + std::string(json::parse(writer_token.body).at("access_token").as_string());
+    auto bearer = "Bearer " + access_token_of(writer_token);
     auto created = http("POST", gateway_port, "/api/products", product,
                         {{"Content-Type", "application/json"}, {"Authorization", bearer}});
     EXPECT_GE(created.status, 200) << created.body;
@@ -100,11 +90,9 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
 
     // Revoked at the identity server, the token is refused by the gateway within about a second
     // (pushed by the revocation watch), although its verification is cached there.
-    auto writer_access = std::string(json::parse(writer_token.body).at("access_token").as_string());
     auto revoked =
         http("POST", gateway_port, "/auth/revoke",
-             "token=" + writer_access + "&client_id=" + std::string(w.at("client_id").as_string()) +
-                 "&client_secret=" + std::string(w.at("client_secret").as_string()),
+             "token=" + access_token_of(writer_token) + "&client_id=" + w.id + "&client_secret=" + w.secret,
              {{"Content-Type", "application/x-www-form-urlencoded"}});
     ASSERT_EQ(revoked.status, 200) << revoked.body;
     const auto revoked_at = std::chrono::steady_clock::now();
@@ -158,14 +146,9 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
                        &cli_out),
               0)
         << cli_out;
-    auto opaque_client = json::parse(cli_out).as_object();
-    auto opaque = http(
-        "POST", gateway_port, "/auth/token",
-        "grant_type=client_credentials&client_id=" + std::string(opaque_client.at("client_id").as_string()) +
-            "&client_secret=" + std::string(opaque_client.at("client_secret").as_string()),
-        {{"Content-Type", "application/x-www-form-urlencoded"}});
+    auto opaque = client_credentials(gateway_port, "/auth/token", credentials_of(cli_out));
     ASSERT_EQ(opaque.status, 200) << opaque.body;
-    auto opaque_token = std::string(json::parse(opaque.body).at("access_token").as_string());
+    auto opaque_token = access_token_of(opaque);
     EXPECT_TRUE(opaque_token.starts_with("pxo_"));
     EXPECT_EQ(http("PUT", gateway_port, "/api/stock/2", quantity,
                    {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + opaque_token}})
@@ -179,18 +162,11 @@ TEST_F(PlexusUp, ServesTheShopSurvivesAKilledInstanceAndStopsClean) {
     EXPECT_EQ(stocked.status, 403);  // the admin token has no catalog:write
     ASSERT_EQ(d.plexus("identity clients create 'editor 2' --scope catalog:write --json", &cli_out), 0)
         << cli_out;
-    auto editor = json::parse(cli_out).as_object();
-    auto editor_token =
-        http("POST", gateway_port, "/auth/token",
-             "grant_type=client_credentials&client_id=" + std::string(editor.at("client_id").as_string()) +
-                 "&client_secret=" + std::string(editor.at("client_secret").as_string()),
-             {{"Content-Type", "application/x-www-form-urlencoded"}});
+    auto editor_token = client_credentials(gateway_port, "/auth/token", credentials_of(cli_out));
     ASSERT_EQ(editor_token.status, 200) << editor_token.body;
-    stocked =
-        http("POST", gateway_port, "/api/products", R"({"name":"Scale","price_cents":3900,"stock":6})",
-             {{"Content-Type", "application/json"},
-              {"Authorization",
-               "Bearer " + std::string(json::parse(editor_token.body).at("access_token").as_string())}});
+    stocked = http(
+        "POST", gateway_port, "/api/products", R"({"name":"Scale","price_cents":3900,"stock":6})",
+        {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + access_token_of(editor_token)}});
     ASSERT_EQ(stocked.status, 201) << stocked.body;
     auto new_id = std::to_string(json::parse(stocked.body).at("id").as_int64());
     EXPECT_EQ(json::parse(http_get(gateway_port, "/api/stock/" + new_id).body).at("quantity").as_int64(), 6);

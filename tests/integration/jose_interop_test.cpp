@@ -53,13 +53,10 @@ TEST(JoseInterop, JoseVerifiesTheIdentityServersTokensFromItsDiscoveryDocument) 
                       data.path() + "/identity", "--audience", "shop"},
                      {}, data.path() + "/identity.log");
     ASSERT_TRUE(eventually([&] { return http_get(port, "/health/ready").status == 200; })) << identity.log();
-    auto creds = json::parse(read_file(data.path() + "/identity/admin-credentials.json")).as_object();
-    auto issued = http("POST", port, "/token",
-                       "grant_type=client_credentials&client_id=plexus-admin&client_secret=" +
-                           std::string(creds.at("client_secret").as_string()),
-                       {{"Content-Type", "application/x-www-form-urlencoded"}});
+    auto issued = client_credentials(
+        port, "/token", credentials_of(read_file(data.path() + "/identity/admin-credentials.json")));
     ASSERT_EQ(issued.status, 200) << issued.body;
-    std::string token(json::parse(issued.body).at("access_token").as_string());
+    auto token = access_token_of(issued);
     const std::string issuer = "http://127.0.0.1:" + std::to_string(port);
 
     std::string out;

@@ -8,6 +8,7 @@
 #include <future>
 #include <sstream>
 
+#include "support/deployment.hpp"
 #include "support/http.hpp"
 #include "support/process.hpp"
 
@@ -126,28 +127,18 @@ TEST_F(RegistryWithServices, CatalogSetsStockWithItsOwnTokenAndEachServiceChecks
     int inventory_port = instance_port("inventory", "inventory-0");
 
     // The first admin (its one-time credentials file) makes an editor client and an API key.
-    std::ifstream in(dir.path() + "/identity/admin-credentials.json");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto admin = json::parse(text.str()).as_object();
-    const std::string form = "application/x-www-form-urlencoded";
-    auto token = [&](const std::string& id, const std::string& secret, const std::string& scope) {
-        auto r = http(
-            "POST", identity_port, "/token",
-            "grant_type=client_credentials&scope=" + scope + "&client_id=" + id + "&client_secret=" + secret,
-            {{"Content-Type", form}});
+    auto token = [&](const ClientCredentials& client, const std::string& scope) {
+        auto r = client_credentials(identity_port, "/token", client, scope);
         EXPECT_EQ(r.status, 200) << r.body;
-        return "Bearer " + std::string(json::parse(r.body).at("access_token").as_string());
+        return "Bearer " + access_token_of(r);
     };
-    auto admin_bearer = token(std::string(admin.at("client_id").as_string()),
-                              std::string(admin.at("client_secret").as_string()), "plexus:admin");
+    auto admin_bearer =
+        token(credentials_of(read_file(dir.path() + "/identity/admin-credentials.json")), "plexus:admin");
     auto editor =
         http("POST", identity_port, "/admin/clients", R"({"name":"editor","scopes":["catalog:write"]})",
              {{"Authorization", admin_bearer}, {"Content-Type", "application/json"}});
     ASSERT_EQ(editor.status, 201) << editor.body;
-    auto e = json::parse(editor.body).as_object();
-    auto editor_bearer = token(std::string(e.at("client_id").as_string()),
-                               std::string(e.at("client_secret").as_string()), "catalog:write");
+    auto editor_bearer = token(credentials_of(editor.body), "catalog:write");
     auto key = http("POST", identity_port, "/admin/api-keys",
                     R"({"name":"importer","subject":"importer","scopes":["inventory:write"]})",
                     {{"Authorization", admin_bearer}, {"Content-Type", "application/json"}});
@@ -301,13 +292,16 @@ TEST_F(RegistryWithServices, CatalogFallsBackWhileInventoryIsSlowAndRecoversAfte
     // Inventory turns slow: every answer now comes from the fallback, because catalog's 600 ms
     // budget for inventory runs out (inventory would answer with the quantity after 2 s), and the
     // breaker opens.
-    auto slow = http("PUT", inventory_port, "/-/faults", R"({"inbound":{"delay_percent":100,"delay_ms":2000}})");
+    auto slow =
+        http("PUT", inventory_port, "/-/faults", R"({"inbound":{"delay_percent":100,"delay_ms":2000}})");
     ASSERT_EQ(slow.status, 200) << slow.body;
     for (int i = 0; i < 12; ++i) EXPECT_EQ(availability(), R"("unknown")") << i;
     EXPECT_EQ(breaker_state(), "open");
     auto metrics = http_get(port, "/metrics").body;
-    EXPECT_NE(metrics.find(R"(plexus_circuit_breaker_transitions_total{breaker="inventory",from="closed",to="open"} 1)"),
-              std::string::npos);
+    EXPECT_NE(
+        metrics.find(
+            R"(plexus_circuit_breaker_transitions_total{breaker="inventory",from="closed",to="open"} 1)"),
+        std::string::npos);
 
     // Healed: after open_for (3 s) the breaker lets its 3 trial calls through; they pass, it closes.
     ASSERT_EQ(http("PUT", inventory_port, "/-/faults", R"({"inbound":{}})").status, 200);
@@ -339,7 +333,8 @@ TEST_F(RegistryWithServices, FaultsEndpointValidatesAndReportsTheFaults) {
     EXPECT_EQ(bad.status, 400);
     EXPECT_NE(bad.body.find("delay_percent must be from 0 to 100"), std::string::npos) << bad.body;
     EXPECT_EQ(http("PUT", port, "/-/faults", R"({"clients":{"payments":{}}})").status, 400);
-    auto ok = http("PUT", port, "/-/faults", R"({"clients":{"inventory":{"abort_percent":100,"abort_status":503}}})");
+    auto ok = http("PUT", port, "/-/faults",
+                   R"({"clients":{"inventory":{"abort_percent":100,"abort_status":503}}})");
     ASSERT_EQ(ok.status, 200) << ok.body;
     auto doc = json::parse(http_get(port, "/-/faults").body).as_object();
     EXPECT_EQ(doc["clients"].at("inventory").at("abort_status").as_int64(), 503);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstring>
 
 namespace plexus::test {
@@ -74,6 +75,36 @@ HttpResult http(const std::string& method, int port, const std::string& target, 
         if (result.body.size() > len) result.body.resize(len);
     }
     return result;
+}
+
+namespace {
+std::string string_member(const boost::json::value& v, std::string_view key) {
+    const auto* o = v.if_object();
+    const auto* m = o ? o->if_contains(key) : nullptr;
+    return m && m->is_string() ? std::string(m->as_string()) : std::string();
+}
+}  // namespace
+
+ClientCredentials credentials_of(const std::string& json_text) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(json_text, ec);
+    if (ec) return {};
+    return {string_member(v, "client_id"), string_member(v, "client_secret")};
+}
+
+HttpResult client_credentials(int port, const std::string& target, const ClientCredentials& client,
+                              const std::string& scope) {
+    std::string form =
+        "grant_type=client_credentials&client_id=" + client.id + "&client_secret=" + client.secret;
+    if (!scope.empty()) form += "&scope=" + scope;
+    return http("POST", port, target, form, {{"Content-Type", "application/x-www-form-urlencoded"}});
+}
+
+std::string access_token_of(const HttpResult& answer) {
+    if (answer.status != 200) return {};
+    boost::system::error_code ec;
+    auto v = boost::json::parse(answer.body, ec);
+    return ec ? std::string() : string_member(v, "access_token");
 }
 
 }  // namespace plexus::test
