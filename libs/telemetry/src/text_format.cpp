@@ -1,8 +1,13 @@
 #include "text_format.hpp"
 
+#include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace plexus::telemetry::detail {
 namespace {
@@ -96,15 +101,50 @@ void append_utf8_repaired(std::string& out, std::string_view text) {
     out.append(text.substr(run));
 }
 
+namespace {
+// Bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
+constexpr std::array<bool, 256> kPlainJson = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+    return t;
+}();
+
+// The length of text's prefix of plain bytes (kPlainJson), sixteen at a time where it can.
+std::size_t plain_json_prefix(std::string_view text) noexcept {
+    std::size_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 16 <= text.size(); i += 16) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+        const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x);  // x >= 0x20
+        const __m128i special =
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+        // A byte from 0x80 up has its top bit set, which movemask reads.
+        const unsigned plain = static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(special, printable)) &
+                                                     ~_mm_movemask_epi8(x)) &
+                               0xffffu;
+        if (plain != 0xffffu) return i + static_cast<std::size_t>(std::countr_one(plain));
+    }
+#endif
+    while (i < text.size() && kPlainJson[static_cast<unsigned char>(text[i])]) ++i;
+    return i;
+}
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char kHex[] = "0123456789abcdef";
+    std::size_t i = plain_json_prefix(text);
     out.push_back('"');
+    if (i == text.size()) {  // the usual case: nothing to escape
+        out.append(text);
+        out.push_back('"');
+        return;
+    }
     std::size_t run = 0;
     const auto flush = [&](std::size_t end) { out.append(text.data() + run, end - run); };
-    for (std::size_t i = 0; i < text.size();) {
+    while (i < text.size()) {
         const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            ++i;
+        if (kPlainJson[c]) {
+            i += plain_json_prefix(text.substr(i));
             continue;
         }
         if (c >= 0x80) {

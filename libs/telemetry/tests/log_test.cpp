@@ -222,3 +222,21 @@ TEST(TextFormat, FormatsRfc3339WithMilliseconds) {
     EXPECT_EQ(format(time_point_cast<system_clock::duration>(leap)), "2024-02-29T23:59:59.999Z");
     EXPECT_EQ(format(plexus::core::SystemTime{} - milliseconds(1)), "1969-12-31T23:59:59.999Z");
 }
+
+TEST(JsonString, EscapesAtEveryPositionOfLongText) {
+    // Longer than a vector block, with the byte to escape (or the UTF-8 to check) at each position.
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"\"", "\\\""},           {"\\", "\\\\"},      {"\n", "\\n"},
+        {"\x01", "\\u0001"},      {"\x1f", "\\u001f"}, {"\xff", "\\ufffd"},
+        {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}};
+    for (std::size_t len : {15, 16, 17, 33, 47}) {
+        for (const auto& [raw, escaped] : cases) {
+            for (std::size_t at = 0; at + raw.size() <= len; ++at) {
+                std::string text(len, 'a');
+                text.replace(at, raw.size(), raw);
+                std::string want = "\"" + text.substr(0, at) + escaped + text.substr(at + raw.size()) + "\"";
+                EXPECT_EQ(json_string(text), want) << "case " << escaped << " at " << at << " of " << len;
+            }
+        }
+    }
+}
