@@ -20,27 +20,38 @@ std::int64_t seconds_now() {
 }
 }  // namespace
 
-bool RevokedTokens::contains(std::string_view jti) const {
-    if (jti.empty()) return false;
-    std::shared_ptr<const std::map<std::string, std::int64_t, std::less<>>> snapshot;
+bool RevokedTokens::contains(std::string_view jti, std::string_view client_id, std::int64_t issued_at) const {
+    std::shared_ptr<const State> state;
     {
         std::lock_guard lock(mutex_);
-        snapshot = revoked_;
+        state = state_;
     }
-    return snapshot->find(jti) != snapshot->end();
+    if (!jti.empty() && state->jtis.find(jti) != state->jtis.end()) return true;
+    if (client_id.empty() || state->clients.empty()) return false;
+    auto c = state->clients.find(client_id);
+    return c != state->clients.end() && issued_at <= c->second.issued_before;
 }
 
-void RevokedTokens::add(const std::vector<std::pair<std::string, std::int64_t>>& revoked, std::int64_t index,
-                        std::int64_t now) {
+void RevokedTokens::add(const std::vector<Revocation>& revoked, std::int64_t index, std::int64_t now) {
     std::lock_guard lock(mutex_);
-    auto next = std::make_shared<std::map<std::string, std::int64_t, std::less<>>>();
-    for (const auto& [jti, exp] : *revoked_) {
-        if (exp >= now) next->emplace(jti, exp);
+    auto next = std::make_shared<State>();
+    for (const auto& [jti, exp] : state_->jtis) {
+        if (exp >= now) next->jtis.emplace(jti, exp);
     }
-    for (const auto& [jti, exp] : revoked) {
-        if (exp >= now) (*next)[jti] = exp;
+    for (const auto& [client, entry] : state_->clients) {
+        if (entry.expires_at >= now) next->clients.emplace(client, entry);
     }
-    revoked_ = std::move(next);
+    for (const auto& r : revoked) {
+        if (r.expires_at < now) continue;
+        if (r.client_id.empty()) {
+            next->jtis[r.jti] = r.expires_at;
+            continue;
+        }
+        auto& entry = next->clients[r.client_id];  // the latest deletion counts
+        entry.issued_before = std::max(entry.issued_before, r.issued_before);
+        entry.expires_at = std::max(entry.expires_at, r.expires_at);
+    }
+    state_ = std::move(next);
     index_ = std::max(index_, index);
 }
 
@@ -51,7 +62,7 @@ std::int64_t RevokedTokens::index() const {
 
 std::size_t RevokedTokens::size() const {
     std::lock_guard lock(mutex_);
-    return revoked_->size();
+    return state_->jtis.size() + state_->clients.size();
 }
 
 net::Task<void> RevokedTokens::watch(std::string uri, std::function<std::shared_ptr<RevokedTokens>()> lock) {
@@ -95,14 +106,21 @@ net::Task<void> RevokedTokens::watch(std::string uri, std::function<std::shared_
         if (failing) telemetry::info("revocation watch recovered", {{"uri", uri}});
         failing = false;
         backoff = kFirstBackoff;
-        std::vector<std::pair<std::string, std::int64_t>> revoked;
+        std::vector<Revocation> revoked;
         for (const auto& item : list->as_array()) {
             const auto* o = item.if_object();
             if (!o) continue;
             const auto* jti = o->if_contains("jti");
             const auto* exp = o->if_contains("exp");
-            if (jti && jti->is_string() && exp && exp->is_number())
-                revoked.emplace_back(std::string(jti->as_string()), exp->to_number<std::int64_t>());
+            const auto* client = o->if_contains("client_id");
+            const auto* before = o->if_contains("issued_before");
+            if (!jti || !jti->is_string() || !exp || !exp->is_int64()) continue;
+            Revocation r{.jti = std::string(jti->as_string()), .expires_at = exp->as_int64()};
+            if (client && client->is_string() && before && before->is_int64()) {
+                r.client_id = std::string(client->as_string());
+                r.issued_before = before->as_int64();
+            }
+            revoked.push_back(std::move(r));
         }
         self->add(revoked, index->as_int64(), seconds_now());
     }

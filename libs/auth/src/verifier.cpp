@@ -39,9 +39,16 @@ std::shared_ptr<CachedToken> cached_from(boost::json::object claims, std::string
     principal->kind = kind;
     auto cached = std::make_shared<CachedToken>();
     cached->jti = claim_string(claims, "jti");
+    cached->issued_at = claim_number(claims, "iat");
     cached->principal = std::move(principal);
     cached->claims = std::move(claims);
     return cached;
+}
+
+// Revoked by its id, or by its client's deletion after it was issued.
+bool is_revoked(const RevokedTokens& revoked, const CachedToken& t) {
+    return revoked.contains(
+        t.jti, t.principal ? std::string_view(t.principal->client_id) : std::string_view(), t.issued_at);
 }
 
 Check invalid(std::string detail) { return Check{.status = Check::invalid, .detail = std::move(detail)}; }
@@ -154,7 +161,7 @@ net::Task<Check> Verifier::check_async(std::string credential, TokenKinds accept
 
 Check Verifier::from_cache(std::shared_ptr<const CachedToken> t) const {
     if (!t->principal) return invalid("the token is not active");
-    if (revoked_.contains(t->jti)) return invalid("the token was revoked");
+    if (is_revoked(revoked_, *t)) return invalid("the token was revoked");
     return Check{.status = Check::ok, .token = std::move(t)};
 }
 
@@ -162,7 +169,7 @@ Check Verifier::conclude_jwt(const security::Verified& v, std::string credential
     if (!v) return invalid(v.detail);
     auto exp = claim_number(v.claims, "exp");
     auto cached = cached_from(v.claims, "jwt");
-    if (revoked_.contains(cached->jti)) return invalid("the token was revoked");
+    if (is_revoked(revoked_, *cached)) return invalid("the token was revoked");
     tokens_.put(std::move(credential), cached, exp != 0 ? exp : now());
     return Check{.status = Check::ok, .token = std::move(cached)};
 }
@@ -213,7 +220,7 @@ net::Task<Check> Verifier::introspect(std::string credential, TokenKinds kind) {
     auto until = now() + settings_.introspection_ttl.count();
     if (exp != 0) until = std::min(until, exp);
     auto cached = cached_from(std::move(doc.as_object()), kind == kApiKey ? "api_key" : "opaque");
-    if (revoked_.contains(cached->jti)) co_return invalid("the token was revoked");
+    if (is_revoked(revoked_, *cached)) co_return invalid("the token was revoked");
     tokens_.put(std::move(credential), cached, until);
     co_return Check{.status = Check::ok, .token = std::move(cached)};
 }

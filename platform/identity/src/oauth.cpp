@@ -260,6 +260,7 @@ Task<TokenFacts> Server::Impl::inspect(std::string token) {
     };
     f.issued_at = number("iat");
     f.expires_at = number("exp");
+    if (client_revoked(f.client_id, f.issued_at)) f.active = false;  // its client was deleted since
     co_return f;
 }
 
@@ -475,30 +476,31 @@ Task<void> Server::Impl::issue(const Client& client, Grant grant, Response& res)
     if (!grant.family.empty()) refresh = std::string(kRefreshPrefix) + security::random_token();
     auto refresh_expires = issued_at + settings.refresh_ttl.count();
     // A JWT for a client (no refresh family) touches no database.
-    if (!opaque_hash.empty() || !grant.family.empty()) co_await net::offload([&, this] {
-        std::lock_guard lock(db_mutex);
-        auto tx = db->begin();
-        if (!tx) throw std::runtime_error("cannot store tokens: " + tx.error().message());
-        if (!opaque_hash.empty()) {
-            db->execute(
-                "INSERT INTO opaque_tokens(token_hash, client_id, subject, scope, issued_at, expires_at,"
-                " roles, family, jti) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                opaque_hash, client_id, grant.subject, grant.scope, issued_at, expires,
-                join_scopes(grant.roles), grant.family, jti);
-        } else if (!grant.family.empty()) {
-            db->execute("INSERT INTO family_tokens(family, jti, expires_at) VALUES (?, ?, ?)", grant.family,
-                        jti, expires);
-        }
-        if (!refresh.empty()) {
-            db->execute(
-                "INSERT INTO refresh_tokens(token_hash, family, scope, auth_time, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                security::sha256_hex(refresh), grant.family, grant.scope, grant.auth_time, issued_at,
-                refresh_expires);
-        }
-        if (auto c = tx->commit(); !c)
-            throw std::runtime_error("cannot store tokens: " + c.error().message());
-    });
+    if (!opaque_hash.empty() || !grant.family.empty())
+        co_await net::offload([&, this] {
+            std::lock_guard lock(db_mutex);
+            auto tx = db->begin();
+            if (!tx) throw std::runtime_error("cannot store tokens: " + tx.error().message());
+            if (!opaque_hash.empty()) {
+                db->execute(
+                    "INSERT INTO opaque_tokens(token_hash, client_id, subject, scope, issued_at, expires_at,"
+                    " roles, family, jti) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    opaque_hash, client_id, grant.subject, grant.scope, issued_at, expires,
+                    join_scopes(grant.roles), grant.family, jti);
+            } else if (!grant.family.empty()) {
+                db->execute("INSERT INTO family_tokens(family, jti, expires_at) VALUES (?, ?, ?)",
+                            grant.family, jti, expires);
+            }
+            if (!refresh.empty()) {
+                db->execute(
+                    "INSERT INTO refresh_tokens(token_hash, family, scope, auth_time, issued_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    security::sha256_hex(refresh), grant.family, grant.scope, grant.auth_time, issued_at,
+                    refresh_expires);
+            }
+            if (auto c = tx->commit(); !c)
+                throw std::runtime_error("cannot store tokens: " + c.error().message());
+        });
     json::object body{{"access_token", access}, {"token_type", "Bearer"}, {"expires_in", ttl.count()}};
     if (!grant.scope.empty()) body["scope"] = grant.scope;
     if (!refresh.empty()) body["refresh_token"] = refresh;
@@ -641,8 +643,13 @@ Task<void> Server::Impl::revocations(Request& req, Response& res) {
     std::int64_t index = since;
     for (const auto& r : *log) {
         index = std::max(index, r.seq);
-        if (r.seq > since && r.expires_at >= t)
-            list.push_back(json::object{{"jti", r.jti}, {"exp", r.expires_at}});
+        if (r.seq <= since || r.expires_at < t) continue;
+        json::object item{{"jti", r.jti}, {"exp", r.expires_at}};
+        if (!r.client_id.empty()) {
+            item["client_id"] = r.client_id;
+            item["issued_before"] = r.issued_before;
+        }
+        list.push_back(std::move(item));
     }
     res.json(200, json::serialize(json::object{{"index", index}, {"revoked", std::move(list)}}));
     res.headers.set("Cache-Control", "no-store");

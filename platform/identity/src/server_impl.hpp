@@ -79,6 +79,8 @@ struct Revocation {
     std::int64_t seq;
     std::string jti;
     std::int64_t expires_at;
+    std::string client_id;           ///< set: every token of this client issued at or before
+    std::int64_t issued_before = 0;  ///< issued_before (the client was deleted)
 };
 
 /// What a token says, for introspection, userinfo and the admin API.
@@ -146,6 +148,11 @@ struct Server::Impl {
     std::string rotate();
     /// Records that the JWT `jti` is revoked and wakes the watchers; the caller holds db_mutex.
     void revoke_jti(const std::string& jti, std::int64_t expires_at);
+    // Every token client `id` was issued until now; db_mutex held. `expires_at`: when they have
+    // all expired.
+    void revoke_client(const std::string& id, std::int64_t expires_at);
+    // Whether a token of `client_id` issued at `issued_at` went with its client's deletion.
+    bool client_revoked(std::string_view client_id, std::int64_t issued_at) const;
     /// Revokes a refresh token family, its access tokens and opaque tokens; holds db_mutex.
     void revoke_family(const std::string& family, std::string_view why);
     /// Publishes the ids of the live opaque tokens whose `column` ("family", "client_id",

@@ -57,7 +57,10 @@ const std::vector<std::string> kSchema = {
     " secret_hash TEXT NOT NULL, scopes TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT"
     " NULL);",
     // Opaque tokens get an id, published when they are revoked (their hash never is).
-    "ALTER TABLE opaque_tokens ADD COLUMN jti TEXT NOT NULL DEFAULT '';"};
+    "ALTER TABLE opaque_tokens ADD COLUMN jti TEXT NOT NULL DEFAULT '';",
+    // A deleted client's tokens: every one issued at or before `issued_before`.
+    "ALTER TABLE revocation_log ADD COLUMN client_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE revocation_log ADD COLUMN issued_before INTEGER NOT NULL DEFAULT 0;"};
 
 // Where a redirect URI may point: https anywhere, http only on loopback (RFC 8252 §7.3,
 // OAuth 2.1 §2.3.1); absolute, no fragment.
@@ -126,7 +129,6 @@ void oauth_error(Response& res, int status, std::string_view error, std::string_
     res.headers.set("Cache-Control", "no-store");
     if (status == 401) res.headers.set("WWW-Authenticate", R"(Basic realm="plexus")");
 }
-
 
 Server::Impl::Impl(Settings s, telemetry::Registry& metrics, core::Clock& c)
     : settings(checked(std::move(s))),
@@ -309,14 +311,15 @@ void Server::Impl::bootstrap() {
     auto [user, password] = create_user(admin_user, {});
 
     admin_file = settings.data_dir + "/admin-credentials.json";
-    core::write_file_atomically(admin_file, json::serialize(json::object{{"client_id", created.client_id},
-                                                                {"client_secret", secret},
-                                                                {"token_endpoint", issuer + "/token"},
-                                                                {"scope", kAdminScope},
-                                                                {"username", user.username},
-                                                                {"password", password},
-                                                                {"issuer", issuer}}) +
-                                       "\n",
+    core::write_file_atomically(admin_file,
+                                json::serialize(json::object{{"client_id", created.client_id},
+                                                             {"client_secret", secret},
+                                                             {"token_endpoint", issuer + "/token"},
+                                                             {"scope", kAdminScope},
+                                                             {"username", user.username},
+                                                             {"password", password},
+                                                             {"issuer", issuer}}) +
+                                    "\n",
                                 0600);
     telemetry::info("first admin client and user created; their one-time credentials are in the file",
                     {{"client_id", created.client_id}, {"username", user.username}, {"file", admin_file}});
@@ -397,8 +400,11 @@ void Server::Impl::provision(const Provisioned& p) {
 
 bool Server::Impl::delete_client(const std::string& id) {
     std::lock_guard db_lock(db_mutex);
+    auto ttl = db->query("SELECT access_ttl_s FROM clients WHERE client_id = ?", id);
     auto done = db->execute("DELETE FROM clients WHERE client_id = ?", id);
     if (!done) throw std::runtime_error("cannot delete the client: " + done.error().message());
+    // Its JWTs carry no record here: revoke them all by client, until the last could expire.
+    if (ttl && !ttl->empty()) revoke_client(id, now() + (*ttl)[0].get<std::int64_t>(0));
     revoke_opaque("client_id", id);
     db->execute("UPDATE opaque_tokens SET revoked = 1 WHERE client_id = ?", id);
     auto families = db->query("SELECT family FROM refresh_families WHERE client_id = ? AND revoked = 0", id);
@@ -416,14 +422,18 @@ bool Server::Impl::delete_client(const std::string& id) {
 
 void Server::Impl::load_revoked() {
     auto rows = db->query(
-        "SELECT seq, jti, expires_at FROM revocation_log WHERE expires_at >= ? ORDER BY seq", now());
+        "SELECT seq, jti, expires_at, client_id, issued_before FROM revocation_log WHERE expires_at >= ? "
+        "ORDER BY seq",
+        now());
     if (!rows) throw std::runtime_error("cannot read revocations: " + rows.error().message());
     auto set = std::make_shared<std::set<std::string, std::less<>>>();
     auto log = std::make_shared<std::vector<Revocation>>();
     for (const auto& r : *rows) {
-        set->insert(r.get<std::string>("jti"));
-        log->push_back(
-            {r.get<std::int64_t>("seq"), r.get<std::string>("jti"), r.get<std::int64_t>("expires_at")});
+        auto client = r.get<std::string>("client_id");
+        if (client.empty()) set->insert(r.get<std::string>("jti"));
+        log->push_back({r.get<std::int64_t>("seq"), r.get<std::string>("jti"),
+                        r.get<std::int64_t>("expires_at"), std::move(client),
+                        r.get<std::int64_t>("issued_before")});
     }
     std::lock_guard lock(mutex);
     revoked_jtis = std::move(set);
@@ -441,11 +451,36 @@ void Server::Impl::revoke_jti(const std::string& jti, std::int64_t expires_at) {
         auto set = std::make_shared<std::set<std::string, std::less<>>>(*revoked_jtis);
         set->insert(jti);
         auto log = std::make_shared<std::vector<Revocation>>(*revocation_log);
-        log->push_back({seq, jti, expires_at});
+        log->push_back({seq, jti, expires_at, {}, 0});
         revoked_jtis = std::move(set);
         revocation_log = std::move(log);
     }
     revocations_changed.notify_all();
+}
+
+void Server::Impl::revoke_client(const std::string& id, std::int64_t expires_at) {
+    const auto t = now();
+    // The marker is unique per deletion; gateways match by client_id and issued_before.
+    const auto marker = "client:" + id + "@" + std::to_string(t);
+    auto row = db->query(
+        "INSERT OR IGNORE INTO revocation_log(jti, expires_at, client_id, issued_before) VALUES (?, ?, ?, ?) "
+        "RETURNING seq",
+        marker, expires_at, id, t);
+    if (!row || row->empty()) return;
+    {
+        std::lock_guard lock(mutex);
+        auto log = std::make_shared<std::vector<Revocation>>(*revocation_log);
+        log->push_back({(*row)[0].get<std::int64_t>(0), marker, expires_at, id, t});
+        revocation_log = std::move(log);
+    }
+    revocations_changed.notify_all();
+}
+
+bool Server::Impl::client_revoked(std::string_view client_id, std::int64_t issued_at) const {
+    for (const auto& r : *snapshot_log()) {
+        if (!r.client_id.empty() && r.client_id == client_id && issued_at <= r.issued_before) return true;
+    }
+    return false;
 }
 
 void Server::Impl::revoke_family(const std::string& family, std::string_view why) {

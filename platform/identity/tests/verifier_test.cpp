@@ -144,6 +144,61 @@ TEST_F(VerifierTest, OpaqueTokensAreIntrospectedCachedAndRefusedOnceRevoked) {
     EXPECT_EQ(again.detail, "the token is not active");
 }
 
+TEST_F(VerifierTest, JwtsOfADeletedClientAreRefusedAlthoughCached) {
+    auto [client, secret] = server_->create_client({.name = "batch job", .scopes = {"catalog:write"}});
+    auto jwt = token_for(client.client_id, secret, "&scope=catalog:write");
+    ASSERT_EQ(std::count(jwt.begin(), jwt.end(), '.'), 2);  // a JWT: nothing recorded per token
+    auto other = token_for("plexus-admin", admin_secret());
+
+    auto v = std::make_shared<auth::Verifier>(provider(), 100, core::Clock::real());
+    v->watch(runtime_.executor(0));
+    ASSERT_EQ(check(*v, jwt, auth::kJwt).status, auth::Check::ok);
+    ASSERT_EQ(check(*v, other, auth::kJwt).status, auth::Check::ok);
+    EXPECT_TRUE(introspect(jwt).at("active").as_bool());
+
+    ASSERT_EQ(
+        call("DELETE", "/admin/clients/" + client.client_id, {}, {{"Authorization", admin_bearer()}}).status,
+        204);
+    EXPECT_TRUE(refused_soon(*v, jwt, auth::kJwt));                  // pushed by the watch
+    EXPECT_FALSE(introspect(jwt).at("active").as_bool());            // and at the identity server
+    EXPECT_EQ(v->check(other, auth::kJwt).status, auth::Check::ok);  // other clients' tokens stand
+
+    // A restarted identity server still publishes the deletion to a new watcher.
+    restart();
+    auto fresh = std::make_shared<auth::Verifier>(provider(), 100, core::Clock::real());
+    fresh->watch(runtime_.executor(0));
+    bool seen = false;
+    for (auto waited = 0ms; waited < kWait && !seen; waited += 10ms) {
+        seen = fresh->revoked().contains("", client.client_id, 1);
+        if (!seen) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(seen);
+    EXPECT_FALSE(introspect(jwt).at("active").as_bool());
+}
+
+TEST(RevokedTokens, AClientsDeletionRevokesWhatItWasIssuedUntilThen) {
+    auth::RevokedTokens r;
+    const std::int64_t now = 1'000'000;
+    r.add({{.jti = "j1", .expires_at = now + 60},
+           {.jti = "client:c@900", .expires_at = now + 600, .client_id = "c", .issued_before = 900}},
+          7, now);
+    EXPECT_EQ(r.index(), 7);
+    EXPECT_TRUE(r.contains("j1"));
+    EXPECT_FALSE(r.contains(""));
+    EXPECT_TRUE(r.contains("any", "c", 900));   // issued at the deletion
+    EXPECT_TRUE(r.contains("any", "c", 0));     // no iat: taken as older
+    EXPECT_FALSE(r.contains("any", "c", 901));  // a later client of the same id
+    EXPECT_FALSE(r.contains("any", "d", 10));
+    EXPECT_FALSE(r.contains("client:c@900"));  // the marker is no token id
+    // A later deletion of the same id moves the bound; entries go once their tokens expired.
+    r.add({{.jti = "client:c@950", .expires_at = now + 600, .client_id = "c", .issued_before = 950}}, 8, now);
+    EXPECT_TRUE(r.contains("any", "c", 920));
+    r.add({}, 9, now + 601);
+    EXPECT_FALSE(r.contains("any", "c", 920));
+    EXPECT_FALSE(r.contains("j1"));
+    EXPECT_EQ(r.size(), 0u);
+}
+
 TEST_F(VerifierTest, ApiKeysAreIntrospectedAndRefusedOnceDeleted) {
     auto admin = admin_bearer();
     auto created = call("POST", "/admin/api-keys",

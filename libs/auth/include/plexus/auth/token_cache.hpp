@@ -21,7 +21,8 @@ namespace plexus::auth {
 struct CachedToken {
     std::shared_ptr<const serving::Principal> principal;
     boost::json::object claims;
-    std::string jti;  ///< the token's (or API key's) id, checked against revocations at every use
+    std::string jti;             ///< the token's (or API key's) id, checked against revocations at every use
+    std::int64_t issued_at = 0;  ///< its iat (0: none), against its client's deletion
 };
 
 class TokenCache {
