@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
                    "the limit service, http://host:port (rate_limit filters with scope: global)");
     gw->add_option("--client-credentials", gateway.auth.credentials_file,
                    "JSON file with the gateway's own client_id and client_secret, for introspection");
+    gw->add_option("--max-introspections", gateway.auth.max_introspections,
+                   "introspections in flight at once; past it an uncached credential is a 503 (default 64)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
     gw->add_flag("--trust-forwarded-for", gateway.trust_forwarded_for,
                  "keep X-Forwarded-For sent by clients (only behind a trusted proxy)");
     gw->add_option("--threads", gateway.threads, "io threads (0 = one per core)");

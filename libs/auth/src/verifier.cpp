@@ -87,6 +87,7 @@ struct Verifier::Introspection {
     std::string path;
     CredentialsFile credentials;
     std::atomic<bool> failing{false};
+    std::atomic<std::size_t> in_flight{0};
 
     Introspection(const ProviderSettings& s) : credentials(s.credentials_file) {
         auto url = net::parse_http_url(s.introspection_uri);
@@ -184,6 +185,13 @@ net::Task<Check> Verifier::introspect(std::string credential, TokenKinds kind) {
         keep->failed(settings_, why);
         co_return Check{.status = Check::unavailable, .detail = "the identity provider cannot be asked"};
     }
+    struct Slot {  // one of the introspections in flight, given back however this ends
+        std::atomic<std::size_t>& n;
+        ~Slot() { n.fetch_sub(1); }
+    } slot{keep->in_flight};
+    if (keep->in_flight.fetch_add(1) >= settings_.max_introspections)
+        co_return Check{.status = Check::unavailable,
+                        .detail = "too many credentials are being checked with the identity provider"};
     auto body = "token=" + net::percent_encode(credential) +
                 "&token_type_hint=" + (kind == kApiKey ? "api_key" : "access_token") + "&" + creds->form();
     auto res = co_await net::fetch(keep->endpoint, "POST", keep->path, std::move(body),

@@ -4,7 +4,10 @@
 
 #include "plexus/auth/verifier.hpp"
 
+#include <poll.h>
 #include <sys/stat.h>
+
+#include <future>
 
 #include "identity_fixture.hpp"
 #include "plexus/net/blocking.hpp"
@@ -221,6 +224,56 @@ TEST_F(VerifierTest, ApiKeysAreIntrospectedAndRefusedOnceDeleted) {
 
     ASSERT_EQ(call("DELETE", "/admin/api-keys/" + key_id, {}, {{"Authorization", admin}}).status, 204);
     EXPECT_TRUE(refused_soon(*v, key, auth::kApiKey));
+}
+
+TEST_F(VerifierTest, IntrospectionsInFlightAreBoundedAndTheRestAnsweredUnavailable) {
+    // An introspection endpoint that accepts connections and never answers.
+    int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    auto addr = net::testing::loopback(0);
+    ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(silent, 16), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+    auto settings = provider();
+    settings.introspection_uri = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/introspect";
+    settings.max_introspections = 2;
+    auto v = std::make_shared<auth::Verifier>(settings, 100, core::Clock::real());
+
+    // Two made-up tokens take both slots: their requests reach the endpoint and wait there.
+    auto first = std::async(std::launch::async,
+                            [&] { return check(*v, "pxo_" + std::string(43, 'C'), auth::kOpaque); });
+    auto second = std::async(std::launch::async,
+                             [&] { return check(*v, "pxo_" + std::string(43, 'D'), auth::kOpaque); });
+    std::vector<int> held;
+    for (auto waited = 0ms; held.size() < 2 && waited < kWait; waited += 5ms) {
+        pollfd p{silent, POLLIN, 0};
+        if (::poll(&p, 1, 5) == 1) held.push_back(::accept(silent, nullptr, nullptr));
+    }
+    ASSERT_EQ(held.size(), 2u);
+    std::string request;
+    for (auto waited = 0ms; request.find("\r\n\r\n") == std::string::npos && waited < kWait; waited += 5ms) {
+        char buf[4096];
+        pollfd p{held[1], POLLIN, 0};
+        if (::poll(&p, 1, 5) == 1)
+            request.append(buf, std::max<ssize_t>(0, ::recv(held[1], buf, sizeof buf, 0)));
+    }
+    ASSERT_NE(request.find("POST /introspect"), std::string::npos) << request;
+
+    // A third is not sent: answered at once, a 503 to retry, and not remembered.
+    auto third = "pxo_" + std::string(43, 'E');
+    auto c = check(*v, third, auth::kOpaque);
+    EXPECT_EQ(c.status, auth::Check::unavailable);
+    EXPECT_EQ(c.detail, "too many credentials are being checked with the identity provider");
+    EXPECT_EQ(v->check(third, auth::kOpaque).status, auth::Check::pending);
+
+    // The held ones end (the endpoint hangs up), and their slots come back.
+    for (int fd : held) ::close(fd);
+    EXPECT_EQ(first.get().status, auth::Check::unavailable);
+    EXPECT_EQ(second.get().status, auth::Check::unavailable);
+    ::close(silent);
+    auto after = check(*v, third, auth::kOpaque);  // refused connection now, but sent: a slot was free
+    EXPECT_EQ(after.status, auth::Check::unavailable);
+    EXPECT_EQ(after.detail, "the identity provider did not answer");
 }
 
 TEST_F(VerifierTest, WithoutIntrospectionOrWithTheProviderDownOpaqueTokensAreNotAdmitted) {

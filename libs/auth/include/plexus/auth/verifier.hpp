@@ -70,6 +70,10 @@ struct ProviderSettings {
     std::chrono::seconds leeway{30};
     std::chrono::seconds introspection_ttl{60};
     std::chrono::seconds negative_ttl{5};
+    /// Introspections in flight at once. Past it, a credential that is not cached is answered
+    /// `unavailable` (a 503 to retry) rather than sent: a flood of made-up tokens, each a cache
+    /// miss, cannot pile up on the identity provider.
+    std::size_t max_introspections = 64;
 };
 
 /// The outcome of a check.
