@@ -1,4 +1,3 @@
-#include "plexus/core/file_stamp.hpp"
 #include "plexus/net/tls.hpp"
 
 #include <openssl/pem.h>
@@ -10,6 +9,8 @@
 #include <mutex>
 
 #include "openssl.hpp"
+#include "plexus/core/clock.hpp"
+#include "plexus/core/file_stamp.hpp"
 #include "plexus/core/snapshot.hpp"
 
 namespace plexus::net {
@@ -121,11 +122,7 @@ CertificateInfo describe(X509* cert) {
     std::time_t t = 0;
     if (to_time_t(X509_get0_notAfter(cert), t)) {
         info.expires = std::chrono::system_clock::from_time_t(t);
-        std::tm tm{};
-        gmtime_r(&t, &tm);
-        char buf[32];
-        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        info.not_after = buf;
+        info.not_after = core::rfc3339(info.expires);
     }
     return info;
 }

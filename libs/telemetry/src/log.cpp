@@ -159,7 +159,7 @@ void log(Level level, std::string_view msg, std::span<const Field> fields, const
     thread_local std::string line;
     line.clear();
     line.append("{\"ts\":\"");
-    detail::append_rfc3339_millis(line, std::chrono::system_clock::now());
+    core::append_rfc3339(line, std::chrono::system_clock::now(), true);
     line.append("\",\"level\":\"");
     line.append(to_string(level));
     line.push_back('"');

@@ -31,7 +31,4 @@ void append_uint(std::string& out, std::uint64_t value);
 /// `+Inf`, `-Inf` and `NaN` for the special values.
 void append_prometheus_double(std::string& out, double value);
 
-/// Appends `time` as RFC 3339 UTC with milliseconds, e.g. `2026-11-22T05:12:00.123Z`.
-void append_rfc3339_millis(std::string& out, core::SystemTime time);
-
 }  // namespace plexus::telemetry::detail

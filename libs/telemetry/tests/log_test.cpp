@@ -210,7 +210,7 @@ TEST(TextFormat, FormatsRfc3339WithMilliseconds) {
     using namespace std::chrono;
     const auto format = [](plexus::core::SystemTime t) {
         std::string out;
-        detail::append_rfc3339_millis(out, t);
+        plexus::core::append_rfc3339(out, t, true);
         return out;
     };
     EXPECT_EQ(format(plexus::core::SystemTime{}), "1970-01-01T00:00:00.000Z");
@@ -221,6 +221,7 @@ TEST(TextFormat, FormatsRfc3339WithMilliseconds) {
         sys_days{year{2024} / February / 29} + hours(23) + minutes(59) + seconds(59) + milliseconds(999);
     EXPECT_EQ(format(time_point_cast<system_clock::duration>(leap)), "2024-02-29T23:59:59.999Z");
     EXPECT_EQ(format(plexus::core::SystemTime{} - milliseconds(1)), "1969-12-31T23:59:59.999Z");
+    EXPECT_EQ(plexus::core::rfc3339(time_point_cast<system_clock::duration>(leap)), "2024-02-29T23:59:59Z");
 }
 
 TEST(JsonString, EscapesAtEveryPositionOfLongText) {

@@ -12,19 +12,6 @@
 
 namespace plexus::identity {
 
-namespace {
-
-std::string utc_timestamp(core::SystemTime t) {
-    auto secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    ::gmtime_r(&secs, &tm);
-    char out[32];
-    std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return out;
-}
-
-}  // namespace
-
 AuditLog::AuditLog(const std::string& path, core::Clock& clock) : path_(path), clock_(clock) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -39,7 +26,7 @@ AuditLog::~AuditLog() {
 
 void AuditLog::record(std::string_view actor, std::string_view client, std::string_view action,
                       std::string_view target, int status, std::string_view address) {
-    boost::json::object entry{{"time", utc_timestamp(clock_.wall())},
+    boost::json::object entry{{"time", core::rfc3339(clock_.wall())},
                               {"actor", actor},
                               {"client", client},
                               {"action", action},

@@ -4,12 +4,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 
 namespace plexus::core {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 using SystemTime = std::chrono::system_clock::time_point;
 using Millis = std::chrono::milliseconds;
+
+/// Appends `t` in RFC 3339 UTC, to the second ("2026-12-06T02:37:00Z") or, with `millis`, to
+/// the millisecond ("2026-12-06T02:37:00.123Z"). Years before 0 are written as 0000.
+void append_rfc3339(std::string& out, SystemTime t, bool millis = false);
+/// The same as a new string.
+std::string rfc3339(SystemTime t, bool millis = false);
 
 /// Source of the current time. Implementations are thread-safe.
 class Clock {
