@@ -87,6 +87,12 @@ FieldId plain_field_id(std::string_view name) {
         {"traceparent", FieldId::traceparent},
         {"x-plexus-deadline-ms", FieldId::x_plexus_deadline_ms},
         {"x-plexus-original-path", FieldId::x_plexus_original_path},
+        {"authorization", FieldId::authorization},
+        {"x-api-key", FieldId::x_api_key},
+        {"x-plexus-subject", FieldId::x_plexus_subject},
+        {"x-plexus-client", FieldId::x_plexus_client},
+        {"x-plexus-scopes", FieldId::x_plexus_scopes},
+        {"x-plexus-roles", FieldId::x_plexus_roles},
     };
     for (const auto& [n, id] : kNames) {
         if (plain_iequals(name, n)) return id;
@@ -103,7 +109,7 @@ void check_helpers(std::string_view data) {
     CHECK(iequals(a, upper));
     CHECK(is_field_value(data) == plain_field_value(data));
     CHECK(is_field_value(a) == plain_field_value(a));
-    for (std::size_t n : {2, 4, 10, 14, 17, 22}) {
+    for (std::size_t n : {2, 4, 9, 10, 13, 14, 15, 16, 17, 22}) {
         const auto name = data.substr(0, n);
         CHECK(field_id(name) == plain_field_id(name));
     }
