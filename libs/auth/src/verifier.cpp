@@ -1,10 +1,14 @@
 #include "plexus/auth/verifier.hpp"
 
 #include <boost/json.hpp>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "plexus/auth/credentials.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/net/signal.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace plexus::auth {
@@ -89,6 +93,40 @@ struct Verifier::Introspection {
     std::atomic<bool> failing{false};
     std::atomic<std::size_t> in_flight{0};
 
+    // One introspection per credential at a time: requests that present a credential already
+    // being introspected wait for that answer instead of asking again.
+    struct Pending {
+        net::Signal done;
+        std::mutex mutex;
+        std::optional<Check> result;
+        std::optional<Check> get() {
+            std::lock_guard lock(mutex);
+            return result;
+        }
+    };
+    std::mutex pending_mutex;
+    std::unordered_map<std::string, std::shared_ptr<Pending>> pending;
+
+    // The credential's pending introspection, and whether the caller is the one to make it.
+    std::pair<std::shared_ptr<Pending>, bool> join(const std::string& credential) {
+        std::lock_guard lock(pending_mutex);
+        auto& slot = pending[credential];
+        if (slot) return {slot, false};
+        slot = std::make_shared<Pending>();
+        return {slot, true};
+    }
+    void finish(const std::string& credential, Pending& p, Check result) {
+        {
+            std::lock_guard lock(pending_mutex);
+            pending.erase(credential);
+        }
+        {
+            std::lock_guard lock(p.mutex);
+            p.result = std::move(result);
+        }
+        p.done.notify_all();
+    }
+
     Introspection(const ProviderSettings& s) : credentials(s.credentials_file) {
         auto url = net::parse_http_url(s.introspection_uri);
         if (!url || url->path.empty())
@@ -154,7 +192,27 @@ net::Task<Check> Verifier::check_async(std::string credential, TokenKinds accept
     auto c = check(credential, accepted);
     if (c.status != Check::pending) co_return c;
     auto kind = kind_of(credential);
-    if (kind != kJwt) co_return co_await introspect(std::move(credential), kind);
+    if (kind != kJwt) {
+        if (!introspection_) co_return co_await introspect(std::move(credential), kind);
+        auto keep = introspection_;
+        auto [pending, first] = keep->join(credential);
+        if (!first) {
+            auto seen = pending->done.epoch();
+            if (auto r = pending->get()) co_return std::move(*r);
+            co_await pending->done.wait(kIntrospectionTimeout + std::chrono::seconds(1), seen);
+            if (auto r = pending->get()) co_return std::move(*r);
+            co_return Check{.status = Check::unavailable, .detail = "the identity provider did not answer"};
+        }
+        struct Finish {  // whatever happens, the waiters get an answer
+            Introspection& in;
+            const std::string& credential;
+            Introspection::Pending& p;
+            Check result{.status = Check::unavailable, .detail = "the identity provider did not answer"};
+            ~Finish() { in.finish(credential, p, std::move(result)); }
+        } finish{*keep, credential, *pending};
+        finish.result = co_await introspect(credential, kind);
+        co_return finish.result;
+    }
     co_await jwks_.refresh();
     auto v = jwt_.verify(credential, *jwks_.keys());
     co_return conclude_jwt(v, std::move(credential));
