@@ -3,8 +3,11 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "asio.hpp"
 
@@ -29,6 +32,39 @@ asio::thread_pool& blocking_pool() {
     static asio::thread_pool pool(2);
     return pool;
 }
+
+// Offloaded jobs not yet finished, by the io_context whose task awaits each. A Runtime neither
+// returns from run() nor destroys its contexts while one of its jobs runs: the job may touch
+// what the runtime's owner destroys next (a daemon's catalog), and it posts its completion to
+// the context.
+class Offloads {
+  public:
+    void begin(const asio::io_context* ctx) {
+        std::lock_guard lock(mutex_);
+        ++running_[ctx];
+    }
+    void end(const asio::io_context* ctx) {
+        std::lock_guard lock(mutex_);
+        if (--running_[ctx] == 0) {
+            running_.erase(ctx);
+            idle_.notify_all();
+        }
+    }
+    void wait(const asio::io_context* ctx) {
+        std::unique_lock lock(mutex_);
+        idle_.wait(lock, [&] { return !running_.contains(ctx); });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    std::unordered_map<const asio::io_context*, std::size_t> running_;
+};
+
+Offloads& offloads() {
+    static Offloads o;
+    return o;
+}
 }  // namespace
 
 void set_unhandled_exception_hook(std::function<void(const char*, std::exception_ptr)> hook) {
@@ -51,13 +87,16 @@ Task<void> offload_call(std::function<void()> fn) {
     std::exception_ptr error;
     co_await asio::async_initiate<const asio::use_awaitable_t<Executor>, void()>(
         [&](auto handler) {
-            asio::post(blocking_pool(), [&, ex, handler = std::move(handler)]() mutable {
+            const auto* ctx = &ex.context();
+            offloads().begin(ctx);
+            asio::post(blocking_pool(), [&, ex, ctx, handler = std::move(handler)]() mutable {
                 try {
                     fn();
                 } catch (...) {
                     error = std::current_exception();
                 }
                 asio::post(ex, std::move(handler));
+                offloads().end(ctx);  // after the post: the context is alive until then
             });
         },
         asio::use_awaitable_t<Executor>{});
@@ -91,6 +130,7 @@ Runtime::Runtime(std::size_t threads) : impl_(std::make_unique<Impl>()) {
 
 Runtime::~Runtime() {
     stop();
+    wait_for_offloads();
     // Destroy pending work on each context before the contexts themselves.
     impl_->signals.reset();
     impl_->guards.clear();
@@ -115,6 +155,11 @@ void Runtime::run() {
     }
     impl_->contexts[0]->run();
     for (auto& t : threads) t.join();
+    wait_for_offloads();
+}
+
+void Runtime::wait_for_offloads() const {
+    for (const auto& ctx : impl_->contexts) offloads().wait(ctx.get());
 }
 
 void Runtime::stop() {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <memory>
 #include <thread>
@@ -69,4 +70,38 @@ TEST(Task, AggregateTemporaryOfACoAwaitExpressionIsReleasedOnce) {
     });
     EXPECT_EQ(after, 3);
     EXPECT_EQ(p.use_count(), 1);
+}
+
+// A daemon stops its runtime and then destroys what its tasks use (a registry's catalog): run()
+// must not return while an offloaded job that uses it is still running.
+TEST(Runtime, RunReturnsOnlyAfterTheOffloadedJobsOfItsTasksHaveFinished) {
+    auto rt = std::make_unique<net::Runtime>(1);
+    std::promise<void> started, release;
+    auto release_future = release.get_future();
+    std::atomic<bool> job_done{false}, returned{false}, done_at_return{false};
+    net::spawn(
+        rt->executor(0),
+        [](std::promise<void>* started, std::shared_future<void> release,
+           std::atomic<bool>* job_done) -> net::Task<void> {
+            co_await net::offload([&] {
+                started->set_value();
+                release.wait();
+                job_done->store(true);
+            });
+        }(&started, release_future.share(), &job_done),
+        "offload");
+    std::thread io([&] {
+        rt->run();
+        done_at_return = job_done.load();
+        returned = true;
+    });
+    ASSERT_EQ(started.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    rt->stop();
+    // Given time to return early (it must not), then the job is let finish.
+    for (int i = 0; i < 50 && !returned; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_FALSE(returned.load());
+    release.set_value();
+    io.join();
+    EXPECT_TRUE(done_at_return.load());
+    rt.reset();  // destroying the contexts after the job posted its completion to them is safe
 }

@@ -31,10 +31,12 @@ class Runtime {
     /// Runs every io_context (context 0 on the calling thread) until `stop()`. Thread-safe to call
     /// `stop()` from any thread or handler.
     void run();
-    /// Stops every io_context; `run()` returns once their threads have exited.
+    /// Stops every io_context; `run()` returns once their threads have exited and every job its
+    /// tasks offloaded (net::offload) has finished, so what those jobs use may be destroyed then.
     void stop();
 
   private:
+    void wait_for_offloads() const;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
