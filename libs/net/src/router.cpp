@@ -102,13 +102,17 @@ void Router::add(std::string method, std::string_view pattern, Handler handler, 
     routes_.insert(at, std::move(route));
 }
 
-const Router::Route* Router::find(const Request& req, PathParams* params, std::string* allow) const {
+const Router::Route* Router::find(const Request& req, PathParams* params, std::string* allow,
+                                  bool* malformed) const {
     auto path = req.path();
     for (const auto& r : routes_) {
         if (!r.pattern.match(path, nullptr)) continue;
         if (r.method == "*" || r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
             // The pre-check skips decoding; a parameter with a malformed escape does not match.
-            if (params && !r.pattern.match(path, params)) continue;
+            if (params && !r.pattern.match(path, params)) {
+                if (malformed) *malformed = true;
+                continue;
+            }
             return &r;
         }
         if (allow) {
@@ -121,9 +125,12 @@ const Router::Route* Router::find(const Request& req, PathParams* params, std::s
 
 Task<void> Router::dispatch(Request& req, Response& res) const {
     std::string allow;
-    const Route* r = find(req, &req.params, &allow);
+    bool malformed = false;
+    const Route* r = find(req, &req.params, &allow, &malformed);
     if (!r) {
-        if (!allow.empty()) {
+        if (malformed) {
+            res.problem(400, "Bad Request", "the path has a malformed percent-escape", req.path());
+        } else if (!allow.empty()) {
             res.problem(405, "Method Not Allowed", "method " + req.method + " is not allowed here",
                         req.path());
             res.headers.set("Allow", allow);
@@ -139,7 +146,7 @@ Task<void> Router::dispatch(Request& req, Response& res) const {
 void Router::set_unmatched(Handler handler) { unmatched_ = std::move(handler); }
 
 std::size_t Router::body_limit(const Request& req) const {
-    const Route* r = find(req, nullptr, nullptr);
+    const Route* r = find(req, nullptr, nullptr, nullptr);
     return r ? r->max_body_bytes : 0;
 }
 

@@ -210,10 +210,11 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
     // Sends a problem response for a request the server itself rejects, then the caller closes.
     template <class Stream>
-    Task<void> reject(Connection& conn, Stream& stream, int status, std::string_view detail) {
+    Task<void> reject(Connection& conn, Stream& stream, int status, std::string_view detail,
+                      std::string_view instance = {}) {
         bad.fetch_add(1, std::memory_order_relaxed);
         Response res;
-        res.problem(status, reason_phrase(status), detail);
+        res.problem(status, reason_phrase(status), detail, instance);
         co_await answer_and_linger(conn, stream, res, false);
     }
 
@@ -388,12 +389,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
                     case BodyStatus::complete:
                         break;
                     case BodyStatus::too_large:
-                        co_await reject(
-                            conn, stream, 413,
-                            "request body exceeds the limit of " + std::to_string(limit) + " bytes");
+                        co_await reject(conn, stream, 413, body_failure_detail(BodyStatus::too_large, limit),
+                                        req.path());
                         co_return;
                     case BodyStatus::malformed:
-                        co_await reject(conn, stream, 400, "invalid chunked encoding");
+                        co_await reject(conn, stream, 400, body_failure_detail(BodyStatus::malformed, limit),
+                                        req.path());
                         co_return;
                     case BodyStatus::closed:
                         co_return;

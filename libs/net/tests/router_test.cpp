@@ -242,9 +242,13 @@ TEST(Router, MalformedEscapeInAParameterDoesNotReachTheHandler) {
         res.status = 200;
         co_return;
     });
+    router.add("PUT", "/files/{name}", named("put"));
     auto res = dispatch(router, "GET", "/files/%zz");
     EXPECT_FALSE(called);
-    EXPECT_EQ(res.status, 404);
+    EXPECT_EQ(res.status, 400);  // not 404, nor a 405 listing PUT
+    EXPECT_NE(res.body.find("malformed percent-escape"), std::string::npos) << res.body;
+    EXPECT_FALSE(res.headers.get("Allow"));
+    EXPECT_EQ(dispatch(router, "DELETE", "/files/%zz").status, 405);  // no route for the method
 }
 
 TEST(Router, BodyLimitPerRoute) {

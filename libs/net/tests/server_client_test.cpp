@@ -541,6 +541,7 @@ TEST_F(ServerClientTest, BodyOverTheRouteLimitIs413) {
     EXPECT_EQ(r->status, 413);
     EXPECT_EQ(r->headers.get("content-type"), "application/problem+json");
     EXPECT_NE(r->body.find(R"("status":413)"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find(R"("instance":"/small")"), std::string::npos) << r->body;
     EXPECT_EQ(r->headers.get("connection"), "close");
 
     auto ok = fetch("POST", "/small", std::string(16, 'x'));

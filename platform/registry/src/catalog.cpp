@@ -12,7 +12,8 @@ namespace json = boost::json;
 namespace {
 
 bool valid_name(std::string_view s, std::size_t max) {
-    if (s.empty() || s.size() > max) return false;
+    // "." and ".." are path steps, not names: a URL with them is not the instance's URL.
+    if (s.empty() || s.size() > max || s == "." || s == "..") return false;
     for (char c : s) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
                   c == '_' || c == '.';
@@ -103,8 +104,9 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
 Catalog::~Catalog() = default;
 
 std::string Catalog::validate(const discovery::InstanceInfo& in) const {
-    if (!valid_name(in.service, 63)) return "service name must be 1-63 characters of [A-Za-z0-9._-]";
-    if (!valid_name(in.id, 128)) return "instance id must be 1-128 characters of [A-Za-z0-9._-]";
+    if (!valid_name(in.service, 63))
+        return "service name must be 1-63 characters of [A-Za-z0-9._-], not . or ..";
+    if (!valid_name(in.id, 128)) return "instance id must be 1-128 characters of [A-Za-z0-9._-], not . or ..";
     if (in.address.empty() || in.address.size() > 253) return "address is required (at most 253 characters)";
     for (char c : in.address) {
         if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@')

@@ -394,6 +394,13 @@ TEST_F(RegistryApiTest, InvalidRegistrationsAre400) {
     }
     auto bad_name = request("PUT", "/v1/services/x/instances/bad%20id", registration(9001));
     EXPECT_EQ(bad_name.status, 400) << bad_name.body;
+    for (auto path :
+         {"/v1/services/x/instances/..", "/v1/services/x/instances/%2E", "/v1/services/../instances/x"}) {
+        auto dots = request("PUT", path, registration(9001));
+        EXPECT_EQ(dots.status, 400) << path << ": " << dots.body;
+    }
+    auto escape = request("PUT", "/v1/services/%ZZ/instances/x", registration(9001));
+    EXPECT_EQ(escape.status, 400) << escape.body;
     EXPECT_TRUE(catalog_.services().empty());
 }
 

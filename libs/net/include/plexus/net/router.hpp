@@ -58,7 +58,10 @@ class Router {
         Handler handler;
         std::size_t max_body_bytes;
     };
-    const Route* find(const Request& req, PathParams* params, std::string* allow) const;
+    // The route for `req`, its parameters decoded into `params`; else null, with the methods the
+    // path allows in `allow`, and `malformed` set when a route for the method matched but a
+    // parameter held a bad percent-escape.
+    const Route* find(const Request& req, PathParams* params, std::string* allow, bool* malformed) const;
     std::vector<Route> routes_;
     Handler unmatched_;
 };
