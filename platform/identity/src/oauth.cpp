@@ -243,7 +243,7 @@ Task<TokenFacts> Server::Impl::inspect(std::string token) {
         return x && x->is_string() ? std::string(x->as_string()) : std::string();
     };
     f.jti = str("jti");
-    if (f.jti.empty() || snapshot_revoked()->count(f.jti)) co_return f;
+    if (f.jti.empty() || revoked.contains(f.jti)) co_return f;
     f.active = true;
     f.kind = "jwt";
     f.client_id = str("client_id");
@@ -260,7 +260,7 @@ Task<TokenFacts> Server::Impl::inspect(std::string token) {
     };
     f.issued_at = number("iat");
     f.expires_at = number("exp");
-    if (client_revoked(f.client_id, f.issued_at)) f.active = false;  // its client was deleted since
+    if (revoked.contains({}, f.client_id, f.issued_at)) f.active = false;  // its client was deleted since
     co_return f;
 }
 

@@ -16,6 +16,7 @@
 
 #include "audit_log.hpp"
 #include "login_throttle.hpp"
+#include "plexus/auth/revoked_tokens.hpp"
 #include "plexus/identity/identity.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/router.hpp"
@@ -118,11 +119,11 @@ struct Server::Impl {
     std::optional<store::Database> db;
     std::string master_key;  // encrypts private keys at rest
 
-    mutable std::mutex mutex;  // guards the four below; held only to copy or swap a pointer
+    mutable std::mutex mutex;  // guards the three below; held only to copy or swap a pointer
     std::shared_ptr<const ClientMap> clients;
     std::shared_ptr<const Keys> keys;
-    std::shared_ptr<const std::set<std::string, std::less<>>> revoked_jtis;
     std::shared_ptr<const std::vector<Revocation>> revocation_log;
+    auth::RevokedTokens revoked;  // what the log says, for this server's own checks (the gateways' rule)
     net::Signal revocations_changed;
     std::atomic<bool> stopping{false};
 
@@ -151,8 +152,6 @@ struct Server::Impl {
     // Every token client `id` was issued until now; db_mutex held. `expires_at`: when they have
     // all expired.
     void revoke_client(const std::string& id, std::int64_t expires_at);
-    // Whether a token of `client_id` issued at `issued_at` went with its client's deletion.
-    bool client_revoked(std::string_view client_id, std::int64_t issued_at) const;
     /// Revokes a refresh token family, its access tokens and opaque tokens; holds db_mutex.
     void revoke_family(const std::string& family, std::string_view why);
     /// Publishes the ids of the live opaque tokens whose `column` ("family", "client_id",
@@ -160,7 +159,6 @@ struct Server::Impl {
     void revoke_opaque(std::string_view column, const std::string& value);
     std::shared_ptr<const ClientMap> snapshot_clients() const;
     std::shared_ptr<const Keys> snapshot_keys() const;
-    std::shared_ptr<const std::set<std::string, std::less<>>> snapshot_revoked() const;
     std::shared_ptr<const std::vector<Revocation>> snapshot_log() const;
     void build_discovery();
 

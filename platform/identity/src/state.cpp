@@ -426,17 +426,17 @@ void Server::Impl::load_revoked() {
         "ORDER BY seq",
         now());
     if (!rows) throw std::runtime_error("cannot read revocations: " + rows.error().message());
-    auto set = std::make_shared<std::set<std::string, std::less<>>>();
     auto log = std::make_shared<std::vector<Revocation>>();
+    std::vector<auth::Revocation> known;
     for (const auto& r : *rows) {
-        auto client = r.get<std::string>("client_id");
-        if (client.empty()) set->insert(r.get<std::string>("jti"));
         log->push_back({r.get<std::int64_t>("seq"), r.get<std::string>("jti"),
-                        r.get<std::int64_t>("expires_at"), std::move(client),
+                        r.get<std::int64_t>("expires_at"), r.get<std::string>("client_id"),
                         r.get<std::int64_t>("issued_before")});
+        const auto& e = log->back();
+        known.push_back({e.jti, e.expires_at, e.client_id, e.issued_before});
     }
+    revoked.add(known, 0, now());
     std::lock_guard lock(mutex);
-    revoked_jtis = std::move(set);
     revocation_log = std::move(log);
 }
 
@@ -446,13 +446,11 @@ void Server::Impl::revoke_jti(const std::string& jti, std::int64_t expires_at) {
                          jti, expires_at);
     if (!row || row->empty()) return;  // revoked before
     auto seq = (*row)[0].get<std::int64_t>(0);
+    revoked.add({{.jti = jti, .expires_at = expires_at}}, 0, now());
     {
         std::lock_guard lock(mutex);
-        auto set = std::make_shared<std::set<std::string, std::less<>>>(*revoked_jtis);
-        set->insert(jti);
         auto log = std::make_shared<std::vector<Revocation>>(*revocation_log);
         log->push_back({seq, jti, expires_at, {}, 0});
-        revoked_jtis = std::move(set);
         revocation_log = std::move(log);
     }
     revocations_changed.notify_all();
@@ -467,6 +465,7 @@ void Server::Impl::revoke_client(const std::string& id, std::int64_t expires_at)
         "RETURNING seq",
         marker, expires_at, id, t);
     if (!row || row->empty()) return;
+    revoked.add({{.jti = marker, .expires_at = expires_at, .client_id = id, .issued_before = t}}, 0, now());
     {
         std::lock_guard lock(mutex);
         auto log = std::make_shared<std::vector<Revocation>>(*revocation_log);
@@ -474,13 +473,6 @@ void Server::Impl::revoke_client(const std::string& id, std::int64_t expires_at)
         revocation_log = std::move(log);
     }
     revocations_changed.notify_all();
-}
-
-bool Server::Impl::client_revoked(std::string_view client_id, std::int64_t issued_at) const {
-    for (const auto& r : *snapshot_log()) {
-        if (!r.client_id.empty() && r.client_id == client_id && issued_at <= r.issued_before) return true;
-    }
-    return false;
 }
 
 void Server::Impl::revoke_family(const std::string& family, std::string_view why) {
@@ -511,10 +503,6 @@ std::shared_ptr<const ClientMap> Server::Impl::snapshot_clients() const {
 std::shared_ptr<const Keys> Server::Impl::snapshot_keys() const {
     std::lock_guard lock(mutex);
     return keys;
-}
-std::shared_ptr<const std::set<std::string, std::less<>>> Server::Impl::snapshot_revoked() const {
-    std::lock_guard lock(mutex);
-    return revoked_jtis;
 }
 std::shared_ptr<const std::vector<Revocation>> Server::Impl::snapshot_log() const {
     std::lock_guard lock(mutex);
