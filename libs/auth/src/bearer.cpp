@@ -25,6 +25,20 @@ std::optional<std::string> lacking_scope(const serving::Principal& p,
     return std::nullopt;
 }
 
+void set_identity_headers(net::Headers& headers, const serving::Principal& p) {
+    // Whatever the caller sent under these names goes: an empty one is removed, not kept.
+    auto put = [&](std::string_view name, const std::string& value) {
+        if (value.empty())
+            headers.remove(name);
+        else
+            headers.set(name, value);
+    };
+    put("X-Plexus-Subject", p.subject);
+    put("X-Plexus-Client", p.client_id);
+    put("X-Plexus-Scopes", p.scope);
+    put("X-Plexus-Roles", p.roles);
+}
+
 void answer_unauthorized(net::Response& res, const Check* check, TokenKinds kinds, std::string_view path) {
     if (!check) {
         res.problem(401, "Unauthorized",

@@ -57,9 +57,7 @@ net::Handler guarded(std::shared_ptr<auth::Verifier> verifier, auth::TokenKinds 
         const auto& p = *c.token->principal;
         if (auto why = auth::lacking_scope(p, scopes))
             co_return auth::answer_forbidden(res, *why, scopes, req.path());
-        req.headers.set("X-Plexus-Subject", p.subject);
-        req.headers.set("X-Plexus-Client", p.client_id);
-        req.headers.set("X-Plexus-Scopes", p.scope);
+        auth::set_identity_headers(req.headers, p);
         co_await inner(req, res);
     };
 }

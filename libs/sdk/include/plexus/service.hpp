@@ -149,7 +149,7 @@ class RouteRef {
     /// "api_key" (default: JWTs, and opaque tokens when the service has --credentials to
     /// introspect them); a token comes as `Authorization: Bearer`, an API key also in X-API-Key.
     /// Otherwise the answer is 401 or 403 (problem+json with the RFC 6750 challenge) and the
-    /// handler does not run; when it runs, X-Plexus-Subject, X-Plexus-Client and X-Plexus-Scopes
+    /// handler does not run; when it runs, X-Plexus-Subject, -Client, -Scopes and -Roles
     /// say who called (set by the service, whatever the caller sent). Needs --identity and
     /// --issuer; run() returns 2 without them.
     RouteRef& require(std::vector<std::string> scopes, std::vector<std::string> accept = {});

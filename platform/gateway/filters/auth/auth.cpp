@@ -96,10 +96,7 @@ class AuthFilter final : public Filter {
             h.remove("Authorization");
             if (kinds_ & auth::kApiKey) h.remove("X-API-Key");
         }
-        h.set("X-Plexus-Subject", p.subject);
-        if (!p.client_id.empty()) h.set("X-Plexus-Client", p.client_id);
-        if (!p.scope.empty()) h.set("X-Plexus-Scopes", p.scope);
-        if (!p.roles.empty()) h.set("X-Plexus-Roles", p.roles);
+        auth::set_identity_headers(h, p);
         x.scope.set_principal(t.principal);
         return FilterResult::next;
     }

@@ -21,6 +21,10 @@ std::string_view presented(const net::Headers& headers, TokenKinds kinds);
 /// when it has them all.
 std::optional<std::string> lacking_scope(const serving::Principal& p, const std::vector<std::string>& scopes);
 
+/// Passes who the caller is on: `X-Plexus-Subject`, `-Client`, `-Scopes` and `-Roles` from the
+/// principal, replacing whatever the request carried under those names (removed when empty).
+void set_identity_headers(net::Headers& headers, const serving::Principal& p);
+
 /// 401: no credential (`check` null) or a refused one (`error="invalid_token"`); 503 with
 /// Retry-After when the provider could not be asked.
 void answer_unauthorized(net::Response& res, const Check* check, TokenKinds kinds, std::string_view path);
