@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "config_commands.hpp"
 #include "identity_commands.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/gateway/daemon.hpp"
@@ -152,6 +153,8 @@ int main(int argc, char** argv) {
     sc->add_option("-f,--file", manifest, "manifest whose data directory to use");
 
     IdentityCommands identity_commands(app, *idp, manifest);
+    auto* cfg = app.add_subcommand("config", "central configuration: the config server and its commands");
+    ConfigCommands config_commands(*cfg, manifest, log_level);
 
     CLI11_PARSE(app, argc, argv);
 
@@ -160,6 +163,7 @@ int main(int argc, char** argv) {
         return plexus::registry::run(registry);
     }
     if (auto code = identity_commands.run()) return *code;
+    if (auto code = config_commands.run()) return *code;
     if (*idp) {
         if (identity.data_dir.empty()) {
             std::fprintf(stderr, "plexus identity: --data-dir is required\n");

@@ -2,48 +2,77 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <boost/json/array.hpp>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "plexus/core/duration.hpp"
+#include "settings_text.hpp"
+#include "utf8.hpp"
 
 namespace plexus::core {
 
 namespace {
-// Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points past U+10FFFF.
-bool is_utf8(std::string_view s) noexcept {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = 0;
-        std::uint32_t cp = 0;
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2, cp = c & 0x1fu;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3, cp = c & 0x0fu;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4, cp = c & 0x07u;
-        else
-            return false;
-        if (s.size() - i < len) return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            const auto d = static_cast<unsigned char>(s[i + k]);
-            if ((d & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (d & 0x3fu);
-        }
-        if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return false;
-        if (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) return false;
-        i += len;
+
+using detail::is_utf8;
+
+// JSON as the YAML nodes SettingsReader reads, so that the same rules and messages apply: every
+// scalar as the text it would have in YAML (strings tagged "!" as quoted scalars are; doubles
+// always with a '.' or an exponent, so that no integer field takes 5.0 for 5).
+YAML::Node node_of(const boost::json::value& v, const std::string& name, const std::string& path, int depth) {
+    if (depth > detail::kMaxSettingsDepth) {
+        throw SettingsError(detail::settings_message(
+            name, 0, path, "nested more than " + std::to_string(detail::kMaxSettingsDepth) + " levels deep"));
     }
-    return true;
+    switch (v.kind()) {
+        case boost::json::kind::null:
+            return YAML::Node(YAML::NodeType::Null);
+        case boost::json::kind::bool_:
+            return YAML::Node(v.get_bool() ? "true" : "false");
+        case boost::json::kind::int64:
+            return YAML::Node(std::to_string(v.get_int64()));
+        case boost::json::kind::uint64:
+            return YAML::Node(std::to_string(v.get_uint64()));
+        case boost::json::kind::double_:
+            if (!std::isfinite(v.get_double())) {
+                throw SettingsError(detail::settings_message(name, 0, path, "is not a finite number"));
+            }
+            return YAML::Node(detail::format_double(v.get_double()));
+        case boost::json::kind::string: {
+            YAML::Node n(std::string(v.get_string()));
+            n.SetTag("!");
+            return n;
+        }
+        case boost::json::kind::array: {
+            YAML::Node n(YAML::NodeType::Sequence);
+            std::size_t i = 0;
+            for (const auto& item : v.get_array()) {
+                n.push_back(node_of(item, name, path + "[" + std::to_string(i++) + "]", depth + 1));
+            }
+            return n;
+        }
+        case boost::json::kind::object: {
+            YAML::Node n(YAML::NodeType::Map);
+            for (const auto& kv : v.get_object()) {
+                std::string key(kv.key());
+                auto value = node_of(kv.value(), name, path.empty() ? key : path + "." + key, depth + 1);
+                YAML::Node key_node(key);
+                key_node.SetTag("!");
+                n.force_insert(key_node, value);
+            }
+            return n;
+        }
+    }
+    return YAML::Node(YAML::NodeType::Null);
 }
+
 }  // namespace
 
 struct SettingsReader::Impl {
@@ -51,6 +80,10 @@ struct SettingsReader::Impl {
     std::string file;
     std::string path;  // dotted path of this map, "" at the top
     std::set<std::string, std::less<>> asked;
+    // Describe mode: the schemas of the keys asked for, in the order asked, and the required ones.
+    bool describing = false;
+    boost::json::object properties;
+    boost::json::array required;
 
     std::string key_path(std::string_view key) const {
         if (key.empty()) return path;  // the map itself
@@ -59,11 +92,25 @@ struct SettingsReader::Impl {
     int line_of(const YAML::Node& n) const { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
 
     [[noreturn]] void fail_at(const YAML::Node& at, std::string_view key, std::string_view reason) const {
-        std::ostringstream msg;
-        msg << file << ':' << line_of(at) << ": ";
-        if (auto where = key_path(key); !where.empty()) msg << where << ": ";
-        msg << reason;
-        throw SettingsError(msg.str());
+        throw SettingsError(detail::settings_message(file, line_of(at), key_path(key), reason));
+    }
+
+    // Records `key` with `schema` in describe mode; false, as nothing was read.
+    bool describe(std::string_view key, boost::json::object schema, Need need) {
+        properties[key] = std::move(schema);
+        auto listed = [&](const boost::json::value& r) { return r.is_string() && r.get_string() == key; };
+        if (need == Need::required && std::none_of(required.begin(), required.end(), listed)) {
+            required.emplace_back(key);
+        }
+        return false;
+    }
+
+    boost::json::object schema() const {
+        boost::json::object out{{"type", "object"}};
+        if (!properties.empty()) out["properties"] = properties;
+        if (!required.empty()) out["required"] = required;
+        out["additionalProperties"] = false;
+        return out;
     }
 
     // The value under `key`, or an undefined node (after checking requiredness).
@@ -97,6 +144,7 @@ struct SettingsReader::Impl {
         impl->node = n;
         impl->file = file;
         impl->path = std::move(child_path);
+        impl->describing = describing;
         return SettingsReader(std::move(impl));
     }
 };
@@ -122,6 +170,30 @@ SettingsReader SettingsReader::from_text(std::string_view text, std::string name
     return SettingsReader(std::move(impl));
 }
 
+SettingsReader SettingsReader::from_json(const boost::json::value& doc, std::string name) {
+    if (!doc.is_object() && !doc.is_null()) {
+        throw SettingsError(detail::settings_message(name, 0, "", "the document must be a map of keys"));
+    }
+    auto impl = std::make_unique<Impl>();
+    impl->node = doc.is_null() ? YAML::Node(YAML::NodeType::Map) : node_of(doc, name, "", 0);
+    impl->file = std::move(name);
+    return SettingsReader(std::move(impl));
+}
+
+SettingsReader SettingsReader::describer() {
+    auto impl = std::make_unique<Impl>();
+    impl->node = YAML::Node(YAML::NodeType::Map);
+    impl->file = "(describe)";
+    impl->describing = true;
+    return SettingsReader(std::move(impl));
+}
+
+boost::json::object SettingsReader::schema() const {
+    if (!impl_->describing)
+        throw std::logic_error("SettingsReader::schema() needs a reader from describer()");
+    return impl_->schema();
+}
+
 SettingsReader SettingsReader::from_file(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw SettingsError(path + ": cannot be read");
@@ -131,6 +203,7 @@ SettingsReader SettingsReader::from_file(const std::string& path) {
 }
 
 bool SettingsReader::field(std::string_view key, std::string& out, Need need) {
+    if (impl_->describing) return impl_->describe(key, {{"type", "string"}}, need);
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     out = impl_->scalar(v, key, "a string");
@@ -138,6 +211,7 @@ bool SettingsReader::field(std::string_view key, std::string& out, Need need) {
 }
 
 bool SettingsReader::field(std::string_view key, bool& out, Need need) {
+    if (impl_->describing) return impl_->describe(key, {{"type", "boolean"}}, need);
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     auto s = impl_->scalar(v, key, "true or false");
@@ -151,6 +225,7 @@ bool SettingsReader::field(std::string_view key, bool& out, Need need) {
 }
 
 bool SettingsReader::field(std::string_view key, std::int64_t& out, Need need) {
+    if (impl_->describing) return impl_->describe(key, {{"type", "integer"}}, need);
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     auto s = impl_->scalar(v, key, "an integer");
@@ -168,6 +243,9 @@ bool SettingsReader::field(std::string_view key, int& out, Need need) {
 }
 
 bool SettingsReader::field(std::string_view key, int& out, int lo, int hi, Need need) {
+    if (impl_->describing) {
+        return impl_->describe(key, {{"type", "integer"}, {"minimum", lo}, {"maximum", hi}}, need);
+    }
     std::int64_t n = out;
     if (!field(key, n, need)) return false;
     if (n < lo || n > hi) {
@@ -180,6 +258,7 @@ bool SettingsReader::field(std::string_view key, int& out, int lo, int hi, Need 
 }
 
 bool SettingsReader::field(std::string_view key, double& out, Need need) {
+    if (impl_->describing) return impl_->describe(key, {{"type", "number"}}, need);
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     auto s = impl_->scalar(v, key, "a number");
@@ -195,6 +274,7 @@ bool SettingsReader::field(std::string_view key, double& out, Need need) {
 }
 
 bool SettingsReader::field(std::string_view key, std::chrono::milliseconds& out, Need need) {
+    if (impl_->describing) return impl_->describe(key, {{"type", "string"}, {"format", "duration"}}, need);
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     auto s = impl_->scalar(v, key, "a duration");
@@ -205,6 +285,9 @@ bool SettingsReader::field(std::string_view key, std::chrono::milliseconds& out,
 }
 
 bool SettingsReader::field(std::string_view key, std::vector<std::string>& out, Need need) {
+    if (impl_->describing) {
+        return impl_->describe(key, {{"type", "array"}, {"items", {{"type", "string"}}}}, need);
+    }
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     if (!v.IsSequence()) impl_->fail_at(v, key, "expected a list of strings");
@@ -214,6 +297,10 @@ bool SettingsReader::field(std::string_view key, std::vector<std::string>& out, 
 }
 
 bool SettingsReader::field(std::string_view key, std::map<std::string, std::string>& out, Need need) {
+    if (impl_->describing) {
+        return impl_->describe(key, {{"type", "object"}, {"additionalProperties", {{"type", "string"}}}},
+                               need);
+    }
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     if (!v.IsMap()) impl_->fail_at(v, key, "expected a map of strings");
@@ -226,6 +313,11 @@ bool SettingsReader::field(std::string_view key, std::map<std::string, std::stri
 
 bool SettingsReader::section(std::string_view key, const std::function<void(SettingsReader&)>& fn,
                              Need need) {
+    if (impl_->describing) {
+        auto child = impl_->child(YAML::Node(YAML::NodeType::Map), impl_->key_path(key));
+        fn(child);
+        return impl_->describe(key, child.impl_->schema(), need);
+    }
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     if (!v.IsMap()) impl_->fail_at(v, key, "expected a map");
@@ -236,6 +328,11 @@ bool SettingsReader::section(std::string_view key, const std::function<void(Sett
 }
 
 bool SettingsReader::each(std::string_view key, const std::function<void(SettingsReader&)>& fn, Need need) {
+    if (impl_->describing) {
+        auto child = impl_->child(YAML::Node(YAML::NodeType::Map), impl_->key_path(key) + "[*]");
+        fn(child);
+        return impl_->describe(key, {{"type", "array"}, {"items", child.impl_->schema()}}, need);
+    }
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     if (!v.IsSequence()) impl_->fail_at(v, key, "expected a list");
@@ -256,6 +353,13 @@ bool SettingsReader::each(std::string_view key, const std::function<void(Setting
 bool SettingsReader::each_entry(std::string_view key,
                                 const std::function<void(const std::string&, SettingsReader&)>& fn,
                                 Need need) {
+    if (impl_->describing) {
+        const std::string name = "*";
+        auto child = impl_->child(YAML::Node(YAML::NodeType::Map), impl_->key_path(key) + "." + name);
+        fn(name, child);
+        return impl_->describe(key, {{"type", "object"}, {"additionalProperties", child.impl_->schema()}},
+                               need);
+    }
     auto v = impl_->get(key, need);
     if (!v.IsDefined()) return false;
     if (!v.IsMap()) impl_->fail_at(v, key, "expected a map");
@@ -272,16 +376,24 @@ bool SettingsReader::each_entry(std::string_view key,
 }
 
 bool SettingsReader::has(std::string_view key) const {
+    if (impl_->describing) return false;
     auto v = impl_->node[std::string(key)];
     return v.IsDefined() && !v.IsNull();
 }
 
 void SettingsReader::fail(std::string_view key, std::string_view reason) const {
+    if (impl_->describing) {
+        throw std::logic_error(detail::settings_message(
+            impl_->file, 0, impl_->key_path(key),
+            "fail() while describing settings, where no field returned a value to check (" +
+                std::string(reason) + ")"));
+    }
     auto v = impl_->node[std::string(key)];
     impl_->fail_at(v.IsDefined() ? v : impl_->node, key, reason);
 }
 
 void SettingsReader::done() {
+    if (impl_->describing) return;
     for (const auto& kv : impl_->node) {
         auto key = impl_->key_of(kv.first);
         if (!impl_->asked.contains(key)) impl_->fail_at(kv.first, key, "unknown key");

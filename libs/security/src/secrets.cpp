@@ -41,6 +41,15 @@ std::string sha256_hex(std::string_view data) {
 namespace {
 
 constexpr std::string_view kSealTag = "sbox1:";
+constexpr std::string_view kGcmTag = "a1:";
+constexpr std::size_t kGcmNonce = 12, kGcmTagBytes = 16;
+
+struct CipherCtx {
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 }  // namespace
 
@@ -73,6 +82,55 @@ std::optional<std::string> unseal(std::string_view key, std::string_view sealed)
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace plexus::security
+
+namespace plexus::security {
+
+std::string aes_gcm_encrypt(std::string_view key, std::string_view plaintext, std::string_view context) {
+    if (key.size() != kAesKeyBytes) throw std::invalid_argument("an AES-256 key has 32 bytes");
+    std::string box(kGcmNonce + plaintext.size() + kGcmTagBytes, '\0');
+    auto* out = reinterpret_cast<unsigned char*>(box.data());
+    if (RAND_bytes(out, kGcmNonce) != 1) throw std::runtime_error("the random number generator failed");
+    CipherCtx c;
+    int len = 0;
+    bool ok =
+        c.ctx && EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kGcmNonce, nullptr) == 1 &&
+        EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, bytes(key), out) == 1 &&
+        EVP_EncryptUpdate(c.ctx, nullptr, &len, bytes(context), static_cast<int>(context.size())) == 1 &&
+        EVP_EncryptUpdate(c.ctx, out + kGcmNonce, &len, bytes(plaintext),
+                          static_cast<int>(plaintext.size())) == 1 &&
+        EVP_EncryptFinal_ex(c.ctx, out + kGcmNonce + len, &len) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kGcmTagBytes, out + kGcmNonce + plaintext.size()) ==
+            1;
+    if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");
+    return std::string(kGcmTag) + base64url_encode(box);
+}
+
+std::optional<std::string> aes_gcm_decrypt(std::string_view key, std::string_view sealed,
+                                           std::string_view context) {
+    if (key.size() != kAesKeyBytes || !sealed.starts_with(kGcmTag)) return std::nullopt;
+    auto box = base64url_decode(sealed.substr(kGcmTag.size()));
+    if (!box || box->size() < kGcmNonce + kGcmTagBytes) return std::nullopt;
+    const auto* in = bytes(*box);
+    const std::size_t n = box->size() - kGcmNonce - kGcmTagBytes;
+    std::string plain(n, '\0');
+    auto* out = reinterpret_cast<unsigned char*>(plain.data());
+    CipherCtx c;
+    int len = 0;
+    std::string tag = box->substr(kGcmNonce + n);
+    bool ok =
+        c.ctx && EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, kGcmNonce, nullptr) == 1 &&
+        EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, bytes(key), in) == 1 &&
+        EVP_DecryptUpdate(c.ctx, nullptr, &len, bytes(context), static_cast<int>(context.size())) == 1 &&
+        EVP_DecryptUpdate(c.ctx, out, &len, in + kGcmNonce, static_cast<int>(n)) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kGcmTagBytes, tag.data()) == 1 &&
+        EVP_DecryptFinal_ex(c.ctx, out + len, &len) == 1;
+    if (!ok) return std::nullopt;
+    return plain;
 }
 
 }  // namespace plexus::security

@@ -50,3 +50,25 @@ TEST(Sealed, RoundTripsAndRefusesAlteredBoxesAndOtherKeys) {
     EXPECT_THROW(seal("short", "x"), std::invalid_argument);
     EXPECT_EQ(unseal(key, seal(key, "")), "");
 }
+
+TEST(AesGcm, RoundTripsBoundToItsContextAndRefusesAlterations) {
+    auto key = std::string(kAesKeyBytes, 'k');
+    auto box = aes_gcm_encrypt(key, "postgres://shop:s3cret@db/shop", "catalog");
+    EXPECT_TRUE(box.starts_with("a1:"));
+    EXPECT_EQ(box.find("s3cret"), std::string::npos);
+    EXPECT_EQ(aes_gcm_decrypt(key, box, "catalog"), "postgres://shop:s3cret@db/shop");
+    EXPECT_NE(aes_gcm_encrypt(key, "same", "a"), aes_gcm_encrypt(key, "same", "a"));  // fresh nonces
+    // Another context (another application's document), another key, or any altered byte: refused.
+    EXPECT_FALSE(aes_gcm_decrypt(key, box, "inventory"));
+    EXPECT_FALSE(aes_gcm_decrypt(std::string(kAesKeyBytes, 'x'), box, "catalog"));
+    for (std::size_t i = 3; i < box.size(); i += 7) {
+        auto altered = box;
+        altered[i] = altered[i] == 'A' ? 'B' : 'A';
+        EXPECT_FALSE(aes_gcm_decrypt(key, altered, "catalog")) << i;
+    }
+    EXPECT_FALSE(aes_gcm_decrypt(key, box.substr(0, box.size() - 4), "catalog"));
+    EXPECT_FALSE(aes_gcm_decrypt(key, "a1:", "catalog"));
+    EXPECT_FALSE(aes_gcm_decrypt(key, "sbox1:AAAA", "catalog"));
+    EXPECT_THROW(aes_gcm_encrypt("short", "x", ""), std::invalid_argument);
+    EXPECT_EQ(aes_gcm_decrypt(key, aes_gcm_encrypt(key, "", "c"), "c"), "");
+}

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "cli_http.hpp"
+#include "plexus/identity/cli_http.hpp"
 
 namespace plexus::identity {
 
@@ -56,17 +56,12 @@ struct AdminClient::Impl {
     // An admin token: the one given, or one for the admin client's credentials, fetched once.
     bool login(std::string& why) {
         if (!auth.bearer.empty()) return true;
-        auto doc = http.post_form(url, "/token",
-                                  {{"grant_type", "client_credentials"},
-                                   {"scope", "plexus:admin"},
-                                   {"client_id", auth.client_id},
-                                   {"client_secret", auth.client_secret}},
-                                  why);
-        if (!doc || !doc->contains("access_token")) {
+        auto token = client_token(http, url, auth.client_id, auth.client_secret, "plexus:admin", why);
+        if (!token) {
             why = "the identity server refused the admin credentials: " + why;
             return false;
         }
-        auth.bearer = std::string(doc->at("access_token").as_string());
+        auth.bearer = std::move(*token);
         return true;
     }
 
@@ -190,7 +185,8 @@ int AdminClient::list_users(std::ostream& out, bool as_json) {
 int AdminClient::create_user(const std::string& username, const std::vector<std::string>& roles,
                              const std::vector<std::string>& scopes, const std::string& password,
                              std::ostream& out, bool as_json) {
-    json::object body{{"username", username}, {"roles", json::value_from(roles)}, {"scopes", json::value_from(scopes)}};
+    json::object body{
+        {"username", username}, {"roles", json::value_from(roles)}, {"scopes", json::value_from(scopes)}};
     if (!password.empty()) body["password"] = password;
     std::string why;
     auto doc = impl_->admin("POST", "/admin/users", json::serialize(body), 201, why);
@@ -243,7 +239,8 @@ int AdminClient::list_api_keys(std::ostream& out, bool as_json) {
 int AdminClient::create_api_key(const std::string& name, const std::string& subject,
                                 const std::vector<std::string>& scopes, std::chrono::seconds expires_in,
                                 std::ostream& out, bool as_json) {
-    json::object body{{"name", name}, {"scopes", json::value_from(scopes)}, {"expires_in_s", expires_in.count()}};
+    json::object body{
+        {"name", name}, {"scopes", json::value_from(scopes)}, {"expires_in_s", expires_in.count()}};
     if (!subject.empty()) body["subject"] = subject;
     std::string why;
     auto doc = impl_->admin("POST", "/admin/api-keys", json::serialize(body), 201, why);

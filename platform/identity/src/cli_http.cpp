@@ -1,4 +1,4 @@
-#include "cli_http.hpp"
+#include "plexus/identity/cli_http.hpp"
 
 #include <boost/json.hpp>
 
@@ -78,6 +78,23 @@ std::optional<json::object> CliHttp::post_form(const ServerUrl& url, std::string
         return std::nullopt;
     }
     return std::move(doc.as_object());
+}
+
+std::optional<std::string> client_token(CliHttp& http, const ServerUrl& issuer, const std::string& client_id,
+                                        const std::string& client_secret, const std::string& scope,
+                                        std::string& why) {
+    auto doc = http.post_form(issuer, "/token",
+                              {{"grant_type", "client_credentials"},
+                               {"scope", scope},
+                               {"client_id", client_id},
+                               {"client_secret", client_secret}},
+                              why);
+    const auto* token = doc ? doc->if_contains("access_token") : nullptr;
+    if (!token || !token->is_string()) {
+        if (doc) why = "the answer has no access_token";
+        return std::nullopt;
+    }
+    return std::string(token->get_string());
 }
 
 }  // namespace plexus::identity

@@ -4,7 +4,7 @@
 
 #include <csignal>
 
-#include "plexus/discovery/registry_client.hpp"
+#include "plexus/discovery/daemon_presence.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
@@ -111,13 +111,12 @@ int run(const Settings& settings) {
         telemetry::error("--data-dir is required");
         return 2;
     }
-    std::optional<net::Endpoint> registry;
-    if (!settings.registry.empty()) {
-        registry = net::parse_endpoint(settings.registry);
-        if (!registry) {
-            telemetry::error("--registry must be http://host:port", {{"registry", settings.registry}});
-            return 2;
-        }
+    std::optional<discovery::DaemonPresence> presence;
+    try {
+        presence.emplace(settings.registry, "identity");
+    } catch (const std::invalid_argument& e) {
+        telemetry::error(e.what());
+        return 2;
     }
     auto& metrics = telemetry::default_registry();
     std::unique_ptr<Server> server;
@@ -134,41 +133,12 @@ int run(const Settings& settings) {
     auto http_ptr = serving::start_listener(runtime, *listen, router, settings.listen);
     if (!http_ptr) return 1;
     auto& http = *http_ptr;
-    auto stop = std::make_shared<std::atomic<bool>>(false);
-    discovery::InstanceInfo self;
-    if (registry) {
-        self.service = "identity";
-        self.id = "identity-" + std::to_string(::getpid());
-        self.address = listen->host == "0.0.0.0" ? "127.0.0.1" : listen->host;
-        self.port = http.port();
-        self.ttl = std::chrono::seconds(5);
-        discovery::HealthCheck check;
-        check.http = "/health/ready";
-        check.interval = std::chrono::seconds(1);
-        check.timeout = std::chrono::milliseconds(500);
-        self.check = check;
-        net::spawn(runtime.executor(0),
-                   discovery::keep_registered(discovery::RegistryClient(*registry), self,
-                                              std::chrono::seconds(1), stop),
-                   "registration");
-    }
+    presence->start(runtime.executor(0), listen->host, http.port());
     // SIGTERM: leave discovery first, then drain.
     runtime.on_signals({SIGTERM, SIGINT}, [&](int sig) {
-        if (stop->exchange(true)) return;
         telemetry::info("shutting down", {{"signal", sig}});
         server->stop_watches();  // long polls answer now, so the drain does not wait for them
-        net::spawn(
-            runtime.executor(0),
-            [](std::optional<net::Endpoint> registry, discovery::InstanceInfo self, net::Server* http,
-               net::Runtime* runtime) -> Task<void> {
-                if (registry) {
-                    if (auto ec =
-                            co_await discovery::RegistryClient(*registry).deregister(self.service, self.id))
-                        telemetry::warn("deregistration failed", {{"error", ec.message()}});
-                }
-                http->shutdown([runtime] { runtime->stop(); });
-            }(registry, self, &http, &runtime),
-            "shutdown");
+        presence->leave_then(runtime.executor(0), [&] { http.shutdown([&runtime] { runtime.stop(); }); });
     });
     telemetry::info("identity listening", {{"address", listen->host},
                                            {"port", http.port()},

@@ -13,8 +13,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli_http.hpp"
 #include "plexus/core/files.hpp"
+#include "plexus/identity/cli_http.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/security/jwt.hpp"

@@ -243,6 +243,7 @@ class Deployment {
         if (auto p = supervisor_->daemon_port("gateway")) o["gateway_port"] = *p;
         if (auto p = supervisor_->daemon_admin_port("gateway")) o["gateway_admin_port"] = *p;
         if (auto p = supervisor_->daemon_port("registry")) o["registry_port"] = *p;
+        if (auto p = supervisor_->daemon_port("config")) o["config_port"] = *p;
         auto tmp = data_dir_ + "/" + kStateFile + ".tmp";
         {
             std::ofstream out(tmp);
@@ -420,8 +421,8 @@ class ControlClient {
     std::optional<net::Response> fetch(net::Endpoint ep, std::string method, std::string target,
                                        std::string body = {}, std::chrono::milliseconds timeout = 2s) {
         auto r = net::run_blocking(runtime_.executor(0),
-                                   net::fetch(std::move(ep), std::move(method), std::move(target), std::move(body),
-                                              "application/json", timeout),
+                                   net::fetch(std::move(ep), std::move(method), std::move(target),
+                                              std::move(body), "application/json", timeout),
                                    timeout + 1s);
         if (!r || !*r) return std::nullopt;
         return std::move(**r);
@@ -621,12 +622,20 @@ void print_breakers(ControlClient& control, const json::object& status, std::ost
         }
     }
     if (rows.empty()) return;
-    out << "\n" << std::left << std::setw(16) << "INSTANCE" << std::setw(14) << "UPSTREAM" << std::setw(11)
+    out << "\n"
+        << std::left << std::setw(16) << "INSTANCE" << std::setw(14) << "UPSTREAM" << std::setw(11)
         << "BREAKER" << std::setw(10) << "FAILURES" << std::setw(9) << "REFUSED" << "EJECTED\n";
     for (const auto& r : rows) {
         out << std::setw(16) << r.instance << std::setw(14) << r.upstream << std::setw(11) << r.state
             << std::setw(10) << r.failures << std::setw(9) << r.refused << r.ejected << "\n";
     }
+}
+
+std::optional<int> deployed_port(const std::string& data_dir, std::string_view daemon) {
+    auto state = read_state(data_dir);
+    const auto* p = state ? state->if_contains(std::string(daemon) + "_port") : nullptr;
+    if (!p || !p->is_int64()) return std::nullopt;
+    return static_cast<int>(p->get_int64());
 }
 
 int status(const std::string& data_dir, std::ostream& out) {

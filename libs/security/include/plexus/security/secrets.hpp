@@ -30,6 +30,20 @@ std::string seal(std::string_view key, std::string_view plaintext);
 /// or was altered.
 std::optional<std::string> unseal(std::string_view key, std::string_view sealed);
 
+/// The size of a key for aes_gcm_encrypt() and aes_gcm_decrypt().
+inline constexpr std::size_t kAesKeyBytes = 32;
+
+/// `plaintext` encrypted and authenticated with AES-256-GCM under `key` (a fresh random 96-bit
+/// nonce, a 128-bit tag), bound to `context` (additional authenticated data: the ciphertext
+/// decrypts only with the same context), as "a1:" + base64url(nonce || ciphertext || tag).
+/// Throws std::invalid_argument for a key of the wrong size, std::runtime_error if OpenSSL fails.
+std::string aes_gcm_encrypt(std::string_view key, std::string_view plaintext, std::string_view context);
+
+/// The plaintext of an aes_gcm_encrypt() result, or nullopt if it is malformed, was made with
+/// another key or context, or was altered.
+std::optional<std::string> aes_gcm_decrypt(std::string_view key, std::string_view sealed,
+                                           std::string_view context);
+
 /// Whether `a` and `b` are equal, in time that depends only on their lengths.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 

@@ -18,7 +18,9 @@
 
 #include <chrono>
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace plexus::supervisor {
 
@@ -28,8 +30,8 @@ struct UpOptions {
     int gateway_port = -1;  ///< overrides the port of the daemon named "gateway" when ≥ 0
     /// Overrides the admin port of the daemon named "gateway" when ≥ 0 (it must declare one).
     int gateway_admin_port = -1;
-    bool detach = false;    ///< return once healthy, leaving the supervisor in the background
-    bool tls = false;       ///< serve the daemons with `tls_args` over HTTPS (see the file comment)
+    bool detach = false;  ///< return once healthy, leaving the supervisor in the background
+    bool tls = false;     ///< serve the daemons with `tls_args` over HTTPS (see the file comment)
     std::string plexus_binary;
     std::string bin_dir;
     std::chrono::milliseconds ready_timeout{60'000};
@@ -47,6 +49,10 @@ int down(const std::string& data_dir, std::chrono::milliseconds timeout);
 /// Sets the replica count of `service` in the running deployment (the control loop starts or
 /// stops instances on its next tick); exit code.
 int scale(const std::string& data_dir, const std::string& service, int replicas);
+
+/// The port of the running deployment's `daemon` ("gateway", "registry", "config"), as its
+/// supervisor recorded it; nullopt when nothing runs from `data_dir` or it has no such daemon.
+std::optional<int> deployed_port(const std::string& data_dir, std::string_view daemon);
 
 /// The data directory `status`/`down` use when none is given: the default manifest's.
 std::string default_data_dir(const std::string& manifest_path);

@@ -1,6 +1,7 @@
 #pragma once
-// Blocking HTTP calls for the `plexus login` and `plexus identity ...` commands: one io thread,
-// plain http or https (verified against a CA file, e.g. the development CA of `plexus up --tls`).
+/// Blocking HTTP calls for the `plexus` commands people run (`login`, `identity ...`,
+/// `config ...`): one io thread, plain http or https (verified against a CA file, e.g. the
+/// development CA of `plexus up --tls`).
 
 #include <boost/json/object.hpp>
 #include <optional>
@@ -48,5 +49,11 @@ class CliHttp {
     net::Runtime runtime_{1};
     std::thread io_;
 };
+
+/// An access token of a confidential client (client credentials grant with `scope`) from the
+/// token endpoint of the issuer at `issuer`; nullopt with `why`.
+std::optional<std::string> client_token(CliHttp& http, const ServerUrl& issuer, const std::string& client_id,
+                                        const std::string& client_secret, const std::string& scope,
+                                        std::string& why);
 
 }  // namespace plexus::identity

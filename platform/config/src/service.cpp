@@ -1,0 +1,623 @@
+#include "plexus/config/service.hpp"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <charconv>
+#include <set>
+#include <stdexcept>
+
+#include "plexus/core/json_schema.hpp"
+#include "plexus/net/http.hpp"
+#include "plexus/telemetry/log.hpp"
+
+namespace plexus::config {
+
+namespace json = boost::json;
+using net::HttpError;
+
+namespace {
+
+bool has_word(std::string_view words, std::string_view w) {
+    std::size_t pos = 0;
+    while (pos <= words.size()) {
+        auto end = words.find(' ', pos);
+        if (end == std::string_view::npos) end = words.size();
+        if (words.substr(pos, end - pos) == w) return true;
+        pos = end + 1;
+    }
+    return false;
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+void check_key(const DocKey& key) {
+    if (auto why = app_name_problem(key.app); !why.empty()) throw HttpError(400, "Bad Request", why);
+    if (!key.profile.empty())
+        if (auto why = profile_name_problem(key.profile); !why.empty())
+            throw HttpError(400, "Bad Request", why);
+}
+
+[[noreturn]] void storage_failed(const ErrorCode& ec) {
+    telemetry::error("config store failed", {{"error", ec.message()}});
+    throw HttpError(500, "Internal Server Error", "the configuration store failed: " + ec.message());
+}
+
+// The record a pick takes by default: the stable one, or a canary for its instance.
+ConfigService::Pick for_instance(std::string instance) {
+    return [instance = std::move(instance)](const auto& d) -> const Record* {
+        if (d.canary && ConfigService::in_canary(d.canary->targets, d.canary->version, instance))
+            return d.canary.get();
+        return d.stable.get();
+    };
+}
+
+}  // namespace
+
+bool Caller::admin() const { return anonymous_admin || has_word(scope, "plexus:admin"); }
+
+bool Caller::may_write(std::string_view app) const {
+    return admin() || has_word(scope, "config:write") || has_word(scope, "config:write:" + std::string(app));
+}
+
+bool Caller::may_read(std::string_view app) const {
+    return may_write(app) || has_word(scope, "config:read") ||
+           has_word(scope, "config:read:" + std::string(app));
+}
+
+bool Caller::may_read_secrets(std::string_view app) const {
+    return admin() || has_word(scope, "config:secrets") ||
+           has_word(scope, "config:secrets:" + std::string(app));
+}
+
+ConfigService::ConfigService(std::unique_ptr<Store> store, SecretBox secrets, core::Clock& clock)
+    : store_(std::move(store)), secrets_(std::move(secrets)), clock_(clock) {
+    auto loaded = store_->load();
+    if (!loaded) throw std::runtime_error("cannot load the configuration: " + loaded.error().message());
+    auto s = std::make_shared<State>();
+    s->revision = loaded->revision;
+    for (auto& r : loaded->stable) {
+        auto& d = s->docs[r.key];
+        d.stable = std::make_shared<const Record>(std::move(r));
+    }
+    for (auto& r : loaded->canary) {
+        auto& d = s->docs[r.key];
+        d.canary = std::make_shared<const Record>(std::move(r));
+    }
+    for (auto& [key, v] : loaded->latest) s->docs[key].latest = v;
+    for (auto& l : loaded->labels) s->labels.emplace(l.name, std::move(l));
+    for (auto& sc : loaded->schemas) s->schemas.emplace(sc.app, std::move(sc));
+    state_.store(std::move(s));
+}
+
+ConfigService::~ConfigService() = default;
+
+std::int64_t ConfigService::now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall().time_since_epoch()).count();
+}
+
+bool ConfigService::in_canary(const Targets& targets, std::int64_t version, std::string_view instance) {
+    if (instance.empty()) return false;
+    if (std::find(targets.instances.begin(), targets.instances.end(), instance) != targets.instances.end())
+        return true;
+    return targets.percent > 0 &&
+           static_cast<int>(fnv1a(std::string(instance) + "#" + std::to_string(version)) % 100) <
+               targets.percent;
+}
+
+// ---- reads
+
+View ConfigService::merged(const State& s, const std::string& app, const std::vector<std::string>& profiles,
+                           const Pick& pick, bool secrets) const {
+    View v;
+    v.app = app;
+    v.profiles = profiles;
+    for (const auto& key : layers(app, profiles)) {
+        auto it = s.docs.find(key);
+        if (it == s.docs.end()) continue;
+        const Record* r = pick(it->second);
+        if (!r) continue;
+        v.version = std::max(v.version, r->version);
+        if (r == it->second.canary.get()) v.canary = true;
+        if (!r->content) continue;
+        auto content = *r->content;
+        if (secrets)
+            secrets_.open_all(content, key.app);
+        else
+            SecretBox::mask_all(content);
+        merge_into(v.config, content);
+        v.sources.insert(v.sources.begin(), {key, std::move(content)});
+    }
+    return v;
+}
+
+View ConfigService::view(const std::string& app, const std::vector<std::string>& profiles,
+                         const std::string& instance, bool secrets) const {
+    return merged(*state(), app, profiles, for_instance(instance), secrets);
+}
+
+std::int64_t ConfigService::version_of(const std::string& app, const std::vector<std::string>& profiles,
+                                       const std::string& instance) const {
+    auto s = state();
+    std::int64_t version = 0;
+    for (const auto& key : layers(app, profiles)) {
+        auto it = s->docs.find(key);
+        if (it == s->docs.end()) continue;
+        const auto& d = it->second;
+        const Record* r = d.canary && in_canary(d.canary->targets, d.canary->version, instance)
+                              ? d.canary.get()
+                              : d.stable.get();
+        if (r) version = std::max(version, r->version);
+    }
+    return version;
+}
+
+json::array ConfigService::documents() const {
+    auto s = state();
+    json::array out;
+    for (const auto& [key, d] : s->docs) {
+        if (!d.stable && !d.canary) continue;
+        json::object o{{"application", key.app}, {"profile", key.profile}, {"name", key.name()}};
+        if (d.stable) {
+            o["version"] = d.stable->version;
+            o["kind"] = kind_name(d.stable->kind);
+            o["author"] = d.stable->author;
+            o["time"] = core::rfc3339(core::SystemTime(std::chrono::milliseconds(d.stable->time_ms)), true);
+            o["deleted"] = !d.stable->content.has_value();
+        }
+        if (d.canary) {
+            json::array names;
+            for (const auto& n : d.canary->targets.instances) names.emplace_back(n);
+            o["canary"] = json::object{{"version", d.canary->version},
+                                       {"instances", std::move(names)},
+                                       {"percent", d.canary->targets.percent},
+                                       {"author", d.canary->author}};
+        }
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+json::array ConfigService::labels() const {
+    auto s = state();
+    json::array out;
+    for (const auto& [name, l] : s->labels)
+        out.push_back(json::object{
+            {"name", name},
+            {"revision", l.revision},
+            {"author", l.author},
+            {"message", l.message},
+            {"time", core::rfc3339(core::SystemTime(std::chrono::milliseconds(l.time_ms)), true)}});
+    return out;
+}
+
+std::optional<json::value> ConfigService::schema(const std::string& app) const {
+    auto s = state();
+    auto it = s->schemas.find(app);
+    if (it == s->schemas.end()) return std::nullopt;
+    return it->second.schema;
+}
+
+std::int64_t ConfigService::revision() const { return state()->revision; }
+
+// ---- blocking reads
+
+View ConfigService::view_at(const std::string& app, const std::vector<std::string>& profiles,
+                            const std::string& label, bool secrets) const {
+    auto s = state();
+    std::int64_t revision = 0;
+    if (auto it = s->labels.find(label); it != s->labels.end()) {
+        revision = it->second.revision;
+    } else {
+        auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), revision);
+        if (ec != std::errc{} || end != label.data() + label.size() || revision <= 0)
+            throw HttpError(404, "Not Found", "no label '" + label + "' (labels: plexus config labels)");
+    }
+    State then;
+    {
+        std::lock_guard lock(write_mutex_);
+        for (const auto& key : layers(app, profiles)) {
+            auto r = store_->stable_at(key, revision);
+            if (!r) storage_failed(r.error());
+            if (*r) then.docs[key].stable = std::make_shared<const Record>(std::move(**r));
+        }
+    }
+    auto v = merged(then, app, profiles, [](const DocState& d) { return d.stable.get(); }, secrets);
+    v.label = label;
+    return v;
+}
+
+Record ConfigService::document(const DocKey& key, std::int64_t version) const {
+    check_key(key);
+    if (version == 0) {
+        auto s = state();
+        auto it = s->docs.find(key);
+        if (it == s->docs.end() || !it->second.stable)
+            throw HttpError(404, "Not Found", "no document " + key.name());
+        return *it->second.stable;
+    }
+    std::lock_guard lock(write_mutex_);
+    auto r = store_->find(key, version);
+    if (!r) storage_failed(r.error());
+    if (!*r) throw HttpError(404, "Not Found", key.name() + " has no version " + std::to_string(version));
+    return std::move(**r);
+}
+
+std::vector<Record> ConfigService::history(const DocKey& key, std::int64_t before, std::size_t limit) const {
+    check_key(key);
+    Result<std::vector<Record>> r;
+    {
+        std::lock_guard lock(write_mutex_);
+        r = store_->history(key, before, limit);
+    }
+    if (!r) storage_failed(r.error());
+    for (auto& rec : *r)
+        if (rec.content) SecretBox::mask_all(*rec.content);
+    return std::move(*r);
+}
+
+std::vector<Change> ConfigService::diff(const DocKey& key, std::int64_t from, std::int64_t to) const {
+    auto b = document(key, to);
+    Record a;
+    if (from == 0) {
+        std::lock_guard lock(write_mutex_);
+        auto r = store_->stable_at(key, b.version - 1);
+        if (!r) storage_failed(r.error());
+        if (*r) a = std::move(**r);
+    } else {
+        a = document(key, from);
+    }
+    auto changes = config::diff(
+        a.content.value_or(json::object()), b.content.value_or(json::object()),
+        [&](const json::value& x, const json::value& y) { return secrets_.same(x, y, key.app); });
+    for (auto& c : changes) {
+        if (SecretBox::is_secret(c.from)) c.from = json::string(kMasked);
+        if (SecretBox::is_secret(c.to)) c.to = json::string(kMasked);
+    }
+    return changes;
+}
+
+// ---- writes
+
+namespace {
+
+json::object apply_edit(const Edit& edit, const json::object& current) {
+    json::object out = edit.content ? *edit.content : current;
+    for (const auto& [key, value] : edit.set) {
+        std::string why;
+        if (value.is_null())
+            remove_path(out, key);
+        else if (!set_path(out, key, value, why))
+            throw HttpError(400, "Bad Request", why);
+    }
+    return out;
+}
+
+void check_expected(std::int64_t expected, std::int64_t latest, const DocKey& key) {
+    if (expected >= 0 && expected != latest)
+        throw HttpError(409, "Conflict",
+                        key.name() + " is at version " + std::to_string(latest) + ", not " +
+                            std::to_string(expected) + ": read it again and reapply the change");
+}
+
+}  // namespace
+
+Record ConfigService::commit(const Caller& caller, Record r, const State& current) {
+    if (r.content) {
+        std::string why;
+        if (!secrets_.seal(*r.content, r.key.app, why)) throw HttpError(400, "Bad Request", why);
+    }
+    r.author = caller.name.empty() ? "anonymous" : caller.name;
+    r.time_ms = now_ms();
+    auto next = std::make_shared<State>(current);
+    auto& d = next->docs[r.key];
+    const auto expected = d.latest;
+    auto apply = [&](const Record& rec) {
+        auto held = std::make_shared<const Record>(rec);
+        if (rec.kind == Kind::canary) {
+            d.canary = held;
+        } else if (rec.kind == Kind::abort) {
+            d.canary.reset();
+        } else {
+            d.stable = held;
+            d.canary.reset();
+        }
+    };
+    apply(r);
+    validate(*next, r.key);
+    auto version = store_->append(r, expected);
+    if (!version) {
+        if (version.error() == errc::conflict)
+            throw HttpError(409, "Conflict",
+                            r.key.name() + " was changed meanwhile: read it again and reapply the change");
+        storage_failed(version.error());
+    }
+    r.version = *version;
+    apply(r);
+    d.latest = r.version;
+    next->revision = r.version;
+    state_.store(std::move(next));
+    changed_.notify_all();
+    telemetry::info("configuration changed", {{"application", r.key.app},
+                                              {"profile", r.key.profile},
+                                              {"version", r.version},
+                                              {"kind", std::string(kind_name(r.kind))},
+                                              {"author", r.author}});
+    return r;
+}
+
+void ConfigService::validate(const State& s, const DocKey& changed) const {
+    std::vector<std::string> apps;
+    if (changed.app == kSharedApplication) {
+        for (const auto& [app, schema] : s.schemas) apps.push_back(app);
+    } else if (s.schemas.contains(changed.app)) {
+        apps.push_back(changed.app);
+    }
+    for (const auto& app : apps) {
+        const auto& schema = s.schemas.find(app)->second.schema;
+        std::set<std::string> profiles;
+        bool canaries = false;
+        for (const auto& [key, d] : s.docs) {
+            if (key.app != app && key.app != kSharedApplication) continue;
+            if (!key.profile.empty()) profiles.insert(key.profile);
+            canaries = canaries || d.canary;
+        }
+        std::vector<std::vector<std::string>> combos{{}};
+        for (const auto& p : profiles) combos.push_back({p});
+        std::vector<Pick> picks{[](const DocState& d) { return d.stable.get(); }};
+        if (canaries)
+            picks.push_back([](const DocState& d) { return d.canary ? d.canary.get() : d.stable.get(); });
+        for (const auto& profile : combos) {
+            for (const auto& pick : picks) {
+                auto v = merged(s, app, profile, pick, true);
+                auto errors = core::validate(schema, v.config, 10);
+                if (errors.empty()) continue;
+                std::string detail = "the change would give " + app +
+                                     (profile.empty() ? std::string() : " (profile " + profile[0] + ")") +
+                                     " settings its schema refuses: ";
+                for (std::size_t i = 0; i < errors.size(); ++i)
+                    detail += (i ? "; " : "") +
+                              (errors[i].key.empty() ? std::string("(root)") : errors[i].key) + ": " +
+                              errors[i].reason;
+                throw HttpError(400, "Bad Request", detail);
+            }
+        }
+    }
+}
+
+Record ConfigService::write(const Caller& caller, const DocKey& key, Edit edit) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "writing " + key.app + " needs scope config:write:" + key.app);
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    const DocState* d = it == s->docs.end() ? nullptr : &it->second;
+    if (d && d->canary)
+        throw HttpError(409, "Conflict",
+                        key.name() + " has a canary pending (version " + std::to_string(d->canary->version) +
+                            "): promote or abort it first");
+    check_expected(edit.expected, d ? d->latest : 0, key);
+    Record r;
+    r.key = key;
+    r.kind = Kind::set;
+    r.message = edit.message;
+    r.content = apply_edit(edit, d && d->stable && d->stable->content ? *d->stable->content : json::object());
+    return commit(caller, std::move(r), *s);
+}
+
+Record ConfigService::remove(const Caller& caller, const DocKey& key, std::string message,
+                             std::int64_t expected) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "deleting needs scope config:write:" + key.app);
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    if (it == s->docs.end() || !it->second.stable || !it->second.stable->content)
+        throw HttpError(404, "Not Found", "no document " + key.name());
+    if (it->second.canary)
+        throw HttpError(409, "Conflict", key.name() + " has a canary pending: promote or abort it first");
+    check_expected(expected, it->second.latest, key);
+    Record r;
+    r.key = key;
+    r.kind = Kind::remove;
+    r.message = std::move(message);
+    return commit(caller, std::move(r), *s);
+}
+
+Record ConfigService::rollback(const Caller& caller, const DocKey& key, std::int64_t version,
+                               std::string message) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "rolling back needs scope config:write:" + key.app);
+    auto target = document(key, version);  // before the lock: document() takes it
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    if (it != s->docs.end() && it->second.canary)
+        throw HttpError(409, "Conflict",
+                        key.name() + " has a canary pending: abort it (or promote it) first");
+    Record r;
+    r.key = key;
+    r.kind = Kind::rollback;
+    r.source = version;
+    r.content = std::move(target.content);  // a remove's none: rolling back to it deletes again
+    r.kind = r.content ? Kind::rollback : Kind::remove;
+    r.message = message.empty() ? "rollback to version " + std::to_string(version) : std::move(message);
+    return commit(caller, std::move(r), *s);
+}
+
+Record ConfigService::start_canary(const Caller& caller, const DocKey& key, Edit edit, Targets targets) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "a canary needs scope config:write:" + key.app);
+    if (targets.instances.empty() && targets.percent <= 0)
+        throw HttpError(400, "Bad Request", "a canary needs instances or a percent above 0");
+    if (targets.percent < 0 || targets.percent > 100)
+        throw HttpError(400, "Bad Request", "percent must be between 0 and 100");
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    const DocState* d = it == s->docs.end() ? nullptr : &it->second;
+    if (d && d->canary)
+        throw HttpError(409, "Conflict",
+                        key.name() + " already has a canary pending (version " +
+                            std::to_string(d->canary->version) + "): promote or abort it first");
+    check_expected(edit.expected, d ? d->latest : 0, key);
+    Record r;
+    r.key = key;
+    r.kind = Kind::canary;
+    r.message = edit.message;
+    r.targets = std::move(targets);
+    r.content = apply_edit(edit, d && d->stable && d->stable->content ? *d->stable->content : json::object());
+    return commit(caller, std::move(r), *s);
+}
+
+Record ConfigService::promote(const Caller& caller, const DocKey& key, std::string message) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "promoting needs scope config:write:" + key.app);
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    if (it == s->docs.end() || !it->second.canary)
+        throw HttpError(404, "Not Found", key.name() + " has no canary pending");
+    Record r;
+    r.key = key;
+    r.kind = Kind::promote;
+    r.source = it->second.canary->version;
+    r.content = it->second.canary->content;
+    r.message = message.empty() ? "promote canary " + std::to_string(r.source) : std::move(message);
+    return commit(caller, std::move(r), *s);
+}
+
+Record ConfigService::abort_canary(const Caller& caller, const DocKey& key, std::string message) {
+    check_key(key);
+    if (!caller.may_write(key.app))
+        throw HttpError(403, "Forbidden", "aborting needs scope config:write:" + key.app);
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    auto it = s->docs.find(key);
+    if (it == s->docs.end() || !it->second.canary)
+        throw HttpError(404, "Not Found", key.name() + " has no canary pending");
+    Record r;
+    r.key = key;
+    r.kind = Kind::abort;
+    r.source = it->second.canary->version;
+    r.message = message.empty() ? "abort canary " + std::to_string(r.source) : std::move(message);
+    return commit(caller, std::move(r), *s);
+}
+
+void ConfigService::put_schema(const Caller& caller, const std::string& app, json::value schema,
+                               std::vector<std::string>* problems) {
+    if (auto why = app_name_problem(app); !why.empty() && app != kSharedApplication)
+        throw HttpError(400, "Bad Request", why);
+    if (!caller.may_read(app))
+        throw HttpError(403, "Forbidden", "publishing a schema needs scope config:read:" + app);
+    if (auto why = core::check_schema(schema); !why.empty())
+        throw HttpError(400, "Bad Request", "the schema: " + why);
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    if (auto it = s->schemas.find(app); it != s->schemas.end() && it->second.schema == schema) return;
+    Schema sc{app, std::move(schema), caller.name.empty() ? "anonymous" : caller.name, now_ms()};
+    if (auto r = store_->put_schema(sc); !r) storage_failed(r.error());
+    auto next = std::make_shared<State>(*s);
+    next->schemas.insert_or_assign(app, sc);
+    if (problems) {
+        try {
+            validate(*next, DocKey{app, ""});
+        } catch (const HttpError& e) {
+            problems->push_back(e.what());
+        }
+    }
+    state_.store(std::move(next));
+    telemetry::info("configuration schema published", {{"application", app}, {"author", sc.author}});
+}
+
+void ConfigService::put_label(const Caller& caller, const std::string& name, std::int64_t revision,
+                              std::string message) {
+    if (!caller.admin() && !has_word(caller.scope, "config:write"))
+        throw HttpError(403, "Forbidden", "labels need scope config:write");
+    if (auto why = profile_name_problem(name); !why.empty())
+        throw HttpError(400, "Bad Request", "a label name: " + why.substr(why.find(' ', 2) + 1));
+    if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        throw HttpError(400, "Bad Request", "a label name cannot be a number (numbers name revisions)");
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    if (revision == 0) revision = s->revision;
+    if (revision < 0 || revision > s->revision)
+        throw HttpError(400, "Bad Request", "revision must be between 1 and " + std::to_string(s->revision));
+    Label l{name, revision, caller.name.empty() ? "anonymous" : caller.name, std::move(message), now_ms()};
+    if (auto r = store_->put_label(l); !r) storage_failed(r.error());
+    auto next = std::make_shared<State>(*s);
+    next->labels.insert_or_assign(name, l);
+    state_.store(std::move(next));
+}
+
+bool ConfigService::delete_label(const Caller& caller, const std::string& name) {
+    if (!caller.admin() && !has_word(caller.scope, "config:write"))
+        throw HttpError(403, "Forbidden", "labels need scope config:write");
+    std::lock_guard lock(write_mutex_);
+    auto r = store_->delete_label(name);
+    if (!r) storage_failed(r.error());
+    auto next = std::make_shared<State>(*state());
+    next->labels.erase(name);
+    state_.store(std::move(next));
+    return *r;
+}
+
+// ---- instances
+
+namespace {
+constexpr std::int64_t kForgetAfterMs = 10 * 60 * 1000;
+constexpr std::size_t kMaxInstancesPerApp = 10'000;
+}  // namespace
+
+void ConfigService::seen(const std::string& app, const std::string& instance, const std::string& profiles,
+                         std::int64_t version) {
+    if (instance.empty()) return;
+    auto now = now_ms();
+    std::lock_guard lock(seen_mutex_);
+    auto& apps = seen_[app];
+    auto it = apps.find(instance);
+    if (it == apps.end()) {
+        if (apps.size() >= kMaxInstancesPerApp) {
+            auto oldest = std::min_element(apps.begin(), apps.end(), [](const auto& a, const auto& b) {
+                return a.second.seen_ms < b.second.seen_ms;
+            });
+            apps.erase(oldest);
+        }
+        it = apps.emplace(instance, Seen{}).first;
+        it->second.report.instance = instance;
+    }
+    it->second.report.profiles = profiles;
+    it->second.report.offered = version;
+    it->second.seen_ms = now;
+}
+
+void ConfigService::report(const std::string& app, InstanceReport report) {
+    auto instance = report.instance;
+    seen(app, instance, report.profiles, 0);
+    std::lock_guard lock(seen_mutex_);
+    auto& entry = seen_[app][instance];
+    report.time_ms = now_ms();
+    entry.report = std::move(report);
+    entry.seen_ms = entry.report.time_ms;
+}
+
+std::vector<InstanceReport> ConfigService::instances(const std::string& app) const {
+    auto now = now_ms();
+    std::vector<InstanceReport> out;
+    std::lock_guard lock(seen_mutex_);
+    auto it = seen_.find(app);
+    if (it == seen_.end()) return out;
+    for (const auto& [id, s] : it->second)
+        if (now - s.seen_ms <= kForgetAfterMs) out.push_back(s.report);
+    return out;
+}
+
+}  // namespace plexus::config
