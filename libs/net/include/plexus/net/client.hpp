@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "plexus/core/result.hpp"
 #include "plexus/net/http.hpp"
@@ -29,7 +31,6 @@ enum class errc {
 };
 const boost::system::error_category& net_category() noexcept;
 inline ErrorCode make_error_code(errc e) noexcept { return {static_cast<int>(e), net_category()}; }
-
 
 struct Endpoint {
     std::string host;  ///< numeric address or host name
@@ -77,6 +78,32 @@ Task<ErrorCode> send(const Endpoint& endpoint, const Request& request, Response&
 Task<Result<Response>> fetch(const Endpoint& endpoint, std::string method, std::string target,
                              std::string body = {}, std::string content_type = {},
                              std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
+
+/// Sends `request` to `endpoint` on a connection of its own (never one from the keep-alive pool,
+/// never returned to it) and hands the response body to `on_data` piece by piece as it arrives:
+/// for long-lived responses such as a watch that answers one chunked response with one JSON
+/// document per event. The pieces follow the transfer framing (chunked, Content-Length or until
+/// close, already decoded) but not the sender's chunk boundaries: a piece may hold part of a chunk
+/// or several, so the caller frames its own records. `on_head`, when given, sees the status and
+/// header fields once, before any body byte; an HTTP error status is not an error here (its body is
+/// streamed like any other). Interim (1xx) responses are skipped. The request is written as send()
+/// writes it (Host from the endpoint unless present, Content-Length from the body).
+///
+/// `idle_timeout` bounds connecting, sending the request and every wait for the next bytes of the
+/// response; there is no bound on the whole exchange. Returns an empty code when the body ended
+/// (chunked terminator, Content-Length reached, or the peer closed a body delimited by close) or
+/// when `on_data` returned false (the connection is then closed). Otherwise a `net::errc`:
+/// connect_failed, bad_address, timeout (idle), connection_closed (the peer closed or reset before
+/// the body ended), protocol_error, response_too_large (a head over 64 KiB).
+///
+/// Cancellation: the call ends at the latest when its io_context stops (the task is then abandoned
+/// with the io_context and its socket closed when the io_context is destroyed). Callbacks run on
+/// the calling task's thread and must not block. `endpoint` and `request` must stay valid until
+/// the task completes.
+Task<ErrorCode> stream(const Endpoint& endpoint, const Request& request,
+                       std::function<bool(std::string_view chunk)> on_data,
+                       std::chrono::milliseconds idle_timeout,
+                       std::function<void(const Response& head)> on_head = {});
 
 /// Pool statistics of the calling task's io_context (for tests and metrics).
 struct PoolStats {
