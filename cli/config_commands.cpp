@@ -161,8 +161,9 @@ struct ConfigCommands::Options {
     }
     std::string doc_name() const { return profile.empty() ? app : app + "-" + profile; }
 
-    // The edit of KEY=VALUE arguments (a value read as YAML: 8080 a number, true a boolean, an
-    // empty value removes the key).
+    // The edit of KEY=VALUE arguments (a value read as YAML: 8080 a number, true a boolean,
+    // [a, b] a list, text that is not YAML a string; `{cipher}...` a secret; an empty value
+    // removes the key).
     std::optional<json::object> assignments_body() {
         json::object set;
         for (const auto& a : assignments) {
@@ -171,11 +172,16 @@ struct ConfigCommands::Options {
                 std::fprintf(stderr, "plexus config: '%s' is not KEY=VALUE\n", a.c_str());
                 return std::nullopt;
             }
+            auto value = a.substr(eq + 1);
+            auto& slot = set[a.substr(0, eq)];
+            if (value.starts_with("{cipher}")) {
+                slot = value;  // a secret: encrypted by the server
+                continue;
+            }
             try {
-                set[a.substr(0, eq)] = plexus::core::yaml_to_json(a.substr(eq + 1), a.substr(0, eq));
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "plexus config: %s\n", e.what());
-                return std::nullopt;
+                slot = plexus::core::yaml_to_json(value, a.substr(0, eq));
+            } catch (const std::exception&) {
+                slot = value;  // not YAML ("a: b", "x, y"): the text itself
             }
         }
         return json::object{{"set", std::move(set)}};
@@ -389,6 +395,8 @@ ConfigCommands::ConfigCommands(CLI::App& config, const std::string& manifest, st
     c->add_option(
         "--key-file", s.key_file,
         "the secrets key (64 hex digits; default $PLEXUS_CONFIG_KEY; none: {cipher} values are refused)");
+    c->add_flag("--generate-key", s.generate_key,
+                "create --key-file with a new random key if it does not exist");
     c->add_option("--seed", s.seed_dir,
                   "on an empty store, load DIR/<app>.yaml and DIR/<app>/<profile>.yaml");
     c->add_option("--issuer", s.issuer, "issuer of the access tokens callers present");
@@ -489,9 +497,13 @@ std::optional<int> ConfigCommands::run() {
           o.promote_cmd, o.abort_cmd, o.instances_cmd, o.list_cmd, o.labels_cmd, o.label_cmd, o.encrypt_cmd})
         if (*c) chosen = c;
     if (!chosen) return std::nullopt;
-    for (auto* c : {o.set_cmd, o.canary_cmd})
-        if (c == chosen)
-            for (auto& extra : c->remaining()) o.assignments.push_back(extra);
+    for (auto* c : {o.set_cmd, o.canary_cmd}) {
+        if (c != chosen) continue;
+        // `set catalog page=2`: what took the profile's place is the first assignment.
+        if (o.profile.find('=') != std::string::npos)
+            o.assignments.insert(o.assignments.begin(), std::exchange(o.profile, {}));
+        for (auto& extra : c->remaining()) o.assignments.push_back(extra);
+    }
     if (!o.connect()) return 1;
     if (chosen == o.get_cmd) return o.get();
     if (chosen == o.set_cmd) return o.set();

@@ -55,7 +55,8 @@ TEST(PlexusUpForeground, StartsShowsProgressAndStopsOnCtrlC) {
     EXPECT_EQ(out.find("client_secret"), std::string::npos);
 
     auto children = pids_in(out);
-    ASSERT_EQ(children.size(), 7u) << out;  // registry, identity, limits, gateway, 2 catalogs, inventory
+    ASSERT_EQ(children.size(), 8u)
+        << out;  // registry, identity, config, limits, gateway, 2 catalogs, inventory
     up.signal(SIGINT);
     EXPECT_EQ(up.wait(std::chrono::seconds(60)), 0) << up.log();
     EXPECT_NE(up.log().find("plexus: stopped"), std::string::npos);

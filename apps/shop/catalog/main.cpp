@@ -56,6 +56,29 @@ json::object product_json(const plexus::store::Row& r) {
             {"price_cents", r.get<std::int64_t>(3)}};
 }
 
+// How GET /products pages: live settings from the config server (section `listing`).
+struct Listing {
+    int default_limit = 20;
+    int max_limit = 100;
+};
+
+void load_listing(plexus::core::SettingsReader& r, Listing& l) {
+    r.field("default_limit", l.default_limit, 1, 1000);
+    r.field("max_limit", l.max_limit, 1, 1000);
+    if (l.default_limit > l.max_limit) r.fail("default_limit", "must not be above max_limit");
+}
+
+// A positive integer query parameter, or `fallback` when absent; 400 otherwise.
+std::int64_t positive_param(const plexus::Request& req, std::string_view name, std::int64_t fallback) {
+    auto text = req.query_param(name);
+    if (!text) return fallback;
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+    if (ec != std::errc{} || p != text->data() + text->size() || v <= 0)
+        throw plexus::HttpError(400, "Bad Request", std::string(name) + " must be a positive integer");
+    return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,23 +87,40 @@ int main(int argc, char** argv) {
     auto inventory = svc.client("inventory");
     // Without inventory (down, slow, or its breaker open) a product is still served, with its
     // availability unknown. The client's timeout, retries and breaker come from --config.
-    inventory.set_fallback([](const plexus::CallFailure&) {
-        return plexus::json_response(200, R"({"quantity":null})");
-    });
+    inventory.set_fallback(
+        [](const plexus::CallFailure&) { return plexus::json_response(200, R"({"quantity":null})"); });
     // Calls to inventory carry the catalog's own token: setting stock needs inventory:write.
     inventory.use_service_token({"inventory:write"});
     svc.on_start([&] { products.open(svc.data_dir()); });
     svc.add_readiness_check("database", [&] { return products.answers(); });
 
-    svc.get("/products", [&](plexus::Request&) -> plexus::Task<plexus::Response> {
+    auto listing = svc.settings<Listing>("listing", load_listing);
+
+    // A page of products in id order: ?limit=N (default and maximum from the `listing` settings)
+    // and ?after=ID (the `next` of the page before).
+    svc.get("/products", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {
+        auto page = listing.get();
+        auto limit = positive_param(req, "limit", page->default_limit);
+        if (limit > page->max_limit)
+            throw plexus::HttpError(400, "Bad Request",
+                                    "limit must be at most " + std::to_string(page->max_limit));
+        auto after = req.query_param("after") ? positive_param(req, "after", 0) : 0;
         auto rows = co_await plexus::net::offload([&] {
             std::lock_guard lock(products.mutex);
-            return products.db->query("SELECT id, name, description, price_cents FROM products ORDER BY id");
+            return products.db->query(
+                "SELECT id, name, description, price_cents FROM products WHERE id > ? ORDER BY id LIMIT ?",
+                after, limit + 1);
         });
         if (!rows) throw std::runtime_error(rows.error().message());
+        json::object body;
+        if (static_cast<std::int64_t>(rows->size()) > limit) {
+            rows->pop_back();
+            body["next"] = std::to_string(rows->back().get<std::int64_t>(0));
+        }
         json::array items;
         for (const auto& r : *rows) items.push_back(product_json(r));
-        co_return plexus::json_response(200, json::serialize(json::object{{"items", items}}));
+        body["items"] = std::move(items);
+        co_return plexus::json_response(200, json::serialize(body));
     });
 
     svc.get("/products/{id}", [&](plexus::Request& req) -> plexus::Task<plexus::Response> {

@@ -375,6 +375,8 @@ bool SettingsReader::each_entry(std::string_view key,
     return true;
 }
 
+bool SettingsReader::describing() const noexcept { return impl_->describing; }
+
 bool SettingsReader::has(std::string_view key) const {
     if (impl_->describing) return false;
     auto v = impl_->node[std::string(key)];

@@ -102,6 +102,19 @@ void Router::add(std::string method, std::string_view pattern, Handler handler, 
     routes_.insert(at, std::move(route));
 }
 
+namespace {
+// Whether the comma-separated `list` ("GET, PUT") holds `method`.
+bool lists(std::string_view list, std::string_view method) {
+    for (std::size_t pos = 0; pos < list.size();) {
+        auto end = list.find(", ", pos);
+        if (end == std::string_view::npos) end = list.size();
+        if (list.substr(pos, end - pos) == method) return true;
+        pos = end + 2;
+    }
+    return false;
+}
+}  // namespace
+
 const Router::Route* Router::find(const Request& req, PathParams* params, std::string* allow,
                                   bool* malformed) const {
     auto path = req.path();
@@ -115,7 +128,7 @@ const Router::Route* Router::find(const Request& req, PathParams* params, std::s
             }
             return &r;
         }
-        if (allow) {
+        if (allow && !lists(*allow, r.method)) {  // two patterns may match with one method
             if (!allow->empty()) *allow += ", ";
             *allow += r.method;
         }

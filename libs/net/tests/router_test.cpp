@@ -196,6 +196,16 @@ TEST(Router, WrongMethodIsA405ProblemWithAllow) {
     EXPECT_NE(res.body.find(R"("status":405)"), std::string::npos) << res.body;
 }
 
+TEST(Router, AllowNamesEachMethodOnceWhenSeveralPatternsMatch) {
+    Router router;
+    router.add("GET", "/{app}/{profile}", named("catch-all"));
+    router.add("GET", "/v1/labels", named("list"));
+    router.add("PUT", "/v1/{name}", named("put"));
+    auto res = dispatch(router, "DELETE", "/v1/labels");
+    EXPECT_EQ(res.status, 405);
+    EXPECT_EQ(res.headers.get("allow"), "GET, PUT");
+}
+
 TEST(Router, UnmatchedHandlerSeesTheRoutersAnswer) {
     Router router;
     router.add("GET", "/products", named("list"));

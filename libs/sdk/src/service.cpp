@@ -12,6 +12,8 @@
 
 #include "access.hpp"
 #include "components.hpp"
+#include "live_settings.hpp"
+#include "plexus/auth/token_source.hpp"
 #include "plexus/auth/verifier.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
@@ -28,6 +30,7 @@
 #include "plexus/resilience/retry.hpp"
 #include "plexus/resilience/upstream.hpp"
 #include "plexus/serving/request_scope.hpp"
+#include "plexus/settings/config_client.hpp"
 #include "plexus/telemetry/trace.hpp"
 
 namespace plexus {
@@ -43,14 +46,24 @@ struct RouteDef {
 };
 
 // What the copies of one Client share.
+// The upstream guards (breaker, bulkhead, outlier detection, retry budget) a call holds while it
+// runs: a settings change may replace them meanwhile.
+struct Guards {
+    std::shared_ptr<resilience::Upstream> upstream;
+};
+
 struct ClientState {
     std::string service;
-    resilience::CallPolicy call;  // from code, then the config file; copied into `live` at run()
+    resilience::CallPolicy call;  // from code, then the settings; copied into `live` at run()
     resilience::UpstreamPolicy upstream;
+    // What code set (set_policy), which settings are laid over at every change.
+    resilience::CallPolicy code_call;
+    resilience::UpstreamPolicy code_upstream;
+    bool code_taken = false;
     std::function<Response(const CallFailure&)> fallback;
-    core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults swaps it
-    std::shared_ptr<resilience::Upstream> guards;     // set at run()
-    ClientCredential credential;  // its token source made at run()
+    core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults and settings swap it
+    core::SnapshotCell<Guards> guards;                // set at run(), swapped by settings
+    ClientCredential credential;                      // its token source made at run()
     ClientState() { call.timeout = std::chrono::milliseconds(5000); }
 };
 
@@ -76,8 +89,10 @@ struct ServiceState {
     std::unique_ptr<resilience::Metrics> resilience_metrics;
     std::unique_ptr<resilience::UpstreamSet> upstreams;
     core::SnapshotCell<resilience::FaultSettings> inbound_fault;
-    AccessFlags access;                        // --identity, --issuer, --audience, --credentials
-    std::shared_ptr<auth::Verifier> verifier;  // set at run() when a route requires a credential
+    AccessFlags access;                                   // --identity, --issuer, --audience, --credentials
+    std::shared_ptr<auth::Verifier> verifier;             // set at run() when a route requires a credential
+    std::vector<std::shared_ptr<SettingsSlot>> settings;  // Service::settings, in order
+    std::string settings_error;                           // a bad declaration, reported by run()
 
     // Puts a client's policies in force; clients_mutex held. An empty string, or the problem.
     std::string activate(const std::string& name, ClientState& cs) {
@@ -86,7 +101,7 @@ struct ServiceState {
         if (bad) return *bad;
         if (auto no = cs.credential.activate(access); !no.empty()) return no;
         cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
-        cs.guards = upstreams->get(name, cs.upstream);
+        cs.guards.store(std::make_shared<const Guards>(Guards{upstreams->get(name, cs.upstream)}));
         return {};
     }
 };
@@ -152,20 +167,51 @@ net::Handler instrument(std::shared_ptr<ServiceState> st, std::string route_name
 
 // A route: its handler's answer is the response.
 net::Handler wrap(std::shared_ptr<ServiceState> st, const detail::RouteDef& r, auth::TokenKinds kinds) {
-    net::Handler inner = [h = r.handler](Request& req, Response& res) -> Task<void> { res = co_await h(req); };
+    net::Handler inner = [h = r.handler](Request& req, Response& res) -> Task<void> {
+        res = co_await h(req);
+    };
     if (kinds) inner = detail::guarded(st->verifier, kinds, r.access.scopes, std::move(inner));
     return instrument(std::move(st), r.pattern, r.method, std::move(inner));
 }
 
-// Reads `clients: {<service>: <policy>}` over the policies set in code.
-void load_config(ServiceState& st, const std::string& file) {
-    auto r = core::SettingsReader::from_file(file);
+// Reads `clients: {<service>: <policy>}` over the policies set in code; what puts them in force.
+std::function<void()> read_clients(const std::shared_ptr<ServiceState>& state, core::SettingsReader& r) {
+    auto& st = *state;
+    using Policies = std::pair<resilience::CallPolicy, resilience::UpstreamPolicy>;
+    std::map<std::string, Policies> read;
+    std::lock_guard lock(st.clients_mutex);
+    for (auto& [name, cs] : st.clients) {
+        if (!cs->code_taken)
+            cs->code_call = cs->call, cs->code_upstream = cs->upstream, cs->code_taken = true;
+    }
     r.each_entry("clients", [&](const std::string& name, core::SettingsReader& c) {
+        if (c.describing()) {
+            Policies any;
+            resilience::read_policy(c, any.first, any.second);
+            return;
+        }
         auto it = st.clients.find(name);
         if (it == st.clients.end()) c.fail("", "this service has no client for '" + name + "'");
-        resilience::read_policy(c, it->second->call, it->second->upstream);
+        Policies p{it->second->code_call, it->second->code_upstream};
+        resilience::read_policy(c, p.first, p.second);
+        if (auto bad = resilience::check(p.first)) c.fail("", *bad);
+        if (auto bad = resilience::check(p.second)) c.fail("", *bad);
+        read[name] = std::move(p);
     });
-    r.done();
+    return [state, read = std::move(read)] {
+        auto& st = *state;
+        std::lock_guard lock(st.clients_mutex);
+        for (auto& [name, cs] : st.clients) {
+            if (!cs->code_taken) continue;  // made after the settings were read: code's policies
+            auto it = read.find(name);
+            cs->call = it != read.end() ? it->second.first : cs->code_call;
+            cs->upstream = it != read.end() ? it->second.second : cs->code_upstream;
+            if (!st.running) continue;
+            cs->live.store(std::make_shared<const resilience::CallPolicy>(cs->call));
+            cs->guards.store(std::make_shared<const detail::Guards>(
+                detail::Guards{st.upstreams->get(name, cs->upstream)}));
+        }
+    };
 }
 
 boost::json::object fault_json(const resilience::FaultSettings& f) {
@@ -349,7 +395,8 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     const auto& service = cs.service;
     if (!disco) throw HttpError(503, "Service Unavailable", "no registry configured to find " + service);
     auto policy = cs.live.load();
-    if (!policy || !cs.guards) throw HttpError(503, "Service Unavailable", "the service is not running yet");
+    auto guards = cs.guards.load();
+    if (!policy || !guards) throw HttpError(503, "Service Unavailable", "the service is not running yet");
     if (timeout.count() <= 0) timeout = policy->timeout;
 
     auto parent =
@@ -379,7 +426,7 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
         ClientSpans spans(span);
         discovery::CallContext ctx;
         ctx.policy = policy.get();
-        ctx.upstream = cs.guards.get();
+        ctx.upstream = guards->upstream.get();
         ctx.deadline = deadline;
         ctx.observer = &spans;
         report = co_await discovery::call(ctx, std::move(instances), out, res);
@@ -477,6 +524,16 @@ void Service::set_metadata(std::string key, std::string value) {
     state_->metadata[std::move(key)] = std::move(value);
 }
 void Service::on_start(std::function<void()> fn) { state_->on_start.push_back(std::move(fn)); }
+void Service::add_settings(std::shared_ptr<detail::SettingsSlot> slot) {
+    auto& st = *state_;
+    if (slot->section == "clients" || slot->section.empty())
+        st.settings_error = "settings() section '" + slot->section + "' is reserved";
+    for (const auto& s : st.settings)
+        if (s->section == slot->section)
+            st.settings_error = "two settings() sections are called '" + slot->section + "'";
+    st.settings.push_back(std::move(slot));
+}
+
 void Service::add_component(std::shared_ptr<Component> component) {
     state_->components.push_back(std::move(component));
 }
@@ -509,7 +566,13 @@ int Service::run(int argc, char** argv) {
     app.add_option("--heartbeat", heartbeat_text, "heartbeat interval");
     app.add_option("--ttl", ttl_text, "registration TTL");
     std::string config_file = env_or("PLEXUS_CONFIG", "");
-    app.add_option("--config", config_file, "YAML file with the clients' resilience policies");
+    app.add_option("--config", config_file,
+                   "YAML settings: the clients' resilience policies, the service's sections");
+    std::string config_server = env_or("PLEXUS_CONFIG_SERVER", "");
+    std::string profiles = env_or("PLEXUS_PROFILES", "default");
+    app.add_option("--config-server", config_server,
+                   "the config server, http://host:port (settings applied live)");
+    app.add_option("--profiles", profiles, "config server profiles, e.g. prod or prod,eu");
     app.add_option("--check-interval", check_interval_text,
                    "how often the registry checks /health/ready (0 = no active check)");
     auto& access = st.access;
@@ -574,11 +637,43 @@ int Service::run(int argc, char** argv) {
     }
     telemetry::init_logging(st.name, st.instance_id, *level);
 
-    if (!config_file.empty()) {
+    if (!st.settings_error.empty()) {
+        std::fprintf(stderr, "%s: %s\n", st.name.c_str(), st.settings_error.c_str());
+        return 2;
+    }
+    auto live = std::make_shared<detail::LiveSettings>(
+        st.settings, [state = state_](core::SettingsReader& r) { return read_clients(state, r); });
+    try {
+        if (!config_file.empty()) live->load_file(config_file);
+    } catch (const core::SettingsError& e) {
+        std::fprintf(stderr, "%s: %s\n", st.name.c_str(), e.what());
+        return 2;
+    }
+    if (auto why = live->apply({}, config_file.empty() ? "settings" : config_file, true); !why.empty()) {
+        std::fprintf(stderr, "%s: %s\n", st.name.c_str(), why.c_str());
+        return 2;
+    }
+    std::shared_ptr<settings::ConfigClient> config_client;
+    if (!config_server.empty()) {
+        settings::ConfigServer where;
+        where.url = config_server;
+        where.app = st.name;
+        where.profiles = profiles;
+        where.instance = st.instance_id;
+        if (!access.identity.empty() && !access.credentials.empty()) {
+            auto source = std::make_shared<auth::TokenSource>(access.identity + "/token", access.credentials,
+                                                              std::vector<std::string>{});
+            where.token = [source]() -> Task<std::string> {
+                auto t = co_await source->token();
+                if (!t.error.empty()) telemetry::warn("no token for the config server", {{"error", t.error}});
+                co_return t.token;
+            };
+        }
         try {
-            load_config(st, config_file);
-        } catch (const core::SettingsError& e) {
-            std::fprintf(stderr, "%s: %s\n", st.name.c_str(), e.what());
+            config_client = std::make_shared<settings::ConfigClient>(std::move(where));
+        } catch (const std::invalid_argument& e) {
+            std::fprintf(stderr, "%s: --config-server (PLEXUS_CONFIG_SERVER): %s\n", st.name.c_str(),
+                         e.what());
             return 2;
         }
     }
@@ -701,8 +796,18 @@ int Service::run(int argc, char** argv) {
             "shutdown");
     });
 
-    // Start the components in order, then listen and register; all on executor 0.
+    // Read the config server, start the components in order, then listen and register; all on
+    // executor 0.
     auto start_up = [&]() -> Task<void> {
+        if (config_client) {
+            auto why = co_await detail::start_live_settings(config_client, live, stop, executor);
+            if (!why.empty()) {
+                telemetry::error("cannot start with the config server's settings", {{"error", why}});
+                exit_code = 1;
+                stop_runtime();
+                co_return;
+            }
+        }
         for (const auto& c : components) {
             if (stop->load()) break;
             std::string error;

@@ -172,6 +172,7 @@ struct Api::Impl {
         auto caller = co_await authenticate(req, res);
         if (!caller) co_return;
         std::string app(req.param("app")), label(req.param("label"));
+        if (app == "v1") throw HttpError(404, "Not Found", "no such path");  // the server's own API
         check_app(app);
         need_read(*caller, app);
         auto profiles = profiles_of(req.param("profiles"));
@@ -214,7 +215,11 @@ struct Api::Impl {
         auto format = req.query_param("format").value_or("json");
         if (format != "json" && format != "yaml")
             throw HttpError(400, "Bad Request", "format must be json or yaml");
-        if (req.query_param("version") && !req.query_param("label")) {
+        auto label = req.query_param("label").value_or("");
+        if (!label.empty() && req.query_param("version"))
+            throw HttpError(400, "Bad Request",
+                            "a label names a past state, which does not change: no watch");
+        if (req.query_param("version")) {
             auto known = int_param(req, "version", 0);
             auto wait = std::chrono::milliseconds(30'000);
             if (auto w = req.query_param("wait")) {
@@ -224,7 +229,11 @@ struct Api::Impl {
             }
             service.seen(app, instance, profiles_text, known);
             auto deadline = std::chrono::steady_clock::now() + wait;
-            watchers.labels().inc();
+            struct Waiting {  // counted while the watch waits, also when its frame is destroyed
+                telemetry::GaugeFamily& g;
+                explicit Waiting(telemetry::GaugeFamily& f) : g(f) { g.labels().inc(); }
+                ~Waiting() { g.labels().dec(); }
+            } waiting(watchers);
             while (true) {
                 auto seen = service.changed().epoch();
                 if (stopping.load() || service.version_of(app, profiles, instance) != known) break;
@@ -233,13 +242,8 @@ struct Api::Impl {
                 if (left.count() <= 0) break;
                 co_await service.changed().wait(left, seen);
             }
-            watchers.labels().dec();
         }
         bool secrets = caller->may_read_secrets(app);
-        auto label = req.query_param("label").value_or("");
-        if (!label.empty() && req.query_param("version"))
-            throw HttpError(400, "Bad Request",
-                            "a label names a past state, which does not change: no watch");
         View v = label.empty()
                      ? service.view(app, profiles, instance, secrets)
                      : co_await net::offload([&] { return service.view_at(app, profiles, label, secrets); });

@@ -96,6 +96,10 @@ int run(const Settings& settings) {
         std::string why;
         std::optional<SecretBox> box;
         if (!settings.key_file.empty()) {
+            if (settings.generate_key) {
+                fs::create_directories(fs::path(settings.key_file).parent_path());
+                SecretBox::create_key_file(settings.key_file);
+            }
             box = SecretBox::from_file(settings.key_file, why);
         } else if (const char* env = std::getenv("PLEXUS_CONFIG_KEY"); env && *env) {
             box = SecretBox::from_text(env, why);
@@ -106,8 +110,8 @@ int run(const Settings& settings) {
             return 2;
         }
         if (box) secrets = std::move(*box);
-    } catch (const std::invalid_argument& e) {
-        telemetry::error(e.what());
+    } catch (const std::exception& e) {
+        telemetry::error("cannot start the config server", {{"error", e.what()}});
         return 2;
     }
 

@@ -89,20 +89,6 @@ std::vector<DocKey> layers(const std::string& app, const std::vector<std::string
     return out;
 }
 
-void merge_into(json::object& base, const json::object& top) {
-    for (const auto& kv : top) {
-        if (kv.value().is_null()) {
-            base.erase(kv.key());
-            continue;
-        }
-        auto* mine = base.if_contains(kv.key());
-        if (mine && mine->is_object() && kv.value().is_object())
-            merge_into(mine->get_object(), kv.value().get_object());
-        else
-            base[kv.key()] = kv.value();
-    }
-}
-
 std::vector<Property> flatten(const json::object& doc) {
     std::vector<Property> out;
     if (!doc.empty()) flatten_into(doc, "", out);

@@ -436,6 +436,13 @@ Record ConfigService::rollback(const Caller& caller, const DocKey& key, std::int
         throw HttpError(403, "Forbidden", "rolling back needs scope config:write:" + key.app);
     auto target = document(key, version);  // before the lock: document() takes it
     std::lock_guard lock(write_mutex_);
+    if (target.kind == Kind::abort) {
+        // An abort has no content of its own: the document then stood at the stable content the
+        // abort returned to, not deleted.
+        auto stable = store_->stable_at(key, version);
+        if (!stable) storage_failed(stable.error());
+        target.content = *stable ? std::move((*stable)->content) : std::nullopt;
+    }
     auto s = state();
     auto it = s->docs.find(key);
     if (it != s->docs.end() && it->second.canary)
@@ -520,20 +527,25 @@ void ConfigService::put_schema(const Caller& caller, const std::string& app, jso
         throw HttpError(403, "Forbidden", "publishing a schema needs scope config:read:" + app);
     if (auto why = core::check_schema(schema); !why.empty())
         throw HttpError(400, "Bad Request", "the schema: " + why);
+    auto tell = [&](const State& with_schema) {
+        if (!problems) return;
+        try {
+            validate(with_schema, DocKey{app, ""});
+        } catch (const HttpError& e) {
+            problems->push_back(e.what());
+        }
+    };
     std::lock_guard lock(write_mutex_);
     auto s = state();
-    if (auto it = s->schemas.find(app); it != s->schemas.end() && it->second.schema == schema) return;
+    if (auto it = s->schemas.find(app); it != s->schemas.end() && it->second.schema == schema) {
+        tell(*s);  // every instance publishes its schema at start: each one is told, not only the first
+        return;
+    }
     Schema sc{app, std::move(schema), caller.name.empty() ? "anonymous" : caller.name, now_ms()};
     if (auto r = store_->put_schema(sc); !r) storage_failed(r.error());
     auto next = std::make_shared<State>(*s);
     next->schemas.insert_or_assign(app, sc);
-    if (problems) {
-        try {
-            validate(*next, DocKey{app, ""});
-        } catch (const HttpError& e) {
-            problems->push_back(e.what());
-        }
-    }
+    tell(*next);
     state_.store(std::move(next));
     telemetry::info("configuration schema published", {{"application", app}, {"author", sc.author}});
 }
@@ -542,12 +554,17 @@ void ConfigService::put_label(const Caller& caller, const std::string& name, std
                               std::string message) {
     if (!caller.admin() && !has_word(caller.scope, "config:write"))
         throw HttpError(403, "Forbidden", "labels need scope config:write");
-    if (auto why = profile_name_problem(name); !why.empty())
-        throw HttpError(400, "Bad Request", "a label name: " + why.substr(why.find(' ', 2) + 1));
+    if (!profile_name_problem(name).empty())
+        throw HttpError(
+            400, "Bad Request",
+            "a label name must be letters, digits, '.', '_' and '-', starting with a letter or digit, "
+            "at most 100 characters");
     if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
         throw HttpError(400, "Bad Request", "a label name cannot be a number (numbers name revisions)");
     std::lock_guard lock(write_mutex_);
     auto s = state();
+    if (s->revision == 0)
+        throw HttpError(409, "Conflict", "nothing has been written yet: there is no revision to label");
     if (revision == 0) revision = s->revision;
     if (revision < 0 || revision > s->revision)
         throw HttpError(400, "Bad Request", "revision must be between 1 and " + std::to_string(s->revision));
@@ -595,7 +612,8 @@ void ConfigService::seen(const std::string& app, const std::string& instance, co
         it->second.report.instance = instance;
     }
     it->second.report.profiles = profiles;
-    it->second.report.offered = version;
+    // What it was sent, until it says what it made of it (a report keeps its own versions).
+    if (!it->second.report.time_ms) it->second.report.offered = version;
     it->second.seen_ms = now;
 }
 

@@ -73,9 +73,9 @@ std::string resolve_data_dir(const Manifest& m, const std::string& override_dir)
     return fs::weakly_canonical(fs::absolute(dir)).string();
 }
 
-// The gateway URLs and the manifest's example commands ({gateway} and {gateway_admin} in them
-// replaced), printed once everything is healthy. With a CA (`ca_file`, the gateway on HTTPS), the
-// curl examples that call the gateway trust it with --cacert.
+// The gateway URLs and the manifest's example commands ({gateway}, {gateway_admin} and
+// {data_dir} in them replaced), printed once everything is healthy. With a CA (`ca_file`, the gateway on
+// HTTPS), the curl examples that call the gateway trust it with --cacert.
 void print_ready(const std::string& headline, const std::string& gateway, const std::string& gateway_admin,
                  const std::string& ca_file, const std::vector<std::string>& examples,
                  const std::string& data_dir, const char* stop_hint) {
@@ -99,7 +99,8 @@ void print_ready(const std::string& headline, const std::string& gateway, const 
             line.insert(5, "--cacert " + ca_file + " ");
         for (auto [name, value] :
              {std::pair<std::string_view, const std::string*>{"{gateway_admin}", &gateway_admin},
-              {"{gateway}", &gateway}}) {
+              {"{gateway}", &gateway},
+              {"{data_dir}", &data_dir}}) {
             for (auto pos = line.find(name); pos != std::string::npos; pos = line.find(name))
                 line.replace(pos, name.size(), *value);
         }

@@ -23,8 +23,16 @@
 ///   --heartbeat D / --ttl D                 default 1s / 5s
 ///   --check-interval D [PLEXUS_CHECK_INTERVAL]  default 1s: the registry GETs /health/ready this
 ///                                           often (timeout half of it); 0 = no active check
-///   --config FILE     [PLEXUS_CONFIG]       YAML: `clients: {<service>: <policy>}` overriding the
-///                                           clients' policies (see resilience/settings.hpp)
+///   --config FILE     [PLEXUS_CONFIG]       YAML settings: `clients: {<service>: <policy>}`
+///                                           overriding the clients' policies (see
+///                                           resilience/settings.hpp), and one section per
+///                                           settings() the service declares
+///   --config-server URL [PLEXUS_CONFIG_SERVER]  the config server, http://host:port: its
+///                                           document for this service (application = the
+///                                           service's name) overlays the file, and changes
+///                                           are applied live (see settings())
+///   --profiles P      [PLEXUS_PROFILES]     the config server profiles, e.g. prod or prod,eu
+///                                           (default: default)
 ///   --identity URL    [PLEXUS_IDENTITY]     the identity server, http://host:port: its keys,
 ///                                           introspection, revocations and token endpoint
 ///   --issuer URL      [PLEXUS_ISSUER]       the `iss` of the tokens routes accept
@@ -45,9 +53,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "plexus/core/settings.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/task.hpp"
 #include "plexus/resilience/settings.hpp"
@@ -71,7 +81,54 @@ inline Response json_response(int status, std::string body) {
 namespace detail {
 struct ServiceState;
 struct ClientState;
+
+// One settings() declaration, its type erased (see Settings<T>).
+struct SettingsSlot {
+    std::string section;
+    std::function<std::shared_ptr<const void>(core::SettingsReader&)> load;
+    mutable std::mutex mutex;
+    std::shared_ptr<const void> value;                                     // guarded by mutex
+    std::vector<std::function<void(const void*, const void*)>> callbacks;  // guarded by mutex
+};
 }  // namespace detail
+
+/// Typed settings of a service, from one section of its settings: its --config file, overlaid
+/// by its document at the config server. Loaded (and checked) before the service starts; after
+/// that each change the config server pushes is loaded again and, if every section and every
+/// change callback accepts it, applied at once. A change that does not load (a wrong type, an
+/// unknown key, a value out of range) or that a callback refuses (throws) is not applied: the
+/// old values keep serving and the refusal, with its reason, is reported to the config server
+/// (`plexus config instances APP`). Cheap to copy; thread-safe.
+///
+///     struct Paging { int page_size = 20; };
+///     auto paging = svc.settings<Paging>("paging", [](core::SettingsReader& r, Paging& p) {
+///         r.field("page_size", p.page_size, 1, 500);
+///     });
+///     paging.on_change([](const Paging& before, const Paging& after) { ... });  // throw to refuse
+///     ... in a handler: paging.get()->page_size
+template <class T>
+class Settings {
+  public:
+    /// The values in force (after run() has loaded them; before that, T's defaults).
+    std::shared_ptr<const T> get() const {
+        std::lock_guard lock(slot_->mutex);
+        return std::static_pointer_cast<const T>(slot_->value);
+    }
+    /// Called with the old and new values when a change is about to apply, in the order added;
+    /// throwing refuses the change (callbacks that already ran are called again with the values
+    /// swapped, so they can undo). Add before run().
+    void on_change(std::function<void(const T& before, const T& after)> fn) {
+        std::lock_guard lock(slot_->mutex);
+        slot_->callbacks.push_back([fn = std::move(fn)](const void* before, const void* after) {
+            fn(*static_cast<const T*>(before), *static_cast<const T*>(after));
+        });
+    }
+
+  private:
+    friend class Service;
+    explicit Settings(std::shared_ptr<detail::SettingsSlot> slot) : slot_(std::move(slot)) {}
+    std::shared_ptr<detail::SettingsSlot> slot_;
+};
 
 /// Why a call failed, handed to a client's fallback.
 struct CallFailure {
@@ -207,6 +264,25 @@ class Service {
     RouteRef route(std::string method, std::string_view pattern, RouteHandler h,
                    std::size_t max_body_bytes = 0);
 
+    /// Declares typed settings read from `section` of the service's settings by `loader` (see
+    /// Settings). The same loader describes the settings as a JSON Schema the service publishes
+    /// to the config server, so a change the service could not load is refused there, before it
+    /// goes live. Sections must be distinct and not `clients`; declare before run() (run()
+    /// returns 2 otherwise).
+    template <class T>
+    Settings<T> settings(std::string section, std::function<void(core::SettingsReader&, T&)> loader) {
+        auto slot = std::make_shared<detail::SettingsSlot>();
+        slot->section = std::move(section);
+        slot->value = std::make_shared<const T>();
+        slot->load = [loader = std::move(loader)](core::SettingsReader& r) -> std::shared_ptr<const void> {
+            auto v = std::make_shared<T>();
+            loader(r, *v);
+            return v;
+        };
+        add_settings(slot);
+        return Settings<T>(std::move(slot));
+    }
+
     /// A client for another service (resolved through the registry once running). Clients of one
     /// service share their policies and state; one may be made at any time, also in a handler.
     Client client(std::string service);
@@ -241,6 +317,7 @@ class Service {
     int run(int argc, char** argv);
 
   private:
+    void add_settings(std::shared_ptr<detail::SettingsSlot> slot);
     std::shared_ptr<detail::ServiceState> state_;
 };
 

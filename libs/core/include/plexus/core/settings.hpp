@@ -110,6 +110,8 @@ class SettingsReader {
                     const std::function<void(const std::string& name, SettingsReader&)>& fn,
                     Need need = Need::optional);
 
+    /// Whether this reader describes (see above) rather than reads.
+    bool describing() const noexcept;
     /// Whether the map has `key` with a non-empty value; false in describe mode.
     bool has(std::string_view key) const;
     /// Throws SettingsError naming this position and `key` with `reason`; an empty `key` names

@@ -49,10 +49,11 @@ namespace plexus::config {
 
 struct Settings {
     std::string listen = "127.0.0.1:8700";
-    std::string data_dir;  ///< required: <data_dir>/config.db
-    std::string registry;  ///< http://host:port to register with as "config"; empty: none
-    std::string key_file;  ///< the secrets key; empty: $PLEXUS_CONFIG_KEY, else no secrets
-    std::string seed_dir;  ///< on an empty store: <dir>/<app>.yaml and <dir>/<app>/<profile>.yaml
+    std::string data_dir;       ///< required: <data_dir>/config.db
+    std::string registry;       ///< http://host:port to register with as "config"; empty: none
+    std::string key_file;       ///< the secrets key; empty: $PLEXUS_CONFIG_KEY, else no secrets
+    bool generate_key = false;  ///< make `key_file` with a new key when it does not exist
+    std::string seed_dir;       ///< on an empty store: <dir>/<app>.yaml and <dir>/<app>/<profile>.yaml
     /// The identity provider whose tokens callers present (see auth::ProviderSettings).
     std::string issuer, jwks_uri, audience = "plexus", revocations_uri, introspection_uri, credentials_file;
     /// Without an identity provider: every caller may do everything. Only on a loopback address.

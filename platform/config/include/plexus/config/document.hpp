@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "plexus/core/json_merge.hpp"
+
 namespace plexus::config {
 
 /// The application every other one inherits from.
@@ -43,7 +45,7 @@ std::vector<std::string> parse_profiles(std::string_view text, std::string& why)
 std::vector<DocKey> layers(const std::string& app, const std::vector<std::string>& profiles);
 
 /// `top` merged over `base` (see the file comment).
-void merge_into(boost::json::object& base, const boost::json::object& top);
+using core::merge_into;
 
 /// One leaf of a document by its Spring-style property name: "server.port", "hosts[0]".
 struct Property {

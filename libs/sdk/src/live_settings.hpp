@@ -1,0 +1,56 @@
+#pragma once
+// A service's settings in force: its --config file overlaid by its config server document,
+// loaded into every section the service declared (Service::settings) and the clients' policies,
+// and applied only when everything accepts them.
+
+#include <atomic>
+#include <boost/json/object.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plexus/core/settings.hpp"
+#include "plexus/service.hpp"
+#include "plexus/settings/config_client.hpp"
+
+namespace plexus::detail {
+
+class LiveSettings {
+  public:
+    /// Reads the SDK's own sections (`clients`) from the top of the settings; returns what puts
+    /// them in force (called only once everything loaded and every callback accepted).
+    using OwnSections = std::function<std::function<void()>(core::SettingsReader& top)>;
+
+    LiveSettings(std::vector<std::shared_ptr<SettingsSlot>> slots, OwnSections own);
+
+    /// Reads the --config file: throws core::SettingsError naming file, line and key when it
+    /// does not load.
+    void load_file(const std::string& path);
+    /// Loads the file overlaid by `server` (named `source` in errors) and applies it when every
+    /// section loads and every change callback accepts it; "" when applied, else why not
+    /// (nothing changed then).
+    /// `initial`: the values before run(), with nobody to tell (no callbacks).
+    std::string apply(const boost::json::object& server, const std::string& source, bool initial = false);
+    /// The JSON Schema of the settings: every section and the SDK's own.
+    boost::json::object schema() const;
+
+  private:
+    // Reads everything from `r`; the values per slot and the commit of the SDK's own sections.
+    std::pair<std::vector<std::shared_ptr<const void>>, std::function<void()>> read(
+        core::SettingsReader& r) const;
+
+    std::vector<std::shared_ptr<SettingsSlot>> slots_;
+    OwnSections own_;
+    boost::json::object file_;
+};
+
+/// Startup with a config server: fetches the service's document (retrying while the server
+/// cannot be reached, for up to 30 s or until `*stop`), applies it, says so to the server,
+/// publishes the settings' schema, and follows changes on `ex` until `*stop`. "" when the
+/// service can start, else why not.
+net::Task<std::string> start_live_settings(std::shared_ptr<const settings::ConfigClient> client,
+                                           std::shared_ptr<LiveSettings> live,
+                                           std::shared_ptr<std::atomic<bool>> stop, net::Executor ex);
+
+}  // namespace plexus::detail
