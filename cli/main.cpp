@@ -118,6 +118,12 @@ int main(int argc, char** argv) {
     gw->add_option("--tls-cert", gateway.tls_cert,
                    "serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes");
     gw->add_option("--tls-key", gateway.tls_key, "the PEM private key of --tls-cert");
+    gw->add_option(
+        "--config-server", gateway.config_server,
+        "the config server, http://host:port: application gateway's routes laid over --routes, live");
+    gw->add_option("--profiles", gateway.profiles, "config server profiles (default: default)");
+    gw->add_option("--token-uri", gateway.token_uri,
+                   "the identity's token endpoint, http://host:port/path: a token for the config server");
     gw->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::supervisor::UpOptions up;

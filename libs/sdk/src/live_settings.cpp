@@ -97,55 +97,15 @@ json::object LiveSettings::schema() const {
     return d.schema();
 }
 
-namespace {
-std::string source_of(const settings::ConfigClient& c, std::int64_t version) {
-    const auto& s = c.server();
-    return "config server " + s.url + " " + s.app + "/" + s.profiles + " version " + std::to_string(version);
-}
-}  // namespace
-
 net::Task<std::string> start_live_settings(std::shared_ptr<const settings::ConfigClient> client,
                                            std::shared_ptr<LiveSettings> live,
                                            std::shared_ptr<std::atomic<bool>> stop, net::Executor ex) {
-    settings::Fetched now;
-    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    auto backoff = std::chrono::milliseconds(100);
-    while (true) {
-        auto r = co_await client->fetch();
-        if (auto* f = std::get_if<settings::Fetched>(&r)) {
-            now = std::move(*f);
-            break;
-        }
-        const auto& failure = std::get<settings::Failure>(r);
-        // A refusal (401, 403, 404) will not pass by waiting; an unreachable server may.
-        if (failure.status != 0 && failure.status != 503) co_return failure.why;
-        if (stop->load() || std::chrono::steady_clock::now() + backoff > give_up) co_return failure.why;
-        telemetry::warn("the config server cannot be reached yet; retrying", {{"error", failure.why}});
-        co_await net::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-    }
-    auto why = live->apply(now.config, source_of(*client, now.version), true);
-    co_await client->report(now.version, why.empty() ? now.version : 0, why.empty(), why);
-    if (!why.empty()) co_return why;
-    telemetry::info("configuration loaded",
-                    {{"version", now.version}, {"config_server", client->server().url}});
-    auto published = co_await client->publish_schema(live->schema());
-    if (auto* f = std::get_if<settings::Failure>(&published)) {
-        telemetry::warn("cannot publish the settings schema; the config server will not check changes for it",
-                        {{"error", f->why}});
-    } else {
-        for (const auto& p : std::get<std::vector<std::string>>(published))
-            telemetry::warn("the configuration does not fit the settings schema", {{"problem", p}});
-    }
-    net::spawn(ex,
-               settings::ConfigClient::follow(
-                   client, now.version,
-                   [client, live](const settings::Fetched& f) {
-                       return live->apply(f.config, source_of(*client, f.version));
-                   },
-                   stop),
-               "config watch");
-    co_return std::string();
+    co_return co_await settings::ConfigClient::start(
+        client,
+        [client, live](const settings::Fetched& f, bool initial) {
+            return live->apply(f.config, client->source(f.version), initial);
+        },
+        boost::json::value(live->schema()), std::move(stop), ex);
 }
 
 }  // namespace plexus::detail

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <stdexcept>
+#include <variant>
 
 #include "plexus/telemetry/log.hpp"
 
@@ -147,6 +148,62 @@ net::Task<void> ConfigClient::follow(std::shared_ptr<const ConfigClient> client,
         }
         co_await client->report(fetched.version, running, why.empty(), why);
     }
+}
+
+std::string ConfigClient::source(std::int64_t version) const {
+    return "config server " + server_.url + " " + server_.app + "/" + server_.profiles + " version " +
+           std::to_string(version);
+}
+
+net::Task<std::string> ConfigClient::start(std::shared_ptr<const ConfigClient> client,
+                                           std::function<std::string(const Fetched&, bool)> apply,
+                                           std::optional<json::value> schema,
+                                           std::shared_ptr<std::atomic<bool>> stop, net::Executor ex,
+                                           std::chrono::milliseconds give_up) {
+    Fetched now;
+    auto until = std::chrono::steady_clock::now() + give_up;
+    auto backoff = std::chrono::milliseconds(100);
+    while (true) {
+        auto r = co_await client->fetch();
+        if (auto* f = std::get_if<Fetched>(&r)) {
+            now = std::move(*f);
+            break;
+        }
+        const auto& failure = std::get<Failure>(r);
+        // A refusal (401, 403, 404) does not pass by waiting; an unreachable server may.
+        if (failure.status != 0 && failure.status != 503) co_return failure.why;
+        if (stop->load() || std::chrono::steady_clock::now() + backoff > until) co_return failure.why;
+        telemetry::warn("the config server cannot be reached yet; retrying", {{"error", failure.why}});
+        co_await net::sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+    std::string why;
+    try {
+        why = apply(now, true);
+    } catch (const std::exception& e) {
+        why = e.what();
+    }
+    co_await client->report(now.version, why.empty() ? now.version : 0, why.empty(), why);
+    if (!why.empty()) co_return why;
+    telemetry::info("configuration loaded",
+                    {{"version", now.version}, {"config_server", client->server().url}});
+    if (schema) {
+        auto published = co_await client->publish_schema(std::move(*schema));
+        if (auto* f = std::get_if<Failure>(&published)) {
+            telemetry::warn(
+                "cannot publish the settings schema; the config server will not check changes for it",
+                {{"error", f->why}});
+        } else {
+            for (const auto& p : std::get<std::vector<std::string>>(published))
+                telemetry::warn("the configuration does not fit the settings schema", {{"problem", p}});
+        }
+    }
+    net::spawn(
+        ex,
+        follow(
+            client, now.version, [apply](const Fetched& f) { return apply(f, false); }, std::move(stop)),
+        "config watch");
+    co_return std::string();
 }
 
 }  // namespace plexus::settings

@@ -1,8 +1,11 @@
 #include "plexus/gateway/daemon.hpp"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <tuple>
 
+#include "plexus/auth/token_source.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/discovery.hpp"
 #include "plexus/gateway/gateway.hpp"
@@ -10,11 +13,31 @@
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/tls.hpp"
+#include "plexus/settings/config_client.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace plexus::gateway {
 
 namespace {
+
+// Where the gateway's routes document lives at the config server, and how it calls it.
+settings::ConfigServer config_server_of(const DaemonSettings& s) {
+    settings::ConfigServer where;
+    where.url = s.config_server;
+    where.app = "gateway";
+    where.profiles = s.profiles;
+    where.instance = "gateway-" + std::to_string(::getpid());
+    if (!s.token_uri.empty() && !s.auth.credentials_file.empty()) {
+        auto source = std::make_shared<auth::TokenSource>(s.token_uri, s.auth.credentials_file,
+                                                          std::vector<std::string>{});
+        where.token = [source]() -> net::Task<std::string> {
+            auto t = co_await source->token();
+            if (!t.error.empty()) telemetry::warn("no token for the config server", {{"error", t.error}});
+            co_return t.token;
+        };
+    }
+    return where;
+}
 
 void log_certificate(std::string_view msg, const net::ServerTls& tls, const net::CertificateInfo& c) {
     telemetry::info(msg, {{"cert", tls.cert_file()},
@@ -140,6 +163,35 @@ int run(const DaemonSettings& s) {
         }
     }
     gw->start_watching_file(runtime.executor(0));
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    if (!s.config_server.empty()) {
+        // Before listening would be better for the first requests, but the fetch needs the
+        // runtime: requests until it lands see the routes file's routes.
+        std::shared_ptr<settings::ConfigClient> config;
+        try {
+            config = std::make_shared<settings::ConfigClient>(config_server_of(s));
+        } catch (const std::invalid_argument& e) {
+            telemetry::error("invalid config server", {{"error", e.what()}});
+            std::fprintf(stderr, "plexus gateway: --config-server: %s\n", e.what());
+            return 2;
+        }
+        net::spawn(
+            runtime.executor(0),
+            [](std::shared_ptr<settings::ConfigClient> config, Gateway* g,
+               std::shared_ptr<std::atomic<bool>> stop, net::Executor ex) -> net::Task<void> {
+                auto why = co_await settings::ConfigClient::start(
+                    config,
+                    [config, g](const settings::Fetched& f, bool) {
+                        auto status = g->set_overlay(f.config, config->source(f.version));
+                        return status.ok ? std::string() : status.error;
+                    },
+                    std::nullopt, stop, ex);
+                if (!why.empty())
+                    telemetry::error("the config server's routes are not in force; the routes file's serve",
+                                     {{"error", why}});
+            }(config, gw.get(), stop, runtime.executor(0)),
+            "gateway config");
+    }
     if (tls) net::spawn(runtime.executor(0), watch_tls(tls, s.tls_watch_interval), "gateway tls watch");
     runtime.on_signals({SIGTERM, SIGINT, SIGHUP}, [&](int sig) {
         if (sig == SIGHUP) {
@@ -151,6 +203,7 @@ int run(const DaemonSettings& s) {
             return;
         }
         telemetry::info("shutting down", {{"signal", sig}});
+        stop->store(true);
         if (disco) disco->stop();
         // The admin listener answers until the public one has drained.
         server.shutdown([&] { admin.shutdown([&runtime] { runtime.stop(); }); });

@@ -1,4 +1,3 @@
-#include "plexus/core/file_stamp.hpp"
 #include "plexus/gateway/gateway.hpp"
 
 #include <array>
@@ -10,6 +9,7 @@
 #include <mutex>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/file_stamp.hpp"
 #include "plexus/core/ids.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/core/snapshot.hpp"
@@ -111,6 +111,8 @@ struct Gateway::Impl {
     std::atomic<bool> stopped{false};
     std::mutex reload_mutex;  // serialises loads; never taken on the request path
     FileStamp loaded_stamp;   // guarded by reload_mutex
+    // The config server's routes document and its name; guarded by reload_mutex.
+    std::optional<std::pair<boost::json::object, std::string>> overlay;
 
     Impl(GatewaySettings s, discovery::Discovery* d, telemetry::Registry& m)
         : settings(std::move(s)),
@@ -202,12 +204,14 @@ struct Gateway::Impl {
 
     ReloadStatus reload_locked() {
         const auto& file = settings.routes_file;
-        if (file.empty()) return {false, "no routes file is configured", route_count()};
+        if (file.empty() && !overlay) return {false, "no routes file is configured", route_count()};
         // Stamped before reading: a change made during the read is seen by the next check.
-        loaded_stamp = stamp_of(file);
+        if (!file.empty()) loaded_stamp = stamp_of(file);
         std::string error;
         try {
-            auto n = install_locked(load_routes(file), file);
+            auto n = overlay
+                         ? install_locked(load_routes(file, overlay->first, overlay->second), overlay->second)
+                         : install_locked(load_routes(file), file);
             return {true, {}, n};
         } catch (const core::SettingsError& e) {
             error = e.what();
@@ -223,6 +227,14 @@ struct Gateway::Impl {
     ReloadStatus reload() {
         std::lock_guard lock(reload_mutex);
         return reload_locked();
+    }
+
+    ReloadStatus set_overlay(boost::json::object doc, std::string source) {
+        std::lock_guard lock(reload_mutex);
+        auto kept = std::exchange(overlay, std::pair{std::move(doc), std::move(source)});
+        auto status = reload_locked();
+        if (!status.ok) overlay = std::move(kept);
+        return status;
     }
 
     void reload_if_changed() {
@@ -566,6 +578,10 @@ net::Handler Gateway::admin_handler() const {
 ReloadStatus Gateway::reload() { return impl_->reload(); }
 
 net::Task<ReloadStatus> Gateway::reload_async() { return Impl::reload_task(impl_); }
+
+ReloadStatus Gateway::set_overlay(boost::json::object doc, std::string source) {
+    return impl_->set_overlay(std::move(doc), std::move(source));
+}
 
 ReloadStatus Gateway::set_routes(std::vector<RouteSettings> routes) {
     return impl_->set_routes(std::move(routes));

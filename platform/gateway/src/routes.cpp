@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <tuple>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/json_merge.hpp"
 #include "plexus/core/settings.hpp"
+#include "plexus/core/yaml_json.hpp"
 
 namespace plexus::gateway {
 
@@ -349,6 +353,22 @@ std::vector<RouteSettings> parse_routes(std::string_view text, std::string name)
 
 std::vector<RouteSettings> load_routes(const std::string& path) {
     auto reader = core::SettingsReader::from_file(path);
+    return read_routes(reader);
+}
+
+std::vector<RouteSettings> load_routes(const std::string& path, const boost::json::object& overlay,
+                                       const std::string& source) {
+    boost::json::object doc;
+    if (!path.empty()) {
+        load_routes(path);  // the file's own problems, named by its line
+        std::ifstream in(path);
+        std::stringstream text;
+        text << in.rdbuf();
+        auto file = core::yaml_to_json(text.str(), path);
+        if (file.is_object()) doc = std::move(file.get_object());
+    }
+    core::merge_into(doc, overlay);
+    auto reader = core::SettingsReader::from_json(doc, path.empty() ? source : path + " + " + source);
     return read_routes(reader);
 }
 

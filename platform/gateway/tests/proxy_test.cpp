@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "plexus/core/settings.hpp"
+#include "plexus/core/yaml_json.hpp"
 #include "plexus/discovery/discovery.hpp"
 #include "plexus/gateway/filter.hpp"
 #include "plexus/gateway/gateway.hpp"
@@ -539,6 +540,37 @@ TEST_F(ProxyTest, ReloadWithABrokenFileKeepsTheOldRoutes) {
     EXPECT_TRUE(status.ok) << status.error;
     EXPECT_EQ(call(port, "GET", "/v2/a").status, 200);
     EXPECT_EQ(call(port, "GET", "/v1/a").status, 404);
+}
+
+TEST_F(ProxyTest, AConfigServerOverlayReplacesTheFilesRoutesAndABrokenOneIsRefused) {
+    TempFile file;
+    file.write("routes:\n" + static_route("v1", "/v1", upstream_address()));
+    gateways_.push_back(std::make_unique<gateway::Gateway>(with_file(file.path()), nullptr, metrics_));
+    auto& gw = *gateways_.back();
+    auto port = start_server(gw.handler(), {}, true);
+    auto doc = [](const std::string& yaml) {
+        return plexus::core::yaml_to_json(yaml, "overlay").as_object();
+    };
+
+    auto status =
+        gw.set_overlay(doc("routes:\n" + static_route("v2", "/v2", upstream_address())), "server v7");
+    ASSERT_TRUE(status.ok) << status.error;
+    EXPECT_EQ(call(port, "GET", "/v2/a").status, 200);
+    EXPECT_EQ(call(port, "GET", "/v1/a").status, 404);  // the list is replaced, not merged
+
+    status = gw.set_overlay(doc("routes:\n  - name: broken\n    match: {prefix: /b}\n"), "server v8");
+    EXPECT_FALSE(status.ok);
+    EXPECT_NE(status.error.find("server v8"), std::string::npos) << status.error;
+    EXPECT_NE(status.error.find("routes[0]"), std::string::npos) << status.error;
+    EXPECT_EQ(call(port, "GET", "/v2/a").status, 200);  // refused: the previous overlay stays
+
+    // A reload of the file keeps the overlay on top; an empty overlay leaves the file's routes.
+    file.write("routes:\n" + static_route("v3", "/v3", upstream_address()));
+    ASSERT_TRUE(gw.reload().ok);
+    EXPECT_EQ(call(port, "GET", "/v2/a").status, 200);
+    ASSERT_TRUE(gw.set_overlay({}, "server v9").ok);
+    EXPECT_EQ(call(port, "GET", "/v3/a").status, 200);
+    EXPECT_EQ(call(port, "GET", "/v2/a").status, 404);
 }
 
 TEST_F(ProxyTest, AChangedFileIsReloadedByTheWatch) {
@@ -1270,13 +1302,15 @@ TEST_F(AuthFilterTest, RequiredRolesComeFromTheRolesClaimAndArePassedUpstream) {
                                                     {"exp", now + 300},
                                                     {"jti", plexus::security::random_token(8)}});
     };
-    auto ok = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + with_roles({"viewer", "editor"})}});
+    auto ok =
+        call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + with_roles({"viewer", "editor"})}});
     ASSERT_EQ(ok.status, 200) << ok.body;
     EXPECT_EQ(echoed_header(ok.body, "X-Plexus-Roles"), "viewer editor");
     auto viewer = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + with_roles({"viewer"})}});
     EXPECT_EQ(viewer.status, 403);
     EXPECT_NE(viewer.body.find("lacks role editor"), std::string::npos) << viewer.body;
-    EXPECT_NE(viewer.headers.get("WWW-Authenticate").value_or("").find("insufficient_scope"), std::string::npos);
+    EXPECT_NE(viewer.headers.get("WWW-Authenticate").value_or("").find("insufficient_scope"),
+              std::string::npos);
     auto none = call(gw, "GET", "/guarded/x", {{"Authorization", "Bearer " + token(signer_, "")}});
     EXPECT_EQ(none.status, 403);
     // A client cannot claim roles by sending the header itself.

@@ -75,6 +75,19 @@ class ConfigClient {
                                   std::function<std::string(const Fetched&)> apply,
                                   std::shared_ptr<std::atomic<bool>> stop);
 
+    /// A program's start with a config server: fetches its configuration (retrying while the
+    /// server cannot be reached, for up to `give_up` or until `*stop`), applies it with
+    /// `apply(fetched, true)` ("" when applied, else why not), reports the outcome, publishes
+    /// `schema` when given (problems the server finds are logged), then follows changes on `ex`
+    /// with `apply(fetched, false)` until `*stop`. "" when the program can start, else why not.
+    static net::Task<std::string> start(std::shared_ptr<const ConfigClient> client,
+                                        std::function<std::string(const Fetched&, bool initial)> apply,
+                                        std::optional<boost::json::value> schema,
+                                        std::shared_ptr<std::atomic<bool>> stop, net::Executor ex,
+                                        std::chrono::milliseconds give_up = std::chrono::seconds(30));
+    /// "config server URL APP/PROFILES version N": where a version came from, for messages.
+    std::string source(std::int64_t version) const;
+
     const ConfigServer& server() const noexcept { return server_; }
 
   private:

@@ -1,7 +1,7 @@
 #pragma once
 /// `plexus gateway`: the edge server as a daemon — runtime, discovery, gateway and server wired
 /// together, SIGHUP reloading the routes (and the TLS certificate) and SIGTERM/SIGINT draining and
-/// stopping.
+/// stopping; routes from a routes file and, when one is configured, the config server.
 ///
 /// HTTPS: with `tls_cert` and `tls_key` the public listener terminates TLS (net/tls.hpp for the
 /// policy); the admin listener stays plain HTTP on loopback. Both files are checked every
@@ -34,6 +34,15 @@ struct DaemonSettings {
     std::string tls_cert;
     std::string tls_key;
     std::chrono::milliseconds tls_watch_interval{1000};
+    /// The config server, http://host:port: the document of application `gateway` (a routes
+    /// document: `routes:` and the rest of a routes file) is laid over the routes file and
+    /// followed live; a change whose routes do not load is refused there (the old routes keep
+    /// serving) and reported. Empty: the routes file alone.
+    std::string config_server;
+    std::string profiles = "default";
+    /// The identity provider's token endpoint, http://host:port/path: with the client of
+    /// `auth.credentials_file`, a token for the config server. Empty: calls carry none.
+    std::string token_uri;
 };
 
 /// Runs until SIGTERM/SIGINT (SIGHUP reloads the routes and the certificate); returns the process

@@ -128,6 +128,10 @@ class Gateway {
     ReloadStatus reload();
     /// reload() on the blocking pool; resumes on the caller's executor.
     net::Task<ReloadStatus> reload_async();
+    /// Routes from a config server: `doc` (a routes document) laid over the routes file from now
+    /// on, at this call and at every reload (see load_routes). A document whose routes do not
+    /// load is refused: the previous routes and overlay stay. `source` names it in messages.
+    ReloadStatus set_overlay(boost::json::object doc, std::string source);
     /// Installs routes given in code (replacing those from the file until the next reload).
     /// Rejected routes leave the old ones serving, as with reload().
     ReloadStatus set_routes(std::vector<RouteSettings> routes);

@@ -41,6 +41,7 @@
 /// specificity, those with a host, then those with methods, come first; then file order. The first
 /// route whose path, methods and host all match wins.
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -96,6 +97,13 @@ std::vector<RouteSettings> parse_routes(std::string_view text, std::string name)
 /// Reads and parses a routes file; throws core::SettingsError (also when it cannot be read).
 /// Blocking file I/O: call at startup or from a blocking pool.
 std::vector<RouteSettings> load_routes(const std::string& path);
+
+/// Routes from a config server: `overlay` (a routes document as JSON, named `source` in
+/// messages) laid over the routes file `path` (none when empty) — maps merge key by key, the
+/// `routes` list is replaced as a whole. Throws core::SettingsError naming `source` and the key.
+/// Blocking file I/O.
+std::vector<RouteSettings> load_routes(const std::string& path, const boost::json::object& overlay,
+                                       const std::string& source);
 
 /// What is wrong with a route: the key concerned ("match.path", "rewrite"...) and why.
 struct RouteProblem {
