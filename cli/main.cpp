@@ -12,6 +12,7 @@
 
 #include "config_commands.hpp"
 #include "identity_commands.hpp"
+#include "layered_settings.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/gateway/daemon.hpp"
 #include "plexus/identity/identity.hpp"
@@ -88,6 +89,8 @@ int main(int argc, char** argv) {
     lim->add_option("--threads", limits.threads, "io threads");
     lim->add_option("--max-keys", limits.max_keys, "buckets remembered per limit");
     lim->add_option("--log-level", log_level, "debug, info, warn or error");
+    LayeredSettings<plexus::limits::Settings> limits_layers(*lim, "limits", limits,
+                                                            plexus::limits::read_settings);
 
     plexus::gateway::DaemonSettings gateway;
     auto* gw = app.add_subcommand("gateway", "run the API gateway daemon");
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
     gw->add_option("--admin-listen", gateway.admin_listen,
                    "address of the admin endpoints: /metrics, /-/routes, /-/resilience (host:port)");
     gw->add_option("--registry", gateway.registry, "registry URL, http://host:port");
-    gw->add_option("--routes", gateway.routes_file, "routes file (YAML)")->required();
+    gw->add_option("--routes", gateway.routes_file, "routes file (YAML)");
     gw->add_option("--issuer", gateway.auth.issuer, "issuer of the access tokens auth filters accept");
     gw->add_option("--jwks-uri", gateway.auth.jwks_uri,
                    "where that issuer's keys are, http://host:port/path");
@@ -125,6 +128,9 @@ int main(int argc, char** argv) {
     gw->add_option("--token-uri", gateway.token_uri,
                    "the identity's token endpoint, http://host:port/path: a token for the config server");
     gw->add_option("--log-level", log_level, "debug, info, warn or error");
+    SettingsSources gateway_sources;
+    LayeredSettings<plexus::gateway::DaemonSettings> gateway_layers(
+        *gw, "gateway", gateway, plexus::gateway::read_settings, &gateway_sources);
 
     plexus::supervisor::UpOptions up;
     up.manifest_path = default_manifest();
@@ -203,10 +209,22 @@ int main(int argc, char** argv) {
         return plexus::identity::run(identity);
     }
     if (*lim) {
+        if (auto code = limits_layers.load()) return *code;
         if (!init_logs("limits", log_level)) return 2;
         return plexus::limits::run(limits);
     }
     if (*gw) {
+        gateway_sources.server = gateway.config_server;  // its settings too (application plexus-gateway)
+        gateway_sources.profiles = gateway.profiles;
+        gateway_sources.token_uri = gateway.token_uri;
+        gateway_sources.credentials = gateway.auth.credentials_file;
+        if (auto code = gateway_layers.load()) return *code;
+        if (gateway.routes_file.empty() && gateway.config_server.empty()) {
+            std::fprintf(
+                stderr,
+                "plexus gateway: give the routes: --routes FILE, routes: in --config, or --config-server\n");
+            return 2;
+        }
         if (!init_logs("gateway", log_level)) return 2;
         return plexus::gateway::run(gateway);
     }

@@ -79,6 +79,36 @@ net::Task<void> reload_tls(std::shared_ptr<net::ServerTls> tls) {
 
 }  // namespace
 
+void read_settings(core::SettingsReader& r, DaemonSettings& s) {
+    r.field("listen", s.listen);
+    r.field("admin_listen", s.admin_listen);
+    r.field("registry", s.registry);
+    r.field("routes", s.routes_file);
+    r.section("auth", [&](core::SettingsReader& a) {
+        a.field("issuer", s.auth.issuer);
+        a.field("jwks_uri", s.auth.jwks_uri);
+        a.field("audience", s.auth.audience);
+        a.field("revocations_uri", s.auth.revocations_uri);
+        a.field("introspection_uri", s.auth.introspection_uri);
+        a.field("credentials_file", s.auth.credentials_file);
+        int most = static_cast<int>(s.auth.max_introspections);
+        if (a.field("max_introspections", most, 1, 100'000))
+            s.auth.max_introspections = static_cast<std::size_t>(most);
+    });
+    r.field("limits_uri", s.limits_uri);
+    r.field("trust_forwarded_for", s.trust_forwarded_for);
+    int threads = static_cast<int>(s.threads);
+    if (r.field("threads", threads, 0, 256)) s.threads = static_cast<std::size_t>(threads);
+    r.section("tls", [&](core::SettingsReader& t) {
+        t.field("cert", s.tls_cert);
+        t.field("key", s.tls_key);
+        t.field("watch_interval", s.tls_watch_interval);
+    });
+    r.field("config_server", s.config_server);
+    r.field("profiles", s.profiles);
+    r.field("token_uri", s.token_uri);
+}
+
 int run(const DaemonSettings& s) {
     auto listen = net::parse_listen_address(s.listen);
     if (!listen) {

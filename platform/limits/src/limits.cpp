@@ -160,3 +160,18 @@ int run(const Settings& settings) {
 }
 
 }  // namespace plexus::limits
+
+namespace plexus::limits {
+
+void read_settings(core::SettingsReader& r, Settings& s) {
+    r.field("listen", s.listen);
+    int threads = static_cast<int>(s.threads);
+    if (r.field("threads", threads, 1, 64)) s.threads = static_cast<std::size_t>(threads);
+    std::int64_t max_keys = static_cast<std::int64_t>(s.max_keys);
+    if (r.field("max_keys", max_keys)) {
+        if (max_keys < 1) r.fail("max_keys", "must be at least 1");
+        s.max_keys = static_cast<std::size_t>(max_keys);
+    }
+}
+
+}  // namespace plexus::limits

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "plexus/auth/verifier.hpp"
+#include "plexus/core/settings.hpp"
 
 namespace plexus::gateway {
 
@@ -44,6 +45,13 @@ struct DaemonSettings {
     /// `auth.credentials_file`, a token for the config server. Empty: calls carry none.
     std::string token_uri;
 };
+
+/// Reads the keys of DaemonSettings present in `r` — listen, admin_listen, registry, routes (the
+/// routes file), auth {issuer, jwks_uri, audience, revocations_uri, introspection_uri,
+/// credentials_file, max_introspections}, limits_uri, trust_forwarded_for, threads, tls {cert,
+/// key}, config_server, profiles, token_uri — the same loader for a settings file and the
+/// config server. Throws core::SettingsError naming the key.
+void read_settings(core::SettingsReader& r, DaemonSettings& s);
 
 /// Runs until SIGTERM/SIGINT (SIGHUP reloads the routes and the certificate); returns the process
 /// exit code (2 for bad flags, routes or TLS files, 1 when it cannot listen).

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/core/settings.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/resilience/token_buckets.hpp"
 #include "plexus/telemetry/metrics.hpp"
@@ -37,6 +38,10 @@ struct Settings {
     std::size_t threads = 1;
     std::size_t max_keys = 1'000'000;  ///< buckets remembered per limit (the longest idle go first)
 };
+
+/// Reads the keys of Settings (listen, threads, max_keys) present in `r`; the same loader for a
+/// settings file and the config server. Throws core::SettingsError naming the key.
+void read_settings(core::SettingsReader& r, Settings& s);
 
 /// Most leases in one request.
 inline constexpr std::size_t kMaxLeasesPerRequest = 1000;

@@ -1,0 +1,45 @@
+#include "layered_settings.hpp"
+
+#include <thread>
+#include <variant>
+
+#include "plexus/auth/token_source.hpp"
+#include "plexus/net/blocking.hpp"
+#include "plexus/net/runtime.hpp"
+
+std::optional<boost::json::object> fetch_settings(const SettingsSources& from, const std::string& app,
+                                                  std::string& why) {
+    plexus::settings::ConfigServer where;
+    where.url = from.server;
+    where.app = app;
+    where.profiles = from.profiles;
+    where.instance = app + "-" + std::to_string(::getpid());
+    std::shared_ptr<plexus::auth::TokenSource> token;
+    try {
+        if (!from.token_uri.empty() && !from.credentials.empty()) {
+            token = std::make_shared<plexus::auth::TokenSource>(from.token_uri, from.credentials,
+                                                                std::vector<std::string>{});
+            where.token = [token]() -> plexus::net::Task<std::string> {
+                co_return (co_await token->token()).token;
+            };
+        }
+        plexus::settings::ConfigClient client(where);
+        plexus::net::Runtime runtime(1);
+        std::thread io([&] { runtime.run(); });
+        auto r = plexus::net::run_blocking(runtime.executor(0), client.fetch(), std::chrono::seconds(10));
+        runtime.stop();
+        io.join();
+        if (!r) {
+            why = "the config server " + from.server + " did not answer";
+            return std::nullopt;
+        }
+        if (auto* f = std::get_if<plexus::settings::Failure>(&*r)) {
+            why = f->why;
+            return std::nullopt;
+        }
+        return std::get<plexus::settings::Fetched>(*r).config;
+    } catch (const std::invalid_argument& e) {
+        why = e.what();
+        return std::nullopt;
+    }
+}
