@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::identity::Settings identity;
-    std::string identity_ttl = "10m";
+    std::string identity_ttl;
     auto* idp = app.add_subcommand("identity", "run the identity server (OAuth 2.0 authorization server)");
     idp->add_option("--listen", identity.listen, "address to listen on (host:port)");
     idp->add_option("--data-dir", identity.data_dir, "directory for the identity database");
@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
         "issuer URL as clients reach it, e.g. http://127.0.0.1:8080/auth (default http://<listen>)");
     idp->add_option("--audience", identity.audience, "aud of access tokens");
     idp->add_option("--registry", identity.registry, "registry URL to register with, http://host:port");
-    idp->add_option("--access-ttl", identity_ttl, "access token lifetime (e.g. 10m)");
-    std::string identity_alg = "ES256";
+    idp->add_option("--access-ttl", identity_ttl, "access token lifetime (e.g. 10m; default 10m)");
+    std::string identity_alg;
     idp->add_option("--algorithm", identity_alg, "algorithm of new signing keys: ES256, RS256 or EdDSA");
     std::vector<std::string> identity_provision;
     idp->add_option(
@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
         "keep a workload client: NAME[:SCOPE,SCOPE]=FILE (its credentials written to FILE, 0600)");
     idp->add_option("--log-level", log_level, "debug, info, warn or error");
     idp->require_subcommand(0, 1);
+    LayeredSettings<plexus::identity::Settings> identity_layers(*idp, "identity", identity,
+                                                                plexus::identity::read_settings);
 
     plexus::limits::Settings limits;
     auto* lim = app.add_subcommand("limits", "run the limit service (rate limits shared by gateways)");
@@ -177,26 +179,31 @@ int main(int argc, char** argv) {
     if (auto code = identity_commands.run()) return *code;
     if (auto code = config_commands.run()) return *code;
     if (*idp) {
+        if (auto code = identity_layers.load()) return *code;
         if (identity.data_dir.empty()) {
-            std::fprintf(stderr, "plexus identity: --data-dir is required\n");
+            std::fprintf(stderr, "plexus identity: --data-dir (or data_dir: in --config) is required\n");
             return 2;
         }
         if (!init_logs("identity", log_level)) return 2;
-        auto ttl = plexus::core::parse_duration(identity_ttl);
-        if (!ttl || *ttl < std::chrono::seconds(1) || *ttl > std::chrono::hours(24)) {
-            std::fprintf(stderr,
-                         "plexus identity: --access-ttl must be a duration from 1s to 24h, got '%s'\n",
-                         identity_ttl.c_str());
-            return 2;
+        if (!identity_ttl.empty()) {
+            auto ttl = plexus::core::parse_duration(identity_ttl);
+            if (!ttl || *ttl < std::chrono::seconds(1) || *ttl > std::chrono::hours(24)) {
+                std::fprintf(stderr,
+                             "plexus identity: --access-ttl must be a duration from 1s to 24h, got '%s'\n",
+                             identity_ttl.c_str());
+                return 2;
+            }
+            identity.access_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
         }
-        identity.access_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
-        auto alg = plexus::security::parse_algorithm(identity_alg);
-        if (!alg) {
-            std::fprintf(stderr, "plexus identity: --algorithm must be ES256, RS256 or EdDSA, got '%s'\n",
-                         identity_alg.c_str());
-            return 2;
+        if (!identity_alg.empty()) {
+            auto alg = plexus::security::parse_algorithm(identity_alg);
+            if (!alg) {
+                std::fprintf(stderr, "plexus identity: --algorithm must be ES256, RS256 or EdDSA, got '%s'\n",
+                             identity_alg.c_str());
+                return 2;
+            }
+            identity.algorithm = *alg;
         }
-        identity.algorithm = *alg;
         for (const auto& spec : identity_provision) {
             std::string why;
             auto p = plexus::identity::parse_provisioned(spec, why);

@@ -101,6 +101,44 @@ void Server::add_routes(net::Router& router) {
     impl->add_admin_routes(router, impl);
 }
 
+void read_settings(core::SettingsReader& r, Settings& s) {
+    r.field("listen", s.listen);
+    r.field("data_dir", s.data_dir);
+    r.field("issuer", s.issuer);
+    r.field("audience", s.audience);
+    r.field("registry", s.registry);
+    auto seconds = [&](std::string_view key, std::chrono::seconds& out, std::chrono::seconds lo,
+                       std::chrono::seconds hi) {
+        std::chrono::milliseconds d{out};
+        if (!r.field(key, d)) return;
+        if (d < lo || d > hi)
+            r.fail(key, "must be a duration from " + std::to_string(lo.count()) + "s to " +
+                            std::to_string(hi.count()) + "s");
+        out = std::chrono::duration_cast<std::chrono::seconds>(d);
+    };
+    seconds("access_ttl", s.access_ttl, std::chrono::seconds(1), std::chrono::hours(24));
+    seconds("refresh_ttl", s.refresh_ttl, std::chrono::minutes(1), std::chrono::hours(24 * 365));
+    seconds("code_ttl", s.code_ttl, std::chrono::seconds(5), std::chrono::minutes(10));
+    std::string algorithm;
+    if (r.field("algorithm", algorithm)) {
+        auto a = security::parse_algorithm(algorithm);
+        if (!a) r.fail("algorithm", "must be ES256, RS256 or EdDSA");
+        s.algorithm = *a;
+    }
+    int threads = static_cast<int>(s.threads);
+    if (r.field("threads", threads, 1, 64)) s.threads = static_cast<std::size_t>(threads);
+    r.field("trusted_proxies", s.trusted_proxies);
+    bool listed = false;
+    r.each("provision", [&](core::SettingsReader& p) {
+        if (!listed) s.provision.clear(), listed = true;  // the list replaces, as every layer's lists do
+        Provisioned one;
+        p.field("name", one.name, core::Need::required);
+        p.field("scopes", one.scopes);
+        p.field("file", one.file, core::Need::required);
+        s.provision.push_back(std::move(one));
+    });
+}
+
 int run(const Settings& settings) {
     auto listen = net::parse_listen_address(settings.listen);
     if (!listen) {

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/core/settings.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/security/jwk.hpp"
 
@@ -100,6 +101,12 @@ struct Settings {
     /// is missing or stale) with their credentials written to their files.
     std::vector<Provisioned> provision;
 };
+
+/// Reads the keys of Settings present in `r` — listen, data_dir, issuer, audience, registry,
+/// access_ttl, refresh_ttl, code_ttl (durations), algorithm (ES256, RS256, EdDSA), threads,
+/// trusted_proxies, provision (a list of {name, scopes, file}) — the same loader for a settings
+/// file and the config server. Throws core::SettingsError naming the key.
+void read_settings(core::SettingsReader& r, Settings& s);
 
 /// A client as the admin API shows it (never its secret).
 struct ClientInfo {
