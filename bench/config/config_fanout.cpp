@@ -13,7 +13,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +73,27 @@ void print(const char* what, std::size_t watchers, const std::vector<double>& ms
                 percentile(ms, 99), ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end()), lost);
 }
 
+// Makes `changes` changes one at a time with `put(n)` (false: not written) and waits for every
+// watcher to have each; the time per change from the write to the last watcher, and how many were
+// lost (not written, or not seen by all within 5 s).
+std::pair<std::vector<double>, std::size_t> measure(const std::function<bool(int)>& put, Seen& seen,
+                                                    int changes) {
+    std::vector<double> ms;
+    std::size_t lost = 0;
+    for (int n = 1; n <= changes; ++n) {
+        auto t0 = Clock::now();
+        std::optional<Clock::time_point> last;
+        if (put(n)) last = seen.all(n, std::chrono::seconds(5));
+        if (!last) {
+            ++lost;
+            continue;
+        }
+        ms.push_back(std::chrono::duration<double, std::milli>(*last - t0).count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return {std::move(ms), lost};
+}
+
 // The config server: N ConfigClients following application "bench", each applying the value `n`.
 int run_config(const std::string& url, std::size_t watchers, int changes, const char* label) {
     net::Runtime runtime(2);
@@ -115,22 +138,7 @@ int run_config(const std::string& url, std::size_t watchers, int changes, const 
         clients.push_back(std::move(client));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every watch waiting
-    std::vector<double> ms;
-    std::size_t lost = 0;
-    for (int n = 1; n <= changes; ++n) {
-        auto t0 = Clock::now();
-        if (!put(n)) {
-            ++lost;
-            continue;
-        }
-        auto last = seen.all(n, std::chrono::seconds(5));
-        if (!last) {
-            ++lost;
-            continue;
-        }
-        ms.push_back(std::chrono::duration<double, std::milli>(*last - t0).count());
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    auto [ms, lost] = measure(put, seen, changes);
     print(label, watchers, ms, lost);
     stop->store(true);
     runtime.stop();
@@ -169,23 +177,8 @@ int run_etcd(const std::string& members, std::size_t watchers, int changes) {
             }(client, w, &seen, i),
             "bench etcd watch");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::vector<double> ms;
-    std::size_t lost = 0;
-    for (int n = 1; n <= changes; ++n) {
-        auto t0 = Clock::now();
-        if (!put(n)) {
-            ++lost;
-            continue;
-        }
-        auto last = seen.all(n, std::chrono::seconds(5));
-        if (!last) {
-            ++lost;
-            continue;
-        }
-        ms.push_back(std::chrono::duration<double, std::milli>(*last - t0).count());
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every watch waiting
+    auto [ms, lost] = measure([&](int n) { return put(n) != 0; }, seen, changes);
     print("etcd watch (peer)", watchers, ms, lost);
     runtime.stop();
     io.join();
