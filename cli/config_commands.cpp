@@ -390,7 +390,13 @@ ConfigCommands::ConfigCommands(CLI::App& config, const std::string& manifest, st
     o.serve_cmd = config.add_subcommand("serve", "run the config server daemon");
     auto* c = o.serve_cmd;
     c->add_option("--listen", s.listen, "address to listen on (host:port)");
-    c->add_option("--data-dir", s.data_dir, "directory of the configuration database")->required();
+    c->add_option("--store", s.store, "where documents are kept: sqlite (under --data-dir) or etcd")
+        ->check(CLI::IsMember({"sqlite", "etcd"}));
+    c->add_option("--etcd", s.etcd, "with --store etcd: the cluster's client URLs, URL[,URL...]");
+    c->add_option("--etcd-prefix", s.etcd_prefix,
+                  "with --store etcd: the key prefix (default /plexus/config/); servers sharing it serve "
+                  "every change any of them takes");
+    c->add_option("--data-dir", s.data_dir, "directory of the configuration database (--store sqlite)");
     c->add_option("--registry", s.registry, "registry URL to register with, http://host:port");
     c->add_option(
         "--key-file", s.key_file,

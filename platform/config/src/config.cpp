@@ -54,17 +54,21 @@ std::size_t seed(ConfigService& service, const std::string& dir) {
     }
     std::sort(files.begin(), files.end());
     Caller seeder{"seed", "", true};
+    std::size_t written = 0;
     for (const auto& [key, file] : files) {
         Edit edit;
         edit.content = read_document(file);
         edit.message = "seeded from " + file.filename().string();
+        edit.expected = 0;  // only where there is nothing yet
         try {
             service.write(seeder, key, std::move(edit));
+            ++written;
         } catch (const net::HttpError& e) {
+            if (e.status() == 409) continue;  // another server seeded it first
             throw std::runtime_error(file.string() + ": " + e.what());
         }
     }
-    return files.size();
+    return written;
 }
 
 int run(const Settings& settings) {
@@ -73,7 +77,24 @@ int run(const Settings& settings) {
         telemetry::error("--listen must be host:port", {{"listen", settings.listen}});
         return 2;
     }
-    if (settings.data_dir.empty()) {
+    std::optional<etcd::Settings> cluster;
+    if (settings.store == "etcd") {
+        auto members = etcd::parse_members(settings.etcd);
+        if (!members) {
+            telemetry::error("--store etcd needs --etcd URL[,URL...]",
+                             {{"error", members.error().message()}});
+            return 2;
+        }
+        if (settings.etcd_prefix.empty()) {
+            telemetry::error("--etcd-prefix cannot be empty");
+            return 2;
+        }
+        cluster.emplace();
+        cluster->members = std::move(*members);
+    } else if (settings.store != "sqlite") {
+        telemetry::error("--store must be sqlite or etcd", {{"store", settings.store}});
+        return 2;
+    } else if (settings.data_dir.empty()) {
         telemetry::error("--data-dir is required");
         return 2;
     }
@@ -117,10 +138,16 @@ int run(const Settings& settings) {
 
     std::unique_ptr<ConfigService> service;
     try {
-        fs::create_directories(settings.data_dir);
-        auto store = open_sqlite_store(settings.data_dir + "/config.db");
-        if (!store) throw std::runtime_error(store.error().message());
-        service = std::make_unique<ConfigService>(std::move(*store), std::move(secrets));
+        std::unique_ptr<Store> store;
+        if (cluster) {
+            store = open_etcd_store(*cluster, settings.etcd_prefix);
+        } else {
+            fs::create_directories(settings.data_dir);
+            auto sqlite = open_sqlite_store(settings.data_dir + "/config.db");
+            if (!sqlite) throw std::runtime_error(sqlite.error().message());
+            store = std::move(*sqlite);
+        }
+        service = std::make_unique<ConfigService>(std::move(store), std::move(secrets));
         if (!settings.seed_dir.empty() && service->revision() == 0) {
             auto n = seed(*service, settings.seed_dir);
             telemetry::info("configuration seeded",
@@ -159,6 +186,7 @@ int run(const Settings& settings) {
     });
     telemetry::info("config server listening", {{"address", listen->host},
                                                 {"port", http.port()},
+                                                {"store", settings.store},
                                                 {"revision", service->revision()},
                                                 {"secrets", service->secrets().has_key()}});
     runtime.run();

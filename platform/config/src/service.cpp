@@ -73,27 +73,94 @@ bool Caller::may_read_secrets(std::string_view app) const {
            has_word(scope, "config:secrets:" + std::string(app));
 }
 
+namespace {
+
+// What a record does to its document as served.
+void apply_record(ConfigService::DocState& d, const Record& rec) {
+    auto held = std::make_shared<const Record>(rec);
+    if (rec.kind == Kind::canary) {
+        d.canary = held;
+    } else if (rec.kind == Kind::abort) {
+        d.canary.reset();
+    } else {
+        d.stable = held;
+        d.canary.reset();
+    }
+}
+
+}  // namespace
+
+std::shared_ptr<ConfigService::State> ConfigService::state_of(Loaded loaded) {
+    auto s = std::make_shared<State>();
+    s->revision = loaded.revision;
+    for (auto& r : loaded.stable) {
+        auto& d = s->docs[r.key];
+        d.stable = std::make_shared<const Record>(std::move(r));
+    }
+    for (auto& r : loaded.canary) {
+        auto& d = s->docs[r.key];
+        d.canary = std::make_shared<const Record>(std::move(r));
+    }
+    for (auto& [key, v] : loaded.latest) s->docs[key].latest = v;
+    for (auto& l : loaded.labels) s->labels.emplace(l.name, std::move(l));
+    for (auto& sc : loaded.schemas) s->schemas.emplace(sc.app, std::move(sc));
+    return s;
+}
+
 ConfigService::ConfigService(std::unique_ptr<Store> store, SecretBox secrets, core::Clock& clock)
     : store_(std::move(store)), secrets_(std::move(secrets)), clock_(clock) {
     auto loaded = store_->load();
     if (!loaded) throw std::runtime_error("cannot load the configuration: " + loaded.error().message());
-    auto s = std::make_shared<State>();
-    s->revision = loaded->revision;
-    for (auto& r : loaded->stable) {
-        auto& d = s->docs[r.key];
-        d.stable = std::make_shared<const Record>(std::move(r));
-    }
-    for (auto& r : loaded->canary) {
-        auto& d = s->docs[r.key];
-        d.canary = std::make_shared<const Record>(std::move(r));
-    }
-    for (auto& [key, v] : loaded->latest) s->docs[key].latest = v;
-    for (auto& l : loaded->labels) s->labels.emplace(l.name, std::move(l));
-    for (auto& sc : loaded->schemas) s->schemas.emplace(sc.app, std::move(sc));
-    state_.store(std::move(s));
+    state_.store(state_of(std::move(*loaded)));
+    store_->follow(Follower{
+        .on_record = [this](const Record& r) { follow_record(r); },
+        .on_metadata = [this] { return reload(false); },
+        .on_reload = [this] { return reload(true); },
+    });
 }
 
-ConfigService::~ConfigService() = default;
+ConfigService::~ConfigService() { store_->stop_following(); }
+
+void ConfigService::follow_record(const Record& r) {
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    // Held already: this server wrote it (the watch echoes its own commits) or a reload read it.
+    if (auto it = s->docs.find(r.key); it != s->docs.end() && it->second.latest >= r.version) return;
+    auto next = std::make_shared<State>(*s);
+    auto& d = next->docs[r.key];
+    apply_record(d, r);
+    d.latest = r.version;
+    next->revision = std::max(next->revision, r.version);
+    state_.store(std::move(next));
+    changed_.notify_all();
+    telemetry::info("configuration changed through another server", {{"application", r.key.app},
+                                                                     {"profile", r.key.profile},
+                                                                     {"version", r.version},
+                                                                     {"kind", std::string(kind_name(r.kind))},
+                                                                     {"author", r.author}});
+}
+
+bool ConfigService::reload(bool everything) {
+    std::lock_guard lock(write_mutex_);
+    auto loaded = store_->load();
+    if (!loaded) {
+        telemetry::warn("cannot read the configuration store again; trying later",
+                        {{"error", loaded.error().message()}});
+        return false;
+    }
+    auto fresh = state_of(std::move(*loaded));
+    if (!everything) {
+        auto next = std::make_shared<State>(*state());
+        next->labels = std::move(fresh->labels);
+        next->schemas = std::move(fresh->schemas);
+        fresh = std::move(next);
+    } else {
+        telemetry::info("configuration reloaded from the store", {{"revision", fresh->revision}});
+    }
+    state_.store(std::move(fresh));
+    changed_.notify_all();
+    return true;
+}
 
 std::int64_t ConfigService::now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall().time_since_epoch()).count();
@@ -315,18 +382,7 @@ Record ConfigService::commit(const Caller& caller, Record r, const State& curren
     auto next = std::make_shared<State>(current);
     auto& d = next->docs[r.key];
     const auto expected = d.latest;
-    auto apply = [&](const Record& rec) {
-        auto held = std::make_shared<const Record>(rec);
-        if (rec.kind == Kind::canary) {
-            d.canary = held;
-        } else if (rec.kind == Kind::abort) {
-            d.canary.reset();
-        } else {
-            d.stable = held;
-            d.canary.reset();
-        }
-    };
-    apply(r);
+    apply_record(d, r);
     validate(*next, r.key);
     auto version = store_->append(r, expected);
     if (!version) {
@@ -336,9 +392,10 @@ Record ConfigService::commit(const Caller& caller, Record r, const State& curren
         storage_failed(version.error());
     }
     r.version = *version;
-    apply(r);
+    apply_record(d, r);
     d.latest = r.version;
-    next->revision = r.version;
+    // Records of other servers not followed yet may be older than this one; none is newer.
+    next->revision = std::max(next->revision, r.version);
     state_.store(std::move(next));
     changed_.notify_all();
     telemetry::info("configuration changed", {{"application", r.key.app},

@@ -1,7 +1,9 @@
 #pragma once
 /// The config server daemon (`plexus config-server`): central configuration for every
 /// application, per profile, versioned, pushed to instances, with canaries and encrypted secrets.
-/// See service.hpp for the rules and document.hpp for how layers combine.
+/// See service.hpp for the rules and document.hpp for how layers combine. Documents are kept in
+/// SQLite under the data directory, or in etcd (Settings::store), where any number of servers
+/// share them and each serves every change, watches included (etcd_store.hpp).
 ///
 /// Reading (a token with config:read[:APP], or admin):
 ///   GET /{app}/{profiles}[/{label}]        Spring Cloud Config Server's JSON (name, profiles,
@@ -35,6 +37,7 @@
 #include <memory>
 #include <string>
 
+#include "plexus/config/etcd_store.hpp"
 #include "plexus/config/service.hpp"
 #include "plexus/net/router.hpp"
 
@@ -49,7 +52,13 @@ namespace plexus::config {
 
 struct Settings {
     std::string listen = "127.0.0.1:8700";
-    std::string data_dir;       ///< required: <data_dir>/config.db
+    /// Where documents are kept: "sqlite" (<data_dir>/config.db, this server alone) or "etcd"
+    /// (the cluster `etcd`, under `etcd_prefix`: every config server pointed at the same cluster
+    /// and prefix serves every change any of them takes).
+    std::string store = "sqlite";
+    std::string etcd;  ///< store "etcd": the members' client URLs, comma-separated
+    std::string etcd_prefix = kDefaultEtcdPrefix;
+    std::string data_dir;       ///< required with store "sqlite": <data_dir>/config.db
     std::string registry;       ///< http://host:port to register with as "config"; empty: none
     std::string key_file;       ///< the secrets key; empty: $PLEXUS_CONFIG_KEY, else no secrets
     bool generate_key = false;  ///< make `key_file` with a new key when it does not exist
@@ -78,7 +87,9 @@ class Api {
     std::shared_ptr<Impl> impl_;
 };
 
-/// Loads `dir`'s documents into an empty store (see Settings::seed_dir); how many. Throws
+/// Loads `dir`'s documents into an empty store (see Settings::seed_dir); how many. A document
+/// another server created meanwhile (servers sharing an etcd store may seed at once) is left as
+/// it is and not counted. Throws
 /// core::SettingsError naming the file for a file that is not a YAML map, std::runtime_error when
 /// the service refuses one.
 std::size_t seed(ConfigService& service, const std::string& dir);

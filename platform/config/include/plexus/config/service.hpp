@@ -9,6 +9,13 @@
 /// with net::HttpError (400 invalid, 403 not allowed, 404 unknown, 409 conflict, 500 storage)
 /// with nothing changed. After each change `changed()` is notified, which is what watches wait
 /// on. Thread-safe.
+///
+/// Several servers may share one store (etcd): the service follows it (Store::follow), applying
+/// the records other servers append, and their labels and schemas, to its snapshot and notifying
+/// `changed()`, so a watch on any server answers a change made through any other. Its own commits
+/// come back the same way and are recognised by their version; a store that lost track of the
+/// changes (history compacted) makes it reload everything. Two servers changing the same document
+/// at once: one wins, the other gets 409.
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -82,8 +89,9 @@ struct InstanceReport {
 
 class ConfigService {
   public:
-    /// Loads what `store` holds. Throws std::runtime_error when it cannot be read.
+    /// Loads what `store` holds and follows it. Throws std::runtime_error when it cannot be read.
     ConfigService(std::unique_ptr<Store> store, SecretBox secrets, core::Clock& clock = core::Clock::real());
+    /// Stops following the store first (waits for a change being applied).
     ~ConfigService();
 
     // ---- reads (memory only; any thread)
@@ -169,6 +177,10 @@ class ConfigService {
     };
 
     std::shared_ptr<const State> state() const { return state_.load(); }
+    static std::shared_ptr<State> state_of(Loaded loaded);
+    // What the store tells of changes (Follower), on its thread.
+    void follow_record(const Record& r);
+    bool reload(bool everything);
     Record commit(const Caller& caller, Record record, const State& current);
     void validate(const State& candidate, const DocKey& changed) const;
     View merged(const State& s, const std::string& app, const std::vector<std::string>& profiles,

@@ -7,10 +7,15 @@
 /// Versions are revisions of the whole store: each record gets the next number, so a version
 /// names one document's state and, read as a point in time, the state of every document (what a
 /// label pins). Not thread-safe: the server serialises its calls.
+///
+/// Several servers may share one store (etcd): each keeps its own snapshot, writes through the
+/// store (append() lets exactly one of two writers basing a change on the same version win) and
+/// learns of what the others wrote by following it (Store::follow).
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,9 +97,28 @@ struct Loaded {
     std::vector<Schema> schemas;
 };
 
+/// What a follower of a store is told about changes (Store::follow). The callbacks run one at a
+/// time, in the order of the changes, on a thread of the store's own that does nothing else: they
+/// may block and may call the store (with the same serialisation as any other caller).
+struct Follower {
+    /// A record was appended, by another server or by this one: the follower applies it unless
+    /// it already holds that version (records of one document come in version order, and a
+    /// server that wrote a record may see it again here, before or after append() returned).
+    std::function<void(const Record&)> on_record;
+    /// Labels or schemas changed (written or deleted by any server): the follower reads them
+    /// again with load(). False when it could not; it is then told again a little later.
+    std::function<bool()> on_metadata;
+    /// The store lost track of the changes (its history was compacted before it read it, or its
+    /// feed was canceled): the follower replaces everything it holds with what load() reads.
+    /// False when it could not; it is then told again a little later. Records told after it are
+    /// newer than that load().
+    std::function<bool()> on_reload;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
+    /// What the store holds now.
     virtual Result<Loaded> load() = 0;
     /// Appends `record` (its `version` is ignored) as the next revision, provided the latest
     /// record of its document is still `expected` (0: it has none); the new version, or
@@ -111,6 +135,14 @@ class Store {
     /// Whether there was such a label.
     virtual Result<bool> delete_label(const std::string& name) = 0;
     virtual Result<void> put_schema(const Schema& schema) = 0;
+
+    /// Tells `follower` about every change written to the store after the last load(), by this
+    /// server and by others, until stop_following() or destruction. Call it once, after load().
+    /// A store only this process writes (SQLite) tells nothing: the default does nothing.
+    virtual void follow(Follower follower) {}
+    /// Stops telling the follower: when it returns, no callback runs and none will. Call it before
+    /// destroying what the callbacks use. Must not be called from a callback. Idempotent.
+    virtual void stop_following() {}
 };
 
 /// A store in the SQLite database at `path` (":memory:" for a private in-memory one), created
