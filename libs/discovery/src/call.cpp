@@ -22,7 +22,8 @@ milliseconds left_until(Clock::time_point deadline) noexcept {
 
 resilience::Failure failure_of(const ErrorCode& ec) noexcept {
     if (!ec) return resilience::Failure::none;
-    if (ec == net::errc::connect_failed || ec == net::errc::bad_address) return resilience::Failure::connect_failure;
+    if (ec == net::errc::connect_failed || ec == net::errc::bad_address)
+        return resilience::Failure::connect_failure;
     if (ec == net::errc::timeout || ec == net::errc::pool_exhausted) return resilience::Failure::timeout;
     if (ec == net::errc::connection_closed) return resilience::Failure::reset;
     return resilience::Failure::protocol;
@@ -86,14 +87,16 @@ std::string_view to_string(CallOutcome o) noexcept {
     return "unknown";
 }
 
-net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Request& req, net::Response& res) {
+net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Request& req,
+                           net::Response& res) {
     const auto& policy = *ctx.policy;
     auto& up = *ctx.upstream;
     CallReport report;
 
     // ---- fault injection
     if (policy.fault.active()) {
-        auto fault = resilience::decide_fault(policy.fault, resilience::fast_random(), resilience::fast_random());
+        auto fault =
+            resilience::decide_fault(policy.fault, resilience::fast_random(), resilience::fast_random());
         if (fault.delay.count() > 0) {
             auto left = left_until(ctx.deadline);
             co_await net::sleep_for(std::min(fault.delay, std::max(left, milliseconds(0))));
@@ -164,7 +167,8 @@ net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Req
         if (policy.retry.per_try_timeout) timeout = std::min(timeout, *policy.retry.per_try_timeout);
         char budget[24];
         auto [end, ec] = std::to_chars(budget, budget + sizeof budget, timeout.count());
-        req.headers.set(resilience::kDeadlineHeader, std::string_view(budget, static_cast<std::size_t>(end - budget)));
+        req.headers.set(resilience::kDeadlineHeader,
+                        std::string_view(budget, static_cast<std::size_t>(end - budget)));
         if (ctx.observer) ctx.observer->before_attempt(req, *t, attempt);
         const net::Endpoint* endpoint = nullptr;
         net::Endpoint own;
@@ -249,7 +253,8 @@ void failure_response(const CallReport& report, std::string_view upstream, milli
     if (report.outcome == CallOutcome::circuit_open) res.headers.set("X-Plexus-Circuit", upstream);
 }
 
-void fallback_response(const resilience::FallbackSettings& fallback, std::string_view why, net::Response& res) {
+void fallback_response(const resilience::FallbackSettings& fallback, std::string_view why,
+                       net::Response& res) {
     res.clear();
     res.status = fallback.status;
     if (!fallback.content_type.empty()) res.headers.set("Content-Type", fallback.content_type);

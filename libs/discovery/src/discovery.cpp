@@ -1,6 +1,9 @@
 #include "plexus/discovery/discovery.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "plexus/core/ids.hpp"
 #include "plexus/core/snapshot.hpp"
@@ -140,13 +143,58 @@ void Discovery::set_policy(const std::string& service, Policy policy) {
     e->balancer.set_policy(policy);
 }
 
+namespace {
+bool in_discovery(const InstanceInfo& in) {
+    return !in.draining && (in.status == "passing" || in.status == "warning");
+}
+
+// The list after `changes`, keeping per-instance state (in-flight counts, outlier ejection) for
+// instances that stay. Keyed by id and address: a supervisor restarts a dead instance under the
+// same id on a new port, and the new process must not inherit the old one's ejection.
+std::shared_ptr<InstanceList> apply(const InstanceList& old, ServiceChanges changes) {
+    auto key = [](const InstanceInfo& in) { return in.id + "@" + in.endpoint().to_string(); };
+    std::unordered_map<std::string, std::shared_ptr<InstanceState>> states;
+    for (const auto& t : old.targets) states.emplace(key(t.info), t.state);
+    auto next = std::make_shared<InstanceList>();
+    next->index = changes.index;
+    next->loaded = true;
+    std::unordered_set<std::string> touched(changes.removed.begin(), changes.removed.end());
+    for (const auto& in : changes.instances) touched.insert(in.id);
+    std::vector<Target> fresh;
+    for (auto& in : changes.instances) {
+        if (!in_discovery(in)) continue;
+        auto it = states.find(key(in));
+        auto state = it != states.end() ? it->second : std::make_shared<InstanceState>();
+        fresh.push_back(Target{std::move(in), std::move(state)});
+    }
+    if (changes.full) {
+        next->targets = std::move(fresh);
+        return next;
+    }
+    // A delta: the instances it names are replaced (or dropped); the others stay as they were.
+    std::vector<Target> kept;
+    kept.reserve(old.targets.size());
+    for (const auto& t : old.targets) {
+        if (!touched.contains(t.info.id)) kept.push_back(t);
+    }
+    next->targets.reserve(kept.size() + fresh.size());
+    auto by_id = [](const Target& a, const Target& b) { return a.info.id < b.info.id; };
+    std::merge(std::make_move_iterator(kept.begin()), std::make_move_iterator(kept.end()),
+               std::make_move_iterator(fresh.begin()), std::make_move_iterator(fresh.end()),
+               std::back_inserter(next->targets), by_id);
+    return next;
+}
+}  // namespace
+
 net::Task<void> Discovery::watch_loop(std::shared_ptr<Entry> e, RegistryClient client,
                                       std::shared_ptr<std::atomic<bool>> stopped,
                                       std::shared_ptr<net::Signal> changed) {
     std::uint64_t index = 0;
     auto backoff = std::chrono::milliseconds(100);
     while (!stopped->load()) {
-        auto r = co_await client.watch(e->service, index, std::chrono::seconds(10));
+        // After the first answer, only what changed: a service of thousands of instances costs
+        // each change a few hundred bytes instead of the whole list.
+        auto r = co_await client.watch_changes(e->service, index, std::chrono::seconds(10));
         if (stopped->load()) break;
         if (!r) {
             co_await net::sleep_for(backoff);
@@ -156,25 +204,10 @@ net::Task<void> Discovery::watch_loop(std::shared_ptr<Entry> e, RegistryClient c
         backoff = std::chrono::milliseconds(100);
         auto old = e->list.load();
         if (old->loaded && r->index == old->index) continue;
-        // Keep per-instance state (in-flight counts, outlier ejection) for instances that stay.
-        // Keyed by id and address: a supervisor restarts a dead instance under the same id on a
-        // new port, and the new process must not inherit the old one's ejection.
-        auto key = [](const InstanceInfo& in) { return in.id + "@" + in.endpoint().to_string(); };
-        std::unordered_map<std::string, std::shared_ptr<InstanceState>> states;
-        for (const auto& t : old->targets) states.emplace(key(t.info), t.state);
-        auto next = std::make_shared<InstanceList>();
-        next->index = r->index;
-        next->loaded = true;
-        for (auto& in : r->instances) {
-            if (in.draining || (in.status != "passing" && in.status != "warning")) continue;
-            auto it = states.find(key(in));
-            auto state = it != states.end() ? it->second : std::make_shared<InstanceState>();
-            next->targets.push_back(Target{std::move(in), std::move(state)});
-        }
-        e->list.store(std::move(next));
+        e->list.store(apply(*old, std::move(*r)));
         e->loaded.notify_all();
         changed->notify_all();
-        index = r->index;
+        index = e->list.load()->index;
     }
 }
 

@@ -156,10 +156,9 @@ std::string read_fields(const json::object& o, InstanceInfo& in) {
 }
 }  // namespace
 
-Result<InstanceInfo> instance_from_json(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec || !v.is_object()) return errc::bad_response;
+namespace {
+Result<InstanceInfo> instance_from_value(const json::value& v) {
+    if (!v.is_object()) return errc::bad_response;
     const auto& o = v.as_object();
     InstanceInfo in;
     try {
@@ -171,6 +170,34 @@ Result<InstanceInfo> instance_from_json(std::string_view text) {
     // The registry only lists complete instances: an answer without an address is malformed.
     if (!o.contains("address") || !read_fields(o, in).empty()) return errc::bad_response;
     return in;
+}
+
+// Appends the instances of the JSON array `items` to `out`; false if one is malformed.
+bool instances_from(const json::value& items, std::vector<InstanceInfo>& out) {
+    if (!items.is_array()) return false;
+    out.reserve(out.size() + items.as_array().size());
+    for (const auto& item : items.as_array()) {
+        auto in = instance_from_value(item);
+        if (!in) return false;
+        out.push_back(std::move(*in));
+    }
+    return true;
+}
+
+std::string watch_target(const std::string& service, std::uint64_t index, std::chrono::milliseconds wait,
+                         bool all) {
+    std::string target = "/v1/services/" + service + "?index=" + std::to_string(index);
+    if (index > 0) target += "&wait=" + core::format_duration(wait);
+    if (all) target += "&all=true";
+    return target;
+}
+}  // namespace
+
+Result<InstanceInfo> instance_from_json(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec) return errc::bad_response;
+    return instance_from_value(v);
 }
 
 Result<InstanceInfo> registration_from_json(std::string_view body, std::string service, std::string id,
@@ -222,11 +249,8 @@ net::Task<ErrorCode> RegistryClient::set_draining(std::string service, std::stri
 
 net::Task<Result<ServiceSnapshot>> RegistryClient::watch(std::string service, std::uint64_t index,
                                                          std::chrono::milliseconds wait, bool all) const {
-    std::string target = "/v1/services/" + service + "?index=" + std::to_string(index);
-    if (index > 0) target += "&wait=" + core::format_duration(wait);
-    if (all) target += "&all=true";
-    auto r =
-        co_await net::fetch(registry_, "GET", target, {}, {}, timeout_ + (index > 0 ? wait : wait.zero()));
+    auto r = co_await net::fetch(registry_, "GET", watch_target(service, index, wait, all), {}, {},
+                                 timeout_ + (index > 0 ? wait : wait.zero()));
     if (!r) co_return errc::unavailable;
     if (r->status != 200) co_return status_error(r->status);
     boost::system::error_code ec;
@@ -236,15 +260,43 @@ net::Task<Result<ServiceSnapshot>> RegistryClient::watch(std::string service, st
     try {
         const auto& o = v.as_object();
         snap.index = static_cast<std::uint64_t>(o.at("index").to_number<std::int64_t>());
-        for (const auto& item : o.at("instances").as_array()) {
-            auto in = instance_from_json(json::serialize(item));
-            if (!in) co_return errc::bad_response;
-            snap.instances.push_back(std::move(*in));
-        }
+        if (!instances_from(o.at("instances"), snap.instances)) co_return errc::bad_response;
     } catch (const std::exception&) {
         co_return errc::bad_response;
     }
     co_return snap;
+}
+
+net::Task<Result<ServiceChanges>> RegistryClient::watch_changes(std::string service, std::uint64_t since,
+                                                                std::chrono::milliseconds wait,
+                                                                bool all) const {
+    auto target = watch_target(service, since, wait, all);
+    if (since > 0) target += "&delta=true";
+    auto r =
+        co_await net::fetch(registry_, "GET", target, {}, {}, timeout_ + (since > 0 ? wait : wait.zero()));
+    if (!r) co_return errc::unavailable;
+    if (r->status != 200) co_return status_error(r->status);
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec || !v.is_object()) co_return errc::bad_response;
+    ServiceChanges changes;
+    try {
+        const auto& o = v.as_object();
+        changes.index = static_cast<std::uint64_t>(o.at("index").to_number<std::int64_t>());
+        // A registry that does not know delta=true (or could not use it) sends the whole list.
+        changes.full = !o.contains("since");
+        if (changes.full) {
+            if (!instances_from(o.at("instances"), changes.instances)) co_return errc::bad_response;
+        } else {
+            if (o.at("since").to_number<std::uint64_t>() != since) co_return errc::bad_response;
+            if (!instances_from(o.at("changed"), changes.instances)) co_return errc::bad_response;
+            for (const auto& id : o.at("removed").as_array())
+                changes.removed.push_back(json::value_to<std::string>(id));
+        }
+    } catch (const std::exception&) {
+        co_return errc::bad_response;
+    }
+    co_return changes;
 }
 
 net::Task<void> keep_registered(RegistryClient client, InstanceInfo self, std::chrono::milliseconds heartbeat,

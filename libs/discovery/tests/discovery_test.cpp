@@ -250,3 +250,28 @@ TEST(DiscoveryUnavailable, ReadyGivesUpAfterItsTimeoutAndStaysUnloaded) {
     discovery.stop();
     discovery.stop();  // idempotent
 }
+
+TEST_F(DiscoveryTest, ChangesAppliedOneAfterAnotherKeepTheViewInOrder) {
+    for (auto id : {"catalog-b", "catalog-d"})
+        ASSERT_FALSE(register_instance(instance("catalog", id, id[8] == 'b' ? 7002 : 7004)));
+    ASSERT_EQ(ready("catalog")->targets.size(), 2u);
+    auto b_state = discovery_.instances("catalog")->targets[0].state;
+    expect_watches_pending(1);
+    ASSERT_FALSE(register_instance(instance("catalog", "catalog-a", 7001)));
+    ASSERT_TRUE(view_becomes("catalog", {"catalog-a", "catalog-b", "catalog-d"}));
+    expect_watches_pending(1);
+    ASSERT_FALSE(register_instance(instance("catalog", "catalog-c", 7003)));
+    ASSERT_TRUE(view_becomes("catalog", {"catalog-a", "catalog-b", "catalog-c", "catalog-d"}));
+    expect_watches_pending(1);
+    ASSERT_FALSE(set_draining("catalog", "catalog-d"));
+    ASSERT_TRUE(view_becomes("catalog", {"catalog-a", "catalog-b", "catalog-c"}));
+    expect_watches_pending(1);
+    ASSERT_TRUE(registry_.catalog().set_status("catalog", "catalog-a", "critical"));
+    ASSERT_TRUE(view_becomes("catalog", {"catalog-b", "catalog-c"}));
+    expect_watches_pending(1);
+    ASSERT_TRUE(registry_.catalog().set_status("catalog", "catalog-a", "passing"));
+    ASSERT_TRUE(view_becomes("catalog", {"catalog-a", "catalog-b", "catalog-c"}));
+    // An instance no change named kept its state through every one of them.
+    EXPECT_EQ(discovery_.instances("catalog")->targets[1].state, b_state);
+    EXPECT_EQ(discovery_.instances("catalog")->index, registry_.catalog().service_index("catalog"));
+}

@@ -301,3 +301,33 @@ TEST(RegistryClientUnavailable, EveryCallReportsUnavailable) {
     ASSERT_FALSE(blocking);
     EXPECT_EQ(blocking.error(), unavailable);
 }
+
+TEST_F(RegistryClientTest, WatchChangesBringsOnlyWhatChanged) {
+    ASSERT_FALSE(register_instance(instance("orders", "orders-1", 8001)));
+    ASSERT_FALSE(register_instance(instance("orders", "orders-2", 8002)));
+    auto changes = [&](std::uint64_t since, std::chrono::milliseconds wait) {
+        return registry_.run(
+            owned([c = registry_.client(), since, wait] { return c.watch_changes("orders", since, wait); }));
+    };
+    auto first = changes(0, 1s);
+    ASSERT_TRUE(first) << first.error().message();
+    EXPECT_TRUE(first->full);
+    ASSERT_EQ(first->instances.size(), 2u);
+
+    ASSERT_FALSE(register_instance(instance("orders", "orders-3", 8003)));
+    ASSERT_FALSE(set_draining("orders", "orders-1"));
+    auto next = changes(first->index, 0ms);
+    ASSERT_TRUE(next) << next.error().message();
+    EXPECT_FALSE(next->full);
+    EXPECT_GT(next->index, first->index);
+    ASSERT_EQ(next->instances.size(), 1u);
+    EXPECT_EQ(next->instances[0].id, "orders-3");
+    EXPECT_EQ(next->instances[0].port, 8003);
+    EXPECT_EQ(next->removed, std::vector<std::string>{"orders-1"});
+
+    // An index the registry never handed out for this service: it sends the whole list.
+    auto unknown = changes(next->index + 1000, 0ms);
+    ASSERT_TRUE(unknown) << unknown.error().message();
+    EXPECT_TRUE(unknown->full);
+    EXPECT_EQ(unknown->instances.size(), 2u);
+}

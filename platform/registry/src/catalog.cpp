@@ -1,6 +1,8 @@
 #include "plexus/registry/catalog.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "plexus/store/database.hpp"
@@ -60,7 +62,95 @@ std::string validate_check(const discovery::HealthCheck& c) {
     return {};
 }
 
+// The statements a write needs; prepared per transaction.
+const char* const kUpsert =
+    "INSERT INTO instances (service, id, address, port, tags, metadata, ttl_ms, draining, health_check) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET "
+    "address = excluded.address, port = excluded.port, tags = excluded.tags, "
+    "metadata = excluded.metadata, ttl_ms = excluded.ttl_ms, draining = excluded.draining, "
+    "health_check = excluded.health_check";
+const char* const kDelete = "DELETE FROM instances WHERE service = ? AND id = ?";
+const char* const kIndex =
+    "INSERT INTO meta (key, value) VALUES ('index', ?) ON CONFLICT (key) DO UPDATE SET value = "
+    "excluded.value";
+
+Result<void> write_upsert(store::Database& db, const discovery::InstanceInfo& in) {
+    json::array tags;
+    for (const auto& t : in.tags) tags.emplace_back(t);
+    json::object md;
+    for (const auto& [k, v] : in.metadata) md[k] = v;
+    auto r = db.execute(kUpsert, in.service, in.id, in.address, static_cast<std::int64_t>(in.port),
+                        json::serialize(tags), json::serialize(md), static_cast<std::int64_t>(in.ttl.count()),
+                        static_cast<std::int64_t>(in.draining),
+                        in.check ? discovery::health_check_to_json(*in.check) : std::string());
+    if (!r) return r.error();
+    return {};
+}
+
+Result<void> write_index(store::Database& db, std::uint64_t index) {
+    auto r = db.execute(kIndex, static_cast<std::int64_t>(index));
+    if (!r) return r.error();
+    return {};
+}
+
+std::shared_ptr<const std::string> json_of(const discovery::InstanceInfo& in) {
+    return std::make_shared<const std::string>(discovery::instance_to_json(in));
+}
+
+std::string json_string(std::string_view s) { return json::serialize(json::string_view(s)); }
+
+// {"service":S,"instances":[...],"index":N}, the pieces joined without parsing them again.
+std::string full_body(std::string_view service, const std::vector<std::shared_ptr<const std::string>>& pieces,
+                      std::uint64_t index) {
+    auto name = json_string(service);
+    std::size_t size = name.size() + 64;
+    for (const auto& p : pieces) size += p->size() + 1;
+    std::string body;
+    body.reserve(size);
+    body += R"({"service":)";
+    body += name;
+    body += R"(,"instances":[)";
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        if (i) body += ',';
+        body += *pieces[i];
+    }
+    body += R"(],"index":)";
+    body += std::to_string(index);
+    body += '}';
+    return body;
+}
+
 }  // namespace
+
+bool PendingWrite::done() const {
+    std::lock_guard lock(mutex_);
+    return done_;
+}
+
+Result<std::uint64_t> PendingWrite::result() const {
+    std::lock_guard lock(mutex_);
+    return result_;
+}
+
+std::string PendingWrite::problem() const {
+    std::lock_guard lock(mutex_);
+    return problem_;
+}
+
+void PendingWrite::finish(Result<std::uint64_t> r, std::string problem) {
+    std::lock_guard lock(mutex_);
+    result_ = std::move(r);
+    problem_ = std::move(problem);
+    done_ = true;
+}
+
+struct Catalog::Op {
+    enum Kind { upsert, remove, drain } kind;
+    std::string service, id;
+    discovery::InstanceInfo instance;  // upsert: the registration
+    std::shared_ptr<const std::string> json;
+    std::shared_ptr<PendingWrite> pending = std::make_shared<PendingWrite>();
+};
 
 Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store::Database> db)
     : clock_(clock), limits_(limits), db_(std::move(db)) {
@@ -71,6 +161,14 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
     auto rows = db_->query(
         "SELECT service, id, address, port, tags, metadata, ttl_ms, draining, health_check FROM instances");
     if (!rows) throw std::runtime_error("registry database: " + rows.error().message());
+    if (auto idx = db_->query_one("SELECT value FROM meta WHERE key = 'index'")) {
+        index_ = static_cast<std::uint64_t>(idx->get<std::int64_t>(0)) + kRestartGap;
+        // Written now: a crash before the next write must not hand out this run's first indexes
+        // again after the next restart.
+        if (auto r = write_index(*db_, index_); !r) {
+            throw std::runtime_error("registry database: " + r.error().message());
+        }
+    }
     auto now = clock_.now();
     for (const auto& row : *rows) {
         discovery::InstanceInfo in;
@@ -91,14 +189,14 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
             }
             in.check = std::move(*parsed);
         }
+        auto& s = services_[in.service];
+        auto text = json_of(in);
         auto expires = now + in.ttl;
-        auto service = in.service, id = in.id;
-        services_[service][id] = Entry{std::move(in), expires, ++registrations_};
+        put(s, std::move(in), std::move(text), expires);
     }
-    if (auto idx = db_->query_one("SELECT value FROM meta WHERE key = 'index'")) {
-        index_ = static_cast<std::uint64_t>(idx->get<std::int64_t>(0)) + 1;
-    }
-    for (const auto& [name, _] : services_) service_index_[name] = index_;
+    // Nothing before this index is remembered: older indexes get full answers.
+    for (auto& [name, s] : services_) s.index = s.floor = index_;
+    start_index_ = index_;
 }
 
 Catalog::~Catalog() = default;
@@ -132,144 +230,282 @@ std::string Catalog::validate(const discovery::InstanceInfo& in) const {
     return {};
 }
 
-std::uint64_t Catalog::bump(const std::string& service) {
+std::uint64_t Catalog::bump(ServiceState& s, const std::vector<std::string>& ids) {
     ++index_;
-    service_index_[service] = index_;
+    index_dirty_ = true;
+    s.index = index_;
+    for (const auto& id : ids) s.log.push_back(Change{index_, id});
+    while (s.log.size() > limits_.change_log) {
+        s.floor = s.log.front().index;
+        s.log.pop_front();
+    }
+    s.full[0].reset();
+    s.full[1].reset();
+    s.deltas.clear();
     return index_;
 }
 
-Result<void> Catalog::persist_upsert(const discovery::InstanceInfo& in) {
-    if (!db_) return {};
-    json::array tags;
-    for (const auto& t : in.tags) tags.emplace_back(t);
-    json::object md;
-    for (const auto& [k, v] : in.metadata) md[k] = v;
-    auto r = db_->execute(
-        "INSERT INTO instances (service, id, address, port, tags, metadata, ttl_ms, draining, health_check) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, id) DO UPDATE SET "
-        "address = excluded.address, port = excluded.port, tags = excluded.tags, "
-        "metadata = excluded.metadata, ttl_ms = excluded.ttl_ms, draining = excluded.draining, "
-        "health_check = excluded.health_check",
-        in.service, in.id, in.address, static_cast<std::int64_t>(in.port), json::serialize(tags),
-        json::serialize(md), static_cast<std::int64_t>(in.ttl.count()),
-        static_cast<std::int64_t>(in.draining),
-        in.check ? discovery::health_check_to_json(*in.check) : std::string());
-    if (!r) return r.error();
-    return {};
+void Catalog::put(ServiceState& s, discovery::InstanceInfo in, std::shared_ptr<const std::string> json,
+                  core::SteadyTime expires) {
+    auto [it, added] = s.instances.try_emplace(in.id);
+    if (!added && it->second.info.check) --s.checked;
+    if (in.check) ++s.checked;
+    it->second = Entry{std::move(in), std::move(json), expires, ++registrations_};
 }
 
-Result<void> Catalog::persist_delete(const std::string& service, const std::string& id) {
-    if (!db_) return {};
-    auto r = db_->execute("DELETE FROM instances WHERE service = ? AND id = ?", service, id);
-    if (!r) return r.error();
-    return {};
+void Catalog::erase(ServiceState& s, std::map<std::string, Entry>::iterator it) {
+    if (it->second.info.check) --s.checked;
+    s.instances.erase(it);
 }
 
-void Catalog::persist_index() {
-    if (!db_) return;
-    (void)db_->execute(
-        "INSERT INTO meta (key, value) VALUES ('index', ?) ON CONFLICT (key) DO UPDATE SET "
-        "value = excluded.value",
-        static_cast<std::int64_t>(index_));
+Catalog::ServiceState& Catalog::state(const std::string& service) {
+    auto [it, added] = services_.try_emplace(service);
+    // A service seen for the first time had no instances at any index of this run.
+    if (added) it->second.floor = start_index_;
+    return it->second;
+}
+
+std::shared_ptr<PendingWrite> Catalog::enqueue(std::shared_ptr<Op> op) {
+    auto pending = op->pending;
+    std::lock_guard lock(queue_mutex_);
+    queue_.push_back(std::move(op));
+    return pending;
+}
+
+std::shared_ptr<PendingWrite> Catalog::queue_register(discovery::InstanceInfo in) {
+    auto op = std::make_shared<Op>();
+    op->kind = Op::upsert;
+    in.draining = false;
+    if (in.check) in.status = "passing";  // the check decides from here on
+    if (auto why = validate(in); !why.empty()) {
+        op->pending->finish(core::errc::invalid_argument, std::move(why));
+        return op->pending;
+    }
+    op->service = in.service;
+    op->id = in.id;
+    op->json = json_of(in);
+    op->instance = std::move(in);
+    return enqueue(std::move(op));
+}
+
+std::shared_ptr<PendingWrite> Catalog::queue_deregister(std::string service, std::string id) {
+    auto op = std::make_shared<Op>();
+    op->kind = Op::remove;
+    op->service = std::move(service);
+    op->id = std::move(id);
+    return enqueue(std::move(op));
+}
+
+std::shared_ptr<PendingWrite> Catalog::queue_draining(std::string service, std::string id) {
+    auto op = std::make_shared<Op>();
+    op->kind = Op::drain;
+    op->service = std::move(service);
+    op->id = std::move(id);
+    return enqueue(std::move(op));
+}
+
+void Catalog::write_pending() {
+    std::vector<std::string> changed;
+    {
+        std::lock_guard writer(writer_mutex_);
+        std::vector<std::shared_ptr<Op>> batch;
+        {
+            std::lock_guard lock(queue_mutex_);
+            batch.swap(queue_);
+        }
+        // Each part touches an instance at most once, so what is decided for an op before the
+        // commit still holds when it is applied after it.
+        std::vector<std::shared_ptr<Op>> part;
+        std::set<std::pair<std::string_view, std::string_view>> keys;
+        for (auto& op : batch) {
+            if (!keys.emplace(op->service, op->id).second) {
+                write_part(part, changed);
+                part.clear();
+                keys.clear();
+                keys.emplace(op->service, op->id);
+            }
+            part.push_back(op);
+        }
+        if (!part.empty()) write_part(part, changed);
+    }
+    notify(changed);
+}
+
+void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vector<std::string>& changed) {
+    // Decide under the lock: only writers (this one, holding writer_mutex_) add or remove
+    // instances, so what exists now still exists after the commit.
+    std::vector<std::size_t> writes;                         // positions in `part`
+    std::vector<discovery::InstanceInfo> rows(part.size());  // drain: the row to write
+    std::uint64_t index_after;
+    {
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < part.size(); ++i) {
+            const auto& op = *part[i];
+            if (op.kind != Op::upsert) {
+                auto s = services_.find(op.service);
+                const Entry* e = nullptr;
+                if (s != services_.end()) {
+                    if (auto it = s->second.instances.find(op.id); it != s->second.instances.end())
+                        e = &it->second;
+                }
+                if (!e) {
+                    op.pending->finish(core::errc::not_found);
+                    continue;
+                }
+                if (op.kind == Op::drain) {
+                    if (e->info.draining) {
+                        op.pending->finish(s->second.index);
+                        continue;
+                    }
+                    rows[i] = e->info;
+                    rows[i].draining = true;
+                }
+            }
+            writes.push_back(i);
+        }
+        index_after = index_ + writes.size();
+    }
+    if (writes.empty()) return;
+
+    if (db_) {
+        auto fail = [&](const ErrorCode& ec) {
+            for (auto i : writes) part[i]->pending->finish(ec, "could not persist: " + ec.message());
+        };
+        auto tx = db_->begin();
+        if (!tx) return fail(tx.error());
+        for (auto i : writes) {
+            const auto& op = *part[i];
+            Result<void> r;
+            switch (op.kind) {
+                case Op::upsert:
+                    r = write_upsert(*db_, op.instance);
+                    break;
+                case Op::drain:
+                    r = write_upsert(*db_, rows[i]);
+                    break;
+                case Op::remove: {
+                    auto d = db_->execute(kDelete, op.service, op.id);
+                    if (!d) r = d.error();
+                    break;
+                }
+            }
+            if (!r) return fail(r.error());
+        }
+        if (auto r = write_index(*db_, index_after); !r) return fail(r.error());
+        if (auto r = tx->commit(); !r) return fail(r.error());
+    }
+
+    std::vector<std::pair<const Op*, std::uint64_t>> results;
+    {
+        std::lock_guard lock(mutex_);
+        auto now = clock_.now();
+        for (auto i : writes) {
+            const auto* op = part[i].get();
+            auto& s = state(op->service);
+            switch (op->kind) {
+                case Op::upsert:
+                    put(s, op->instance, op->json, now + op->instance.ttl);
+                    break;
+                case Op::remove:
+                    erase(s, s.instances.find(op->id));
+                    break;
+                case Op::drain: {
+                    auto& e = s.instances.find(op->id)->second;
+                    e.info.draining = true;
+                    e.json = json_of(e.info);
+                    break;
+                }
+            }
+            results.emplace_back(op, bump(s, {op->id}));
+            if (std::find(changed.begin(), changed.end(), op->service) == changed.end())
+                changed.push_back(op->service);
+        }
+        // Status changes made meanwhile are past index_after: written by the next write or reap.
+        index_dirty_ = !db_ || index_ > index_after;
+    }
+    for (auto& [op, index] : results) op->pending->finish(index);
 }
 
 Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std::string* problem) {
-    if (auto why = validate(in); !why.empty()) {
-        if (problem) *problem = why;
-        return core::errc::invalid_argument;
-    }
-    in.draining = false;
-    if (in.check) in.status = "passing";  // the check decides from here on
-    std::uint64_t idx;
-    auto service = in.service;
-    {
-        std::lock_guard lock(mutex_);
-        if (auto r = persist_upsert(in); !r) {
-            if (problem) *problem = "could not persist: " + r.error().message();
-            return r.error();
-        }
-        auto expires = clock_.now() + in.ttl;
-        auto id = in.id;
-        services_[service][id] = Entry{std::move(in), expires, ++registrations_};
-        idx = bump(service);
-        persist_index();
-    }
-    notify({service});
-    return idx;
+    auto pending = queue_register(std::move(in));
+    if (!pending->done()) write_pending();
+    auto r = pending->result();
+    if (!r && problem) *problem = pending->problem();
+    return r;
+}
+
+Result<std::uint64_t> Catalog::deregister(const std::string& service, const std::string& id) {
+    auto pending = queue_deregister(service, id);
+    write_pending();
+    return pending->result();
+}
+
+Result<std::uint64_t> Catalog::set_draining(const std::string& service, const std::string& id) {
+    auto pending = queue_draining(service, id);
+    write_pending();
+    return pending->result();
 }
 
 Result<void> Catalog::heartbeat(const std::string& service, const std::string& id) {
     std::lock_guard lock(mutex_);
     auto s = services_.find(service);
     if (s == services_.end()) return core::errc::not_found;
-    auto i = s->second.find(id);
-    if (i == s->second.end()) return core::errc::not_found;
+    auto i = s->second.instances.find(id);
+    if (i == s->second.instances.end()) return core::errc::not_found;
     i->second.expires = clock_.now() + i->second.info.ttl;
     return {};
 }
 
-Result<std::uint64_t> Catalog::deregister(const std::string& service, const std::string& id) {
-    std::uint64_t idx;
-    {
-        std::lock_guard lock(mutex_);
-        auto s = services_.find(service);
-        if (s == services_.end() || !s->second.contains(id)) return core::errc::not_found;
-        if (auto r = persist_delete(service, id); !r) return r.error();
-        s->second.erase(id);
-        if (s->second.empty()) services_.erase(s);
-        idx = bump(service);
-        persist_index();
-    }
-    notify({service});
-    return idx;
-}
-
-Result<std::uint64_t> Catalog::set_draining(const std::string& service, const std::string& id) {
-    std::uint64_t idx;
-    {
-        std::lock_guard lock(mutex_);
-        auto s = services_.find(service);
-        if (s == services_.end()) return core::errc::not_found;
-        auto i = s->second.find(id);
-        if (i == s->second.end()) return core::errc::not_found;
-        if (i->second.info.draining) return service_index_[service];
-        i->second.info.draining = true;
-        if (auto r = persist_upsert(i->second.info); !r) return r.error();
-        idx = bump(service);
-        persist_index();
-    }
-    notify({service});
-    return idx;
-}
-
 std::size_t Catalog::reap() {
     std::vector<std::string> changed;
-    std::size_t removed = 0;
+    std::vector<std::pair<std::string, std::string>> removed;
     {
-        std::lock_guard lock(mutex_);
-        auto now = clock_.now();
-        for (auto s = services_.begin(); s != services_.end();) {
-            bool touched = false;
-            for (auto i = s->second.begin(); i != s->second.end();) {
-                if (i->second.expires <= now) {
-                    (void)persist_delete(s->first, i->first);
-                    i = s->second.erase(i);
-                    ++removed;
-                    touched = true;
-                } else {
-                    ++i;
+        // In turn with the writes: a registration written but not yet applied must not be
+        // deleted from the database by a reap of the registration it replaces.
+        std::lock_guard writer(writer_mutex_);
+        std::uint64_t index;
+        bool write_index_only;
+        {
+            std::lock_guard lock(mutex_);
+            auto now = clock_.now();
+            for (auto& [name, s] : services_) {
+                std::vector<std::string> ids;
+                for (auto i = s.instances.begin(); i != s.instances.end();) {
+                    if (i->second.expires <= now) {
+                        ids.push_back(i->first);
+                        removed.emplace_back(name, i->first);
+                        auto next = std::next(i);
+                        erase(s, i);
+                        i = next;
+                    } else {
+                        ++i;
+                    }
+                }
+                if (!ids.empty()) {
+                    bump(s, ids);
+                    changed.push_back(name);
                 }
             }
-            if (touched) {
-                bump(s->first);
-                changed.push_back(s->first);
-            }
-            s = s->second.empty() ? services_.erase(s) : std::next(s);
+            index = index_;
+            write_index_only = index_dirty_;
         }
-        if (removed) persist_index();
+        if (db_ && (!removed.empty() || write_index_only)) {
+            // A failure leaves rows that come back at the next start, each with a fresh TTL:
+            // they expire again unless their instance heartbeats.
+            bool ok = false;
+            if (auto tx = db_->begin()) {
+                ok = true;
+                for (const auto& [service, id] : removed) ok = ok && db_->execute(kDelete, service, id);
+                ok = ok && write_index(*db_, index) && tx->commit();
+            }
+            if (ok) {
+                std::lock_guard lock(mutex_);
+                if (index_ == index) index_dirty_ = false;
+            }
+        }
     }
     if (!changed.empty()) notify(changed);
-    return removed;
+    return removed.size();
 }
 
 Result<bool> Catalog::set_status(const std::string& service, const std::string& id, const std::string& status,
@@ -280,13 +516,13 @@ Result<bool> Catalog::set_status(const std::string& service, const std::string& 
         std::lock_guard lock(mutex_);
         auto s = services_.find(service);
         if (s == services_.end()) return core::errc::not_found;
-        auto i = s->second.find(id);
-        if (i == s->second.end()) return core::errc::not_found;
+        auto i = s->second.instances.find(id);
+        if (i == s->second.instances.end()) return core::errc::not_found;
         if (registration != 0 && i->second.registration != registration) return core::errc::not_found;
         if (i->second.info.status == status) return false;
         i->second.info.status = status;
-        bump(service);
-        persist_index();
+        i->second.json = json_of(i->second.info);
+        bump(s->second, {id});
     }
     notify({service});
     return true;
@@ -295,30 +531,104 @@ Result<bool> Catalog::set_status(const std::string& service, const std::string& 
 discovery::ServiceSnapshot Catalog::snapshot(const std::string& service, bool all) const {
     std::lock_guard lock(mutex_);
     discovery::ServiceSnapshot snap;
-    auto idx = service_index_.find(service);
-    snap.index = idx == service_index_.end() ? index_ : idx->second;
     auto s = services_.find(service);
+    snap.index = s == services_.end() ? index_ : s->second.index;
     if (s == services_.end()) return snap;
-    for (const auto& [id, e] : s->second) {
+    for (const auto& [id, e] : s->second.instances) {
         if (!all && !listed(e.info)) continue;
         snap.instances.push_back(e.info);
     }
     return snap;
 }
 
+AnswerPtr Catalog::answer(const std::string& service, bool all) const {
+    std::vector<std::shared_ptr<const std::string>> pieces;
+    std::uint64_t index;
+    {
+        std::lock_guard lock(mutex_);
+        auto s = services_.find(service);
+        if (s == services_.end()) {
+            return std::make_shared<const Answer>(Answer{index_, full_body(service, {}, index_), false});
+        }
+        if (auto cached = s->second.full[all]) return cached;
+        index = s->second.index;
+        pieces.reserve(s->second.instances.size());
+        for (const auto& [id, e] : s->second.instances) {
+            if (all || listed(e.info)) pieces.push_back(e.json);
+        }
+    }
+    // Joined outside the lock; two readers of a new index may both join it, one keeps it.
+    auto built = std::make_shared<const Answer>(Answer{index, full_body(service, pieces, index), false});
+    std::lock_guard lock(mutex_);
+    auto s = services_.find(service);
+    if (s->second.index == index && !s->second.full[all]) s->second.full[all] = built;
+    return built;
+}
+
+AnswerPtr Catalog::changes_since(const std::string& service, bool all, std::uint64_t since) const {
+    std::vector<std::shared_ptr<const std::string>> changed;
+    std::vector<std::string> removed;
+    std::uint64_t index;
+    {
+        std::lock_guard lock(mutex_);
+        auto s = services_.find(service);
+        // Unknown service, changes forgotten, or an index this service never had (from another
+        // registry, or one whose state was lost): the whole list.
+        if (s == services_.end() || since < s->second.floor || since > s->second.index)
+            index = 0;
+        else {
+            const auto& st = s->second;
+            if (auto c = st.deltas.find({since, all}); c != st.deltas.end()) return c->second;
+            index = st.index;
+            auto first = std::upper_bound(st.log.begin(), st.log.end(), since,
+                                          [](std::uint64_t v, const Change& c) { return v < c.index; });
+            std::set<std::string_view> ids;
+            for (auto c = first; c != st.log.end(); ++c) ids.insert(c->id);
+            for (auto id : ids) {
+                auto it = st.instances.find(std::string(id));
+                if (it != st.instances.end() && (all || listed(it->second.info)))
+                    changed.push_back(it->second.json);
+                else
+                    removed.emplace_back(id);
+            }
+        }
+    }
+    if (index == 0) return answer(service, all);
+
+    std::string body =
+        R"({"service":)" + json_string(service) + R"(,"since":)" + std::to_string(since) + R"(,"changed":[)";
+    for (std::size_t i = 0; i < changed.size(); ++i) {
+        if (i) body += ',';
+        body += *changed[i];
+    }
+    body += R"(],"removed":[)";
+    for (std::size_t i = 0; i < removed.size(); ++i) {
+        if (i) body += ',';
+        body += json_string(removed[i]);
+    }
+    body += R"(],"index":)" + std::to_string(index) + "}";
+    auto built = std::make_shared<const Answer>(Answer{index, std::move(body), true});
+    std::lock_guard lock(mutex_);
+    auto& st = services_.find(service)->second;
+    // Every watcher at the same index shares this answer; watchers hold a few distinct `since`s.
+    if (st.index == index && st.deltas.size() < 16) st.deltas.emplace(std::make_pair(since, all), built);
+    return built;
+}
+
 std::uint64_t Catalog::service_index(const std::string& service) const {
     std::lock_guard lock(mutex_);
-    auto idx = service_index_.find(service);
-    return idx == service_index_.end() ? index_ : idx->second;
+    auto s = services_.find(service);
+    return s == services_.end() ? index_ : s->second.index;
 }
 
 std::vector<ServiceSummary> Catalog::services() const {
     std::lock_guard lock(mutex_);
     std::vector<ServiceSummary> out;
-    for (const auto& [name, instances] : services_) {
-        ServiceSummary s{name, instances.size(), 0, service_index_.at(name)};
-        for (const auto& [id, e] : instances) s.healthy += listed(e.info);
-        out.push_back(std::move(s));
+    for (const auto& [name, s] : services_) {
+        if (s.instances.empty()) continue;  // kept for its index and changes, not listed
+        ServiceSummary sum{name, s.instances.size(), 0, s.index};
+        for (const auto& [id, e] : s.instances) sum.healthy += listed(e.info);
+        out.push_back(std::move(sum));
     }
     return out;
 }
@@ -332,8 +642,8 @@ std::vector<CheckTarget> Catalog::check_targets(const std::string& service) cons
     std::lock_guard lock(mutex_);
     std::vector<CheckTarget> out;
     auto s = services_.find(service);
-    if (s == services_.end()) return out;
-    for (const auto& [id, e] : s->second) {
+    if (s == services_.end() || s->second.checked == 0) return out;
+    for (const auto& [id, e] : s->second.instances) {
         if (e.info.check) out.push_back(CheckTarget{e.info, e.registration});
     }
     return out;
@@ -345,6 +655,7 @@ void Catalog::on_change(std::function<void(const std::string&)> fn) {
 }
 
 void Catalog::notify(const std::vector<std::string>& services) {
+    if (services.empty()) return;
     std::vector<std::function<void(const std::string&)>> fns;
     {
         std::lock_guard lock(mutex_);

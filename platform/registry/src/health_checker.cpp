@@ -65,7 +65,7 @@ struct HealthChecker::Impl {
 
     mutable std::mutex mutex;
     bool stopped = false;
-    // Held by every call into the catalog from the blocking pool: once stop() has set
+    // Held by every status change the loops make: once stop() has set
     // catalog_closed under it, no such call runs or will run, so the catalog may then be
     // destroyed. Never taken while `mutex` is held (a status change notifies sync(), which
     // takes `mutex`).
@@ -145,14 +145,15 @@ struct HealthChecker::Impl {
                     break;
             }
             if (next != status) {
-                auto changed = co_await net::offload([self, loop, next]() -> Result<bool> {
+                // Memory only (Catalog::set_status never blocks): made right here on the io thread.
+                auto changed = [&]() -> Result<bool> {
                     std::lock_guard lock(self->catalog_mutex);
                     if (self->catalog_closed)
                         return Result<bool>(boost::system::in_place_error,
                                             core::make_error_code(core::errc::not_found));
                     const auto& t = loop->target;
                     return self->catalog.set_status(t.instance.service, t.instance.id, next, t.registration);
-                });
+                }();
                 // Gone or re-registered meanwhile: the catalog's change stops (or replaced) this loop.
                 if (!changed) break;
                 if (*changed) {
@@ -193,7 +194,7 @@ void HealthChecker::sync(const std::string& service) { impl_->sync(service, impl
 
 void HealthChecker::stop() {
     {
-        // Waits for a status change the blocking pool may be making right now.
+        // Waits for a status change a loop may be making right now.
         std::lock_guard catalog_lock(impl_->catalog_mutex);
         impl_->catalog_closed = true;
     }

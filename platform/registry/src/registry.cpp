@@ -1,5 +1,6 @@
 #include "plexus/registry/registry.hpp"
 
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <filesystem>
@@ -22,19 +23,48 @@ using net::Request;
 using net::Response;
 using net::Task;
 
+namespace {
+// Watchers wait on one of these signals, chosen by their service's name: a change wakes only the
+// watchers of services that share its shard, and the memory stays bounded whatever names
+// clients watch.
+constexpr std::size_t kWatchShards = 64;
+
+// The durable part of a change: everything queued is written on the blocking pool (by this
+// request's job or one already running), then the change is applied.
+Task<Result<std::uint64_t>> written(Catalog& catalog, std::shared_ptr<PendingWrite> pending,
+                                    std::string* problem) {
+    if (!pending->done()) co_await net::offload([c = &catalog] { c->write_pending(); });
+    auto r = pending->result();
+    if (!r && problem) *problem = pending->problem();
+    co_return r;
+}
+}  // namespace
+
 struct Api::Impl {
     Catalog& catalog;
     std::chrono::milliseconds max_wait;
-    net::Signal changed;
+    std::array<net::Signal, kWatchShards> changed;
     std::atomic<bool> stopping{false};
-    telemetry::CounterFamily& registrations;
+    // Looked up once: a heartbeat takes no lock of the metrics registry.
+    telemetry::Counter &registered, &heartbeats, &drained, &deregistered;
     telemetry::GaugeFamily& watchers;
 
     Impl(Catalog& c, telemetry::Registry& m, std::chrono::milliseconds w)
         : catalog(c),
           max_wait(w),
-          registrations(m.counter("plexus_registry_operations_total", "Registry operations by kind", {"op"})),
+          registered(operations(m).labels({"register"})),
+          heartbeats(operations(m).labels({"heartbeat"})),
+          drained(operations(m).labels({"draining"})),
+          deregistered(operations(m).labels({"deregister"})),
           watchers(m.gauge("plexus_registry_watchers", "Blocking watches currently waiting")) {}
+
+    static telemetry::CounterFamily& operations(telemetry::Registry& m) {
+        return m.counter("plexus_registry_operations_total", "Registry operations by kind", {"op"});
+    }
+
+    net::Signal& signal_of(std::string_view service) {
+        return changed[std::hash<std::string_view>{}(service) % kWatchShards];
+    }
 
     static void reply_index(Response& res, std::uint64_t index, json::object body) {
         body["index"] = index;
@@ -50,40 +80,48 @@ struct Api::Impl {
         auto in = std::move(*parsed);
         in.draining = false;  // a registration is never draining; draining has its own call
         if (auto why = catalog.validate(in); !why.empty()) throw HttpError(400, "Bad Request", why);
+        std::string service = in.service, id = in.id, address = in.address,
+                    check = in.check ? in.check->http : std::string();
+        auto port = in.port;
         std::string problem;
-        auto idx = co_await net::offload([&] { return catalog.register_instance(in, &problem); });
+        auto idx = co_await written(catalog, catalog.queue_register(std::move(in)), &problem);
+        if (!idx && idx.error() == core::errc::invalid_argument) throw HttpError(400, "Bad Request", problem);
         if (!idx) throw HttpError(500, "Internal Server Error", problem);
-        registrations.labels({"register"}).inc();
-        telemetry::info("instance registered", {{"for_service", in.service},
-                                                {"instance_id", in.id},
-                                                {"address", in.address},
-                                                {"port", in.port},
-                                                {"check", in.check ? in.check->http : std::string()}});
+        registered.inc();
+        telemetry::info("instance registered", {{"for_service", service},
+                                                {"instance_id", id},
+                                                {"address", address},
+                                                {"port", port},
+                                                {"check", check}});
         reply_index(res, *idx, {});
     }
 
     Task<void> heartbeat(Request& req, Response& res) {
         auto r = catalog.heartbeat(std::string(req.param("service")), std::string(req.param("id")));
         if (!r) throw HttpError(404, "Not Found", "unknown instance; register again");
-        registrations.labels({"heartbeat"}).inc();
+        heartbeats.inc();
         res.status = 204;
         co_return;
     }
 
     Task<void> draining(Request& req, Response& res) {
         std::string service(req.param("service")), id(req.param("id"));
-        auto r = co_await net::offload([&] { return catalog.set_draining(service, id); });
-        if (!r) throw HttpError(404, "Not Found", "unknown instance");
-        registrations.labels({"draining"}).inc();
+        std::string problem;
+        auto r = co_await written(catalog, catalog.queue_draining(service, id), &problem);
+        if (!r && r.error() == core::errc::not_found) throw HttpError(404, "Not Found", "unknown instance");
+        if (!r) throw HttpError(500, "Internal Server Error", problem);
+        drained.inc();
         telemetry::info("instance draining", {{"for_service", service}, {"instance_id", id}});
         reply_index(res, *r, {});
     }
 
     Task<void> deregister(Request& req, Response& res) {
         std::string service(req.param("service")), id(req.param("id"));
-        auto r = co_await net::offload([&] { return catalog.deregister(service, id); });
-        if (!r) throw HttpError(404, "Not Found", "unknown instance");
-        registrations.labels({"deregister"}).inc();
+        std::string problem;
+        auto r = co_await written(catalog, catalog.queue_deregister(service, id), &problem);
+        if (!r && r.error() == core::errc::not_found) throw HttpError(404, "Not Found", "unknown instance");
+        if (!r) throw HttpError(500, "Internal Server Error", problem);
+        deregistered.inc();
         telemetry::info("instance deregistered", {{"for_service", service}, {"instance_id", id}});
         reply_index(res, *r, {});
     }
@@ -101,6 +139,7 @@ struct Api::Impl {
     Task<void> get_service(Request& req, Response& res) {
         std::string service(req.param("service"));
         bool all = req.query_param("all").value_or("false") == "true";
+        bool delta = req.query_param("delta").value_or("false") == "true";
         std::uint64_t index = 0;
         if (auto i = req.query_param("index")) {
             // Not stoull: it reads "-1" as 2^64-1 and "5x" as 5, turning a bad index into a watch
@@ -117,44 +156,45 @@ struct Api::Impl {
             wait = std::min(*d, max_wait);
         }
         if (index > 0) {
+            auto& signal = signal_of(service);
             auto deadline = std::chrono::steady_clock::now() + wait;
             watchers.labels().inc();
             while (true) {
                 // Taken before the check: a change (or stop) between the check and the wait still
                 // wakes this watch instead of leaving it to wait out its whole time.
-                auto seen = changed.epoch();
+                auto seen = signal.epoch();
                 if (stopping.load() || catalog.service_index(service) > index) break;
                 auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) break;
-                co_await changed.wait(left, seen);
+                co_await signal.wait(left, seen);
             }
             watchers.labels().dec();
         }
-        auto snap = catalog.snapshot(service, all);
-        json::array arr;
-        for (const auto& in : snap.instances) arr.push_back(json::parse(discovery::instance_to_json(in)));
-        reply_index(res, snap.index, {{"service", service}, {"instances", std::move(arr)}});
+        auto answer =
+            delta && index > 0 ? catalog.changes_since(service, all, index) : catalog.answer(service, all);
+        res.json(200, answer->body);
+        res.headers.set("X-Plexus-Index", std::to_string(answer->index));
     }
 };
 
 Api::Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait)
     : impl_(std::make_unique<Impl>(catalog, metrics, max_wait)) {
-    catalog.on_change([impl = impl_.get()](const std::string&) { impl->changed.notify_all(); });
+    catalog.on_change(
+        [impl = impl_.get()](const std::string& service) { impl->signal_of(service).notify_all(); });
 }
 
 Api::~Api() = default;
 
 void Api::stop_watches() {
     impl_->stopping.store(true);
-    impl_->changed.notify_all();
+    for (auto& s : impl_->changed) s.notify_all();
 }
 
 void Api::add_routes(net::Router& router) {
     auto* i = impl_.get();
     const std::string instance = "/v1/services/{service}/instances/{id}";
-    router.add(
-        "PUT", instance, [i](Request& q, Response& r) { return i->put_instance(q, r); }, 64 * 1024);
+    router.add("PUT", instance, [i](Request& q, Response& r) { return i->put_instance(q, r); }, 64 * 1024);
     router.add("PUT", instance + "/heartbeat", [i](Request& q, Response& r) { return i->heartbeat(q, r); });
     router.add("PUT", instance + "/draining", [i](Request& q, Response& r) { return i->draining(q, r); });
     router.add("DELETE", instance, [i](Request& q, Response& r) { return i->deregister(q, r); });

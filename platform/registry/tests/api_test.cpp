@@ -490,3 +490,58 @@ TEST_F(RegistryApiTest, InvalidChecksAre400NamingTheField) {
     }
     EXPECT_TRUE(catalog_.services().empty());
 }
+
+TEST_F(RegistryApiTest, DeltaWatchAnswersWithOnlyWhatChanged) {
+    put("x", "x1", 9001);
+    auto index = put("x", "x2", 9002);
+    auto watch =
+        start("GET", "/v1/services/x?index=" + std::to_string(index) + "&delta=true" + kLongWait, {}, 0);
+    ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
+    auto next = put("x", "x3", 9003, 1);
+    auto res = wait(watch);
+    ASSERT_TRUE(res) << res.error().message();
+    ASSERT_EQ(res->status, 200) << res->body;
+    auto body = body_of(*res);
+    EXPECT_EQ(body.at("since").to_number<std::uint64_t>(), index);
+    EXPECT_EQ(body_index(*res), next);
+    EXPECT_EQ(header_index(*res), next);
+    const auto& changed = body.at("changed").as_array();
+    ASSERT_EQ(changed.size(), 1u) << res->body;
+    EXPECT_EQ(json::value_to<std::string>(changed.at(0).at("id")), "x3");
+    EXPECT_TRUE(body.at("removed").as_array().empty());
+
+    ASSERT_EQ(request("DELETE", "/v1/services/x/instances/x1").status, 200);
+    auto after = get("/v1/services/x?index=" + std::to_string(next) + "&delta=true" + kLongWait);
+    auto removed = body_of(after).at("removed").as_array();
+    ASSERT_EQ(removed.size(), 1u) << after.body;
+    EXPECT_EQ(json::value_to<std::string>(removed.at(0)), "x1");
+
+    // Without an index there is nothing to compare with: the full list.
+    auto plain = get("/v1/services/x?delta=true");
+    EXPECT_FALSE(body_of(plain).contains("since"));
+    EXPECT_EQ(ids_of(plain), (std::vector<std::string>{"x2", "x3"}));
+}
+
+TEST_F(RegistryApiTest, WatchersOnEveryThreadGetTheSameAnswer) {
+    for (int i = 0; i < 20; ++i) put("x", "x" + std::to_string(i), static_cast<std::uint16_t>(9000 + i));
+    auto index = catalog_.service_index("x");
+    std::vector<std::future<Result<net::Response>>> watches;
+    for (std::size_t i = 0; i < 8; ++i) {
+        auto delta = i % 2 ? "&delta=true" : "";
+        watches.push_back(
+            start("GET", "/v1/services/x?index=" + std::to_string(index) + delta + kLongWait, {}, i % 2));
+    }
+    ASSERT_TRUE(wait_until([&] { return watchers() == 8; }));
+    ASSERT_EQ(request("PUT", "/v1/services/x/instances/x7/draining").status, 200);
+    std::string full_body, delta_body;
+    for (std::size_t i = 0; i < watches.size(); ++i) {
+        auto res = wait(watches[i]);
+        ASSERT_TRUE(res) << res.error().message();
+        ASSERT_EQ(res->status, 200) << res->body;
+        auto& expected = i % 2 ? delta_body : full_body;
+        if (expected.empty()) expected = res->body;
+        EXPECT_EQ(res->body, expected);
+    }
+    EXPECT_EQ(ids_of(get("/v1/services/x")).size(), 19u);
+    EXPECT_EQ(json::value_to<std::string>(json::parse(delta_body).at("removed").at(0)), "x7");
+}

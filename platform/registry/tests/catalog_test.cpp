@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
 
 #include "plexus/store/database.hpp"
@@ -351,4 +352,295 @@ TEST(Catalog, OpensADatabaseWrittenBeforeChecksExisted) {
     EXPECT_FALSE(snap.instances[0].check);
     auto in = checked("catalog", "c1");
     ASSERT_TRUE(catalog.register_instance(in));  // and the upgraded table takes checks
+}
+
+namespace {
+namespace json = boost::json;
+
+// The instances of a full answer by id, each as its JSON object.
+std::map<std::string, json::value> instances_of(const registry::Answer& a) {
+    std::map<std::string, json::value> out;
+    auto body = json::parse(a.body).as_object();
+    EXPECT_FALSE(body.contains("since")) << a.body;
+    for (const auto& in : body.at("instances").as_array()) out[json::value_to<std::string>(in.at("id"))] = in;
+    return out;
+}
+
+// `list` after the delta answer `a`, as a watcher applies it.
+std::map<std::string, json::value> applied(std::map<std::string, json::value> list,
+                                           const registry::Answer& a) {
+    auto body = json::parse(a.body).as_object();
+    for (const auto& id : body.at("removed").as_array()) list.erase(json::value_to<std::string>(id));
+    for (const auto& in : body.at("changed").as_array()) list[json::value_to<std::string>(in.at("id"))] = in;
+    return list;
+}
+
+std::vector<std::string> ids(const json::array& a) {
+    std::vector<std::string> out;
+    for (const auto& v : a)
+        out.push_back(v.is_string() ? json::value_to<std::string>(v)
+                                    : json::value_to<std::string>(v.at("id")));
+    return out;
+}
+}  // namespace
+
+TEST(Catalog, AnswersAreSharedUntilTheServiceChanges) {
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {});
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c1")));
+    auto first = catalog.answer("catalog", false);
+    EXPECT_EQ(catalog.answer("catalog", false), first);  // the same bytes for every reader
+    EXPECT_EQ(first->index, catalog.service_index("catalog"));
+    EXPECT_FALSE(first->delta);
+    auto all = catalog.answer("catalog", true);
+    EXPECT_NE(all, first);
+    EXPECT_EQ(all->body, first->body);  // nothing draining: the same list
+
+    ASSERT_TRUE(catalog.register_instance(instance("inventory", "i1")));
+    EXPECT_EQ(catalog.answer("catalog", false), first);  // another service changed
+    ASSERT_TRUE(catalog.heartbeat("catalog", "c1"));
+    EXPECT_EQ(catalog.answer("catalog", false), first);  // heartbeats are not changes
+
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c2", 8081)));
+    auto second = catalog.answer("catalog", false);
+    EXPECT_NE(second, first);
+    EXPECT_EQ(second->index, catalog.service_index("catalog"));
+    auto body = json::parse(second->body).as_object();
+    EXPECT_EQ(json::value_to<std::string>(body.at("service")), "catalog");
+    EXPECT_EQ(body.at("index").to_number<std::uint64_t>(), second->index);
+    EXPECT_EQ(ids(body.at("instances").as_array()), (std::vector<std::string>{"c1", "c2"}));
+    // Each instance as the client library reads it.
+    auto parsed = discovery::instance_from_json(json::serialize(body.at("instances").as_array().at(1)));
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->port, 8081);
+    EXPECT_EQ(parsed->status, "passing");
+
+    auto unseen = json::parse(catalog.answer("never", false)->body).as_object();
+    EXPECT_TRUE(unseen.at("instances").as_array().empty());
+    EXPECT_EQ(unseen.at("index").to_number<std::uint64_t>(), catalog.index());
+}
+
+TEST(Catalog, ChangesSinceListOnlyWhatChanged) {
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {});
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "a")));
+    auto since = *catalog.register_instance(instance("catalog", "b", 8081));
+    auto before = catalog.answer("catalog", false);
+    auto before_all = catalog.answer("catalog", true);
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c", 8082)));
+    ASSERT_TRUE(catalog.set_draining("catalog", "a"));
+    ASSERT_TRUE(catalog.deregister("catalog", "b"));
+    ASSERT_TRUE(catalog.register_instance(instance("other", "o1")));
+
+    auto delta = catalog.changes_since("catalog", false, since);
+    ASSERT_TRUE(delta->delta) << delta->body;
+    EXPECT_EQ(delta->index, catalog.service_index("catalog"));
+    auto body = json::parse(delta->body).as_object();
+    EXPECT_EQ(body.at("since").to_number<std::uint64_t>(), since);
+    EXPECT_EQ(body.at("index").to_number<std::uint64_t>(), delta->index);
+    EXPECT_EQ(ids(body.at("changed").as_array()), std::vector<std::string>{"c"});
+    EXPECT_EQ(ids(body.at("removed").as_array()), (std::vector<std::string>{"a", "b"}));  // a drains
+    EXPECT_EQ(applied(instances_of(*before), *delta), instances_of(*catalog.answer("catalog", false)));
+
+    auto delta_all = catalog.changes_since("catalog", true, since);
+    auto body_all = json::parse(delta_all->body).as_object();
+    EXPECT_EQ(ids(body_all.at("changed").as_array()), (std::vector<std::string>{"a", "c"}));
+    EXPECT_EQ(ids(body_all.at("removed").as_array()), std::vector<std::string>{"b"});
+    EXPECT_EQ(applied(instances_of(*before_all), *delta_all), instances_of(*catalog.answer("catalog", true)));
+
+    // Watchers at the same index share one answer; at the current index nothing changed.
+    EXPECT_EQ(catalog.changes_since("catalog", false, since), delta);
+    auto none = json::parse(catalog.changes_since("catalog", false, delta->index)->body).as_object();
+    EXPECT_TRUE(none.at("changed").as_array().empty());
+    EXPECT_TRUE(none.at("removed").as_array().empty());
+}
+
+TEST(Catalog, ChangesSinceAnIndexNoLongerRememberedAreTheFullList) {
+    core::ManualClock clock;
+    registry::CatalogLimits limits;
+    limits.change_log = 2;
+    registry::Catalog catalog(clock, limits);
+    auto before = catalog.service_index("catalog");  // what a GET answered before anything existed
+    auto first = *catalog.register_instance(instance("catalog", "a"));
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "b", 8081)));
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c", 8082)));
+    EXPECT_FALSE(catalog.changes_since("catalog", false, before)->delta);  // a's change was forgotten
+    EXPECT_TRUE(catalog.changes_since("catalog", false, first)->delta);    // b's and c's were not
+    // An index this service never reached, and a service never seen: the full list.
+    EXPECT_FALSE(catalog.changes_since("catalog", false, catalog.index() + 5)->delta);
+    EXPECT_FALSE(catalog.changes_since("never", false, 1)->delta);
+    EXPECT_EQ(instances_of(*catalog.changes_since("catalog", false, before)).size(), 3u);
+}
+
+TEST(Catalog, AServiceSeenFirstAfterAnIndexIsADeltaFromEmpty) {
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {});
+    ASSERT_TRUE(catalog.register_instance(instance("other", "o1")));
+    auto seen = catalog.service_index("catalog");  // what a GET of the unknown service answered
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c1")));
+    auto delta = catalog.changes_since("catalog", false, seen);
+    ASSERT_TRUE(delta->delta) << delta->body;
+    EXPECT_EQ(applied({}, *delta), instances_of(*catalog.answer("catalog", false)));
+}
+
+// Random changes of every kind; after each, the delta from every earlier index still
+// remembered, applied to the answer at that index, must give the current answer.
+TEST(Catalog, EveryDeltaAppliedToItsOldAnswerGivesTheCurrentOne) {
+    core::ManualClock clock;
+    registry::CatalogLimits limits;
+    limits.change_log = 64;
+    registry::Catalog catalog(clock, limits);
+    std::map<std::uint64_t, std::map<std::string, json::value>> seen[2];  // by all, by index
+    std::uint32_t rng = 12345;
+    auto next = [&] { return rng = rng * 1103515245u + 12345u, (rng >> 16) % 1000; };
+    for (int step = 0; step < 300; ++step) {
+        auto id = "i" + std::to_string(next() % 12);
+        switch (next() % 6) {
+            case 0:
+            case 1: {
+                auto in = next() % 2 ? checked("svc", id, 9000 + next() % 3) : instance("svc", id, 9000);
+                ASSERT_TRUE(catalog.register_instance(in));
+                break;
+            }
+            case 2:
+                (void)catalog.deregister("svc", id);
+                break;
+            case 3:
+                (void)catalog.set_draining("svc", id);
+                break;
+            case 4: {
+                static const char* statuses[] = {"passing", "warning", "critical"};
+                (void)catalog.set_status("svc", id, statuses[next() % 3]);
+                break;
+            }
+            case 5:
+                clock.advance(std::chrono::milliseconds(next() % 3000));
+                (void)catalog.heartbeat("svc", "i" + std::to_string(next() % 12));
+                catalog.reap();
+                break;
+        }
+        for (bool all : {false, true}) {
+            auto current = catalog.answer("svc", all);
+            auto now = instances_of(*current);
+            for (const auto& [index, list] : seen[all]) {
+                auto delta = catalog.changes_since("svc", all, index);
+                if (!delta->delta) {
+                    EXPECT_EQ(instances_of(*delta), now);
+                    continue;
+                }
+                ASSERT_EQ(applied(list, *delta), now) << "step " << step << " since " << index;
+            }
+            seen[all][current->index] = std::move(now);
+            if (seen[all].size() > 80) seen[all].erase(seen[all].begin());  // past the log anyway
+        }
+    }
+}
+
+TEST(Catalog, QueuedWritesAreAppliedOnlyOnceWritten) {
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {});
+    std::vector<std::string> changed;
+    catalog.on_change([&](const std::string& s) { changed.push_back(s); });
+    auto before = catalog.index();
+    auto a = catalog.queue_register(instance("catalog", "a"));
+    auto b = catalog.queue_register(instance("catalog", "b", 8081));
+    auto gone = catalog.queue_deregister("catalog", "b");  // the same instance twice in one batch
+    auto unknown = catalog.queue_draining("catalog", "nope");
+    EXPECT_FALSE(a->done());
+    EXPECT_EQ(catalog.index(), before);  // nothing is visible before it is written
+    EXPECT_TRUE(catalog.snapshot("catalog", true).instances.empty());
+    EXPECT_TRUE(changed.empty());
+
+    catalog.write_pending();
+    for (const auto& p : {a, b, gone, unknown}) EXPECT_TRUE(p->done());
+    ASSERT_TRUE(a->result());
+    ASSERT_TRUE(b->result());
+    ASSERT_TRUE(gone->result());
+    EXPECT_LT(*a->result(), *b->result());
+    EXPECT_LT(*b->result(), *gone->result());
+    EXPECT_EQ(unknown->result().error(), core::errc::not_found);
+    EXPECT_EQ(listed_ids(catalog, "catalog"), std::vector<std::string>{"a"});
+    EXPECT_EQ(catalog.service_index("catalog"), *gone->result());
+    EXPECT_FALSE(changed.empty());
+
+    auto invalid = catalog.queue_register(instance("catalog", "bad id"));
+    EXPECT_TRUE(invalid->done());  // refused at once, never queued
+    EXPECT_EQ(invalid->result().error(), core::errc::invalid_argument);
+    EXPECT_NE(invalid->problem().find("instance id"), std::string::npos);
+}
+
+TEST(Catalog, AWriteIsInTheDatabaseWhenItIsDone) {
+    TempDir dir;
+    auto path = (dir.path / "registry.db").string();
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {}, open_db(path));
+    auto pending = catalog.queue_register(instance("catalog", "c1"));
+    catalog.write_pending();
+    ASSERT_TRUE(pending->done());
+    ASSERT_TRUE(pending->result());
+    // Another connection, as after a crash right after the acknowledgement.
+    auto other = open_db(path);
+    auto rows = other->query("SELECT id FROM instances WHERE service = 'catalog'");
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_EQ(rows->at(0).get<std::string>(0), "c1");
+    auto stored = other->query_one("SELECT value FROM meta WHERE key = 'index'");
+    ASSERT_TRUE(stored);
+    EXPECT_GE(static_cast<std::uint64_t>(stored->get<std::int64_t>(0)), *pending->result());
+}
+
+TEST(Catalog, AWriteThatFailsChangesNothing) {
+    TempDir dir;
+    auto path = (dir.path / "registry.db").string();
+    core::ManualClock clock;
+    registry::Catalog catalog(clock, {}, open_db(path));
+    ASSERT_TRUE(catalog.register_instance(instance("catalog", "c1")));
+    auto index = catalog.index();
+    ASSERT_TRUE(open_db(path)->exec("DROP TABLE instances"));
+    std::string problem;
+    auto r = catalog.register_instance(instance("catalog", "c2", 8081), &problem);
+    EXPECT_FALSE(r);
+    EXPECT_NE(problem.find("could not persist"), std::string::npos) << problem;
+    EXPECT_EQ(catalog.index(), index);
+    EXPECT_EQ(listed_ids(catalog, "catalog"), std::vector<std::string>{"c1"});
+    EXPECT_FALSE(catalog.deregister("catalog", "c1"));
+    EXPECT_EQ(listed_ids(catalog, "catalog"), std::vector<std::string>{"c1"});
+}
+
+TEST(Catalog, AReRegistrationQueuedBeforeAReapSurvivesARestart) {
+    TempDir dir;
+    auto path = (dir.path / "registry.db").string();
+    core::ManualClock clock;
+    {
+        registry::Catalog catalog(clock, {}, open_db(path));
+        ASSERT_TRUE(catalog.register_instance(instance("catalog", "c1")));
+        clock.advance(6s);
+        auto again = catalog.queue_register(instance("catalog", "c1", 8081));
+        EXPECT_EQ(catalog.reap(), 1u);  // the old registration expires before the new one is written
+        catalog.write_pending();
+        ASSERT_TRUE(again->result());
+        EXPECT_EQ(catalog.snapshot("catalog", false).instances.at(0).port, 8081);
+    }
+    registry::Catalog restarted(clock, {}, open_db(path));
+    auto snap = restarted.snapshot("catalog", false);
+    ASSERT_EQ(snap.instances.size(), 1u);
+    EXPECT_EQ(snap.instances[0].port, 8081);
+}
+
+TEST(Catalog, AfterARestartOldIndexesGetTheFullList) {
+    TempDir dir;
+    auto path = (dir.path / "registry.db").string();
+    core::ManualClock clock;
+    std::uint64_t before = 0;
+    {
+        registry::Catalog catalog(clock, {}, open_db(path));
+        ASSERT_TRUE(catalog.register_instance(instance("catalog", "c1")));
+        before = catalog.service_index("catalog");
+        ASSERT_TRUE(catalog.set_status("catalog", "c1", "warning"));  // not written on its own
+    }
+    registry::Catalog catalog(clock, {}, open_db(path));
+    EXPECT_GT(catalog.service_index("catalog"), before + 1);  // past the unwritten status change
+    auto answer = catalog.changes_since("catalog", false, before);
+    EXPECT_FALSE(answer->delta);
+    EXPECT_EQ(instances_of(*answer).size(), 1u);
 }

@@ -53,8 +53,8 @@ CallOutcome outcome_of(const ErrorCode& error) noexcept;
 
 struct CallReport {
     CallOutcome outcome = CallOutcome::answered;
-    int attempts = 0;      ///< requests actually sent
-    ErrorCode error;       ///< the last network error, if any
+    int attempts = 0;                ///< requests actually sent
+    ErrorCode error;                 ///< the last network error, if any
     const Target* target = nullptr;  ///< the last instance tried (valid while the list is held)
     bool failed() const noexcept { return outcome != CallOutcome::answered; }
 };
@@ -80,7 +80,8 @@ struct CallContext {
 /// Makes the call. `req` gets X-Plexus-Deadline-Ms set per attempt. On `answered`, `res` holds
 /// the last attempt's answer (a 5xx left after the retries stays as it is); on `fault_abort`
 /// the injected problem response; otherwise `res` is cleared.
-net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Request& req, net::Response& res);
+net::Task<CallReport> call(const CallContext& ctx, Instances instances, net::Request& req,
+                           net::Response& res);
 
 /// How a failed call is answered: 503 (no instance, open breaker — naming it — or full
 /// bulkhead), 504 (timeout, saying after how long) or 502, about `upstream`.
@@ -89,14 +90,16 @@ struct FailureAnswer {
     std::string_view title;
     std::string detail;
 };
-FailureAnswer describe_failure(const CallReport& report, std::string_view upstream, std::chrono::milliseconds timeout);
+FailureAnswer describe_failure(const CallReport& report, std::string_view upstream,
+                               std::chrono::milliseconds timeout);
 
 /// describe_failure() as a problem response in `res` (with X-Plexus-Circuit for an open breaker).
 void failure_response(const CallReport& report, std::string_view upstream, std::chrono::milliseconds timeout,
                       std::string_view path, net::Response& res);
 
 /// Replaces `res` with a static fallback, marked `X-Plexus-Fallback: <why>`.
-void fallback_response(const resilience::FallbackSettings& fallback, std::string_view why, net::Response& res);
+void fallback_response(const resilience::FallbackSettings& fallback, std::string_view why,
+                       net::Response& res);
 
 /// Whether a call's result calls for the fallback: a failure, or a 5xx answer.
 inline bool wants_fallback(const CallReport& report, const net::Response& res) noexcept {

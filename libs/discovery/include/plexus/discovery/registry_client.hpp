@@ -64,6 +64,20 @@ struct ServiceSnapshot {
     std::vector<InstanceInfo> instances;
 };
 
+/// What changed in a service after an index, as RegistryClient::watch_changes() reports it.
+struct ServiceChanges {
+    std::uint64_t index = 0;
+    /// True when `instances` is the whole list (the registry could not answer with the changes
+    /// only: they were too far back, or it restarted); `removed` is then empty.
+    bool full = false;
+    /// full: every instance. Otherwise the instances added or changed after `since` (in
+    /// discovery, unless `all` was asked for), by id.
+    std::vector<InstanceInfo> instances;
+    /// Not full: the ids that left (or left discovery) after `since`, by id; some may never have
+    /// been in the caller's list.
+    std::vector<std::string> removed;
+};
+
 /// Talks to one registry. Cheap to copy; usable from any io_context. The calls copy their
 /// arguments into the task they return, so a task may be kept and awaited later; the client
 /// itself must outlive it.
@@ -86,6 +100,11 @@ class RegistryClient {
     /// `all` includes draining and critical instances.
     net::Task<Result<ServiceSnapshot>> watch(std::string service, std::uint64_t index,
                                              std::chrono::milliseconds wait, bool all = false) const;
+    /// Like watch(), but with `since` > 0 answered with only what changed after `since` (the
+    /// index of the list the caller has), which the caller applies to its list; a full list when
+    /// the registry cannot (see ServiceChanges::full). With `since` 0, the full list at once.
+    net::Task<Result<ServiceChanges>> watch_changes(std::string service, std::uint64_t since,
+                                                    std::chrono::milliseconds wait, bool all = false) const;
 
   private:
     net::Endpoint registry_;

@@ -3,13 +3,28 @@
 /// and a monotonically increasing index that blocking watches compare against.
 ///
 /// Instances that miss their TTL are removed by `reap()`. Every mutation that matters after a
-/// restart (register, deregister, draining, an instance's health check) is written to SQLite
-/// before it is acknowledged; heartbeats and health status live in memory only, so restored
-/// instances must heartbeat again within their TTL and start "passing" until checked again.
-/// Thread-safe (one mutex; the registry is not on any request's hot path).
+/// restart (register, deregister, draining) is written to SQLite before it is applied and
+/// acknowledged; heartbeats and health status live in memory only, so restored instances must
+/// heartbeat again within their TTL and start "passing" until checked again.
+///
+/// Writes go through one queue: `queue_register()` and friends only enqueue (never block, any
+/// thread), and `write_pending()` (blocking: the blocking pool) writes everything queued in one
+/// transaction, then applies it in memory and completes each PendingWrite. Only one writer runs at
+/// a time; whoever calls write_pending() while another runs waits for it and then finds its own
+/// write done. No disk work ever happens under the lock that heartbeats, reads and status changes
+/// take, so a slow commit or a WAL checkpoint delays registrations only.
+///
+/// Answers to GET /v1/services/{service} are serialised once per service index and shared: each
+/// instance's JSON is kept from the moment it changes, a full answer is those pieces joined (once,
+/// by the first reader of that index), and a delta answer (`changes_since()`) lists only the
+/// instances that changed after a given index.
+///
+/// Thread-safe. The lock is held for in-memory work only (microseconds; a full answer's pieces
+/// are collected under it, joined outside).
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +48,9 @@ struct CatalogLimits {
     std::chrono::milliseconds max_ttl{600'000};
     std::size_t max_metadata_bytes = 4096;
     std::size_t max_tags = 32;
+    /// How many changes per service are remembered for delta answers; a watcher further behind
+    /// gets the full list.
+    std::size_t change_log = 4096;
 };
 
 /// A service as listed by `services()`.
@@ -51,38 +69,102 @@ struct CheckTarget {
     std::uint64_t registration = 0;
 };
 
+/// One answer to GET /v1/services/{service}: the JSON body and the index it carries. Immutable;
+/// shared by every request that gets the same answer.
+struct Answer {
+    std::uint64_t index = 0;
+    std::string body;
+    bool delta = false;  ///< a delta answer (changed and removed instances), not the full list
+};
+using AnswerPtr = std::shared_ptr<const Answer>;
+
+/// A queued durable change (see Catalog::queue_register). Its result is set by the writer;
+/// read it after write_pending() returned (or done() is true).
+class PendingWrite {
+  public:
+    bool done() const;
+    /// The index after the change, or: core::errc::not_found (deregister/draining of an unknown
+    /// instance), the store's error when the write failed (problem() says so).
+    Result<std::uint64_t> result() const;
+    /// For a person: why the write failed; empty on success.
+    std::string problem() const;
+
+  private:
+    friend class Catalog;
+    void finish(Result<std::uint64_t> r, std::string problem = {});
+    mutable std::mutex mutex_;
+    bool done_ = false;
+    Result<std::uint64_t> result_{std::uint64_t{0}};
+    std::string problem_;
+};
+
 class Catalog {
   public:
     /// `db` may be null (nothing persisted). With a database, the stored catalog is loaded and
-    /// every restored instance gets a fresh TTL from `clock.now()`. Throws std::runtime_error if
-    /// the database cannot be read or migrated.
+    /// every restored instance gets a fresh TTL from `clock.now()`; the index starts past every
+    /// index handed out before (see kRestartGap). Throws std::runtime_error if the database
+    /// cannot be read or migrated.
     Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store::Database> db = nullptr);
     ~Catalog();
+    Catalog(const Catalog&) = delete;
+    Catalog& operator=(const Catalog&) = delete;
+
+    /// The stored index lags the live one by the changes since the last write (status changes are
+    /// not written each); a restart adds this much so that no index is ever handed out twice.
+    static constexpr std::uint64_t kRestartGap = 1u << 20;
 
     /// Checks an instance for registration; an error message for a person, or empty if valid.
     std::string validate(const discovery::InstanceInfo& instance) const;
-    /// Adds or replaces an instance (keeping its draining flag off). An instance with a check
-    /// starts "passing". Returns the new index, or an error if it is invalid (see validate()) or
-    /// could not be persisted.
+
+    /// Queues adding or replacing an instance (its draining flag off; with a check it starts
+    /// "passing"). Never blocks. Invalid instances are refused at once (the PendingWrite is done,
+    /// core::errc::invalid_argument, problem() from validate()).
+    std::shared_ptr<PendingWrite> queue_register(discovery::InstanceInfo instance);
+    /// Queues a deregistration (core::errc::not_found if unknown when written). Never blocks.
+    std::shared_ptr<PendingWrite> queue_deregister(std::string service, std::string id);
+    /// Queues marking an instance draining (already draining: done with the current index, no
+    /// change). Never blocks.
+    std::shared_ptr<PendingWrite> queue_draining(std::string service, std::string id);
+    /// Writes every queued change in one transaction, then applies them and announces them.
+    /// Blocking (disk): call it on the blocking pool. On return, every write queued before the
+    /// call is done. Thread-safe; one writer at a time.
+    void write_pending();
+
+    /// queue_register() + write_pending(): blocking. Returns the new index, or an error if the
+    /// instance is invalid (see validate()) or could not be persisted.
     Result<std::uint64_t> register_instance(discovery::InstanceInfo instance, std::string* problem = nullptr);
-    /// Renews the TTL; core::errc::not_found if unknown.
-    Result<void> heartbeat(const std::string& service, const std::string& id);
+    /// queue_deregister() + write_pending(): blocking.
     Result<std::uint64_t> deregister(const std::string& service, const std::string& id);
+    /// queue_draining() + write_pending(): blocking.
     Result<std::uint64_t> set_draining(const std::string& service, const std::string& id);
-    /// Removes every instance whose TTL has passed; returns how many.
+
+    /// Renews the TTL; core::errc::not_found if unknown. Memory only: never blocks.
+    Result<void> heartbeat(const std::string& service, const std::string& id);
+    /// Removes every instance whose TTL has passed; returns how many. Blocking (it deletes them
+    /// from the database, in turn with write_pending(), and writes the index): the blocking pool.
     std::size_t reap();
     /// Sets an instance's status ("passing", "warning" or "critical"). With `registration` other
     /// than 0, only if the instance is still that registration (see CheckTarget). Returns whether
     /// the status changed; a change bumps the service's index and is announced like any other.
-    /// The status itself is not persisted; with a database the new index is (blocking: call it
-    /// off the io threads). Errors: core::errc::not_found if the instance (or that registration)
-    /// is gone, core::errc::invalid_argument for another status.
+    /// Memory only, never blocks (the status is not persisted; the index is, by the next write or
+    /// reap). Errors: core::errc::not_found if the instance (or that registration) is gone,
+    /// core::errc::invalid_argument for another status.
     Result<bool> set_status(const std::string& service, const std::string& id, const std::string& status,
                             std::uint64_t registration = 0);
 
     /// The service's instances and its index (the global index if the service was never seen).
     /// Without `all`, only the instances in discovery: "passing" or "warning", and not draining.
     discovery::ServiceSnapshot snapshot(const std::string& service, bool all) const;
+    /// The answer to GET /v1/services/{service}[?all=true] at the current index:
+    /// {"service":..., "instances":[...], "index":N}. Built once per index and shared.
+    AnswerPtr answer(const std::string& service, bool all) const;
+    /// What changed after index `since`: {"service":..., "since":S, "changed":[...],
+    /// "removed":["id",...], "index":N} where `changed` holds the instances (listed ones without
+    /// `all`) that were added or changed, and `removed` the ids that left (or left discovery).
+    /// Applied to the answer the caller had at `since`, it gives the answer at N. When the
+    /// changes after `since` are no longer remembered (see CatalogLimits::change_log; a restart
+    /// forgets them all) or `since` is not an index of this service, the full answer instead.
+    AnswerPtr changes_since(const std::string& service, bool all, std::uint64_t since) const;
     std::uint64_t service_index(const std::string& service) const;
     std::vector<ServiceSummary> services() const;
     std::uint64_t index() const;
@@ -97,22 +179,52 @@ class Catalog {
   private:
     struct Entry {
         discovery::InstanceInfo info;
+        std::shared_ptr<const std::string> json;  // instance_to_json(info)
         core::SteadyTime expires;
         std::uint64_t registration = 0;
     };
-    std::uint64_t bump(const std::string& service);  // lock held
-    Result<void> persist_upsert(const discovery::InstanceInfo& in);
-    Result<void> persist_delete(const std::string& service, const std::string& id);
-    void persist_index();
+    struct Change {
+        std::uint64_t index;
+        std::string id;
+    };
+    struct ServiceState {
+        std::map<std::string, Entry> instances;
+        std::uint64_t index = 0;
+        // Every change with an index above `floor` is in `log`, oldest first.
+        std::uint64_t floor = 0;
+        std::deque<Change> log;
+        std::size_t checked = 0;                                             // instances with a check
+        mutable AnswerPtr full[2];                                           // by `all`, for `index`
+        mutable std::map<std::pair<std::uint64_t, bool>, AnswerPtr> deltas;  // by (since, all)
+    };
+    struct Op;
+
+    // With mutex_ held:
+    std::uint64_t bump(ServiceState& s, const std::vector<std::string>& ids);
+    void put(ServiceState& s, discovery::InstanceInfo in, std::shared_ptr<const std::string> json,
+             core::SteadyTime expires);
+    void erase(ServiceState& s, std::map<std::string, Entry>::iterator it);
+    ServiceState& state(const std::string& service);
+
+    std::shared_ptr<PendingWrite> enqueue(std::shared_ptr<Op> op);
+    // With writer_mutex_ held: writes and applies ops that each touch another instance; adds the
+    // services changed to `changed`.
+    void write_part(const std::vector<std::shared_ptr<Op>>& part, std::vector<std::string>& changed);
     void notify(const std::vector<std::string>& services);
 
     core::Clock& clock_;
     CatalogLimits limits_;
-    std::unique_ptr<store::Database> db_;
-    mutable std::mutex mutex_;
+    std::unique_ptr<store::Database> db_;  // used by the writer only (writer_mutex_)
+
+    std::mutex writer_mutex_;  // one writer at a time; never taken while mutex_ is held
+    std::mutex queue_mutex_;
+    std::vector<std::shared_ptr<Op>> queue_;
+
+    mutable std::mutex mutex_;  // the in-memory catalog
     std::uint64_t index_ = 1;
-    std::map<std::string, std::map<std::string, Entry>> services_;
-    std::map<std::string, std::uint64_t> service_index_;
+    std::uint64_t start_index_ = 1;  // index_ when this catalog was made
+    bool index_dirty_ = false;       // index_ changed since it was last written
+    std::map<std::string, ServiceState> services_;
     std::uint64_t registrations_ = 0;
     std::vector<std::function<void(const std::string&)>> on_change_;
 };

@@ -10,6 +10,12 @@
 ///          instances ("passing" and "warning", not draining, unless all=true); with index, a
 ///          blocking watch that answers as soon as the service's index exceeds N, or when `wait`
 ///          ends. Every answer carries the current index in its body and in `X-Plexus-Index`.
+///          With delta=true (and an index), the answer lists only what changed after N:
+///          {"service":S,"since":N,"changed":[instances],"removed":["id"],"index":M}; applied
+///          to the list the caller had at N it gives the list at M. When those changes are no
+///          longer known (see CatalogLimits::change_log, or after a restart) the answer is the
+///          full list instead (no "since" field). Answers are serialised once per index and
+///          shared by every watcher and reader that gets them (Catalog::answer).
 ///   GET    /health/live, /health/ready, /metrics
 ///
 /// Registration body: {"address":"127.0.0.1","port":8080,"tags":[],"metadata":{},"ttl_ms":5000}
@@ -17,6 +23,8 @@
 ///   "check": {"http":"/health/ready","interval_ms":1000,"timeout_ms":500,
 ///             "healthy_threshold":1,"unhealthy_threshold":2}
 /// A registration that does not make sense answers 400 problem+json naming the field.
+/// Registration, draining and deregistration answer once the change is written to the database
+/// (Catalog::write_pending, on the blocking pool); heartbeats and reads never wait for the disk.
 
 #include <chrono>
 #include <memory>
@@ -39,10 +47,13 @@ struct Settings {
     std::chrono::milliseconds reap_interval{250};
     std::chrono::milliseconds max_wait{60'000};
     CatalogLimits limits;
-    std::size_t threads = 1;
+    /// I/O threads (0 = one per core). Every handler is safe on any of them.
+    std::size_t threads = 0;
 };
 
-/// The HTTP API over a catalog; add its routes to a Router.
+/// The HTTP API over a catalog; add its routes to a Router. The handlers are safe on any number
+/// of I/O threads. `catalog` and `metrics` must outlive the runtime that serves the routes (its
+/// run() waits for the writes the handlers hand to the blocking pool).
 class Api {
   public:
     Api(Catalog& catalog, telemetry::Registry& metrics, std::chrono::milliseconds max_wait);
