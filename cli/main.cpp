@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
     reg->add_option("--listen", registry.listen, "address to listen on (host:port)");
     reg->add_option("--data-dir", registry.data_dir,
                     "directory for the catalog database (empty: memory only)");
+    reg->add_option("--threads", registry.threads, "io threads (0 = one per core)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{256}));
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
 
     plexus::identity::Settings identity;
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
     plexus::limits::Settings limits;
     auto* lim = app.add_subcommand("limits", "run the limit service (rate limits shared by gateways)");
     lim->add_option("--listen", limits.listen, "address to listen on (host:port)");
-    lim->add_option("--threads", limits.threads, "io threads");
+    lim->add_option("--threads", limits.threads, "io threads")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
     lim->add_option("--max-keys", limits.max_keys, "buckets remembered per limit");
     lim->add_option("--log-level", log_level, "debug, info, warn or error");
     LayeredSettings<plexus::limits::Settings> limits_layers(*lim, "limits", limits,
@@ -170,7 +173,12 @@ int main(int argc, char** argv) {
     auto* cfg = app.add_subcommand("config", "central configuration: the config server and its commands");
     ConfigCommands config_commands(*cfg, manifest, log_level);
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help answers 0; any other mistake on the command line is a usage error: 2.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
 
     if (*reg) {
         if (!init_logs("registry", log_level)) return 2;

@@ -51,7 +51,7 @@ class Registry;
 namespace plexus::config {
 
 struct Settings {
-    std::string listen = "127.0.0.1:8700";
+    std::string listen = "127.0.0.1:8888";
     /// Where documents are kept: "sqlite" (<data_dir>/config.db, this server alone) or "etcd"
     /// (the cluster `etcd`, under `etcd_prefix`: every config server pointed at the same cluster
     /// and prefix serves every change any of them takes).
