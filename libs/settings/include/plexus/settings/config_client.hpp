@@ -3,7 +3,7 @@
 /// server's blocking watch, say which version it runs (or why it refused one), and publish the
 /// schema of the settings it loads. Used by the SDK and by the daemons.
 ///
-///     settings::ConfigClient client({.url = "http://127.0.0.1:8700", .app = "catalog",
+///     settings::ConfigClient client({.url = "http://127.0.0.1:8888", .app = "catalog",
 ///                                    .profiles = "prod", .instance = id, .token = token_fn});
 ///     auto now = co_await client.fetch();                      // at startup
 ///     net::spawn(ex, settings::ConfigClient::follow(client_ptr, now->version, apply, stop), "config");
