@@ -541,10 +541,11 @@ Record ConfigService::start_canary(const Caller& caller, const DocKey& key, Edit
     return commit(caller, std::move(r), *s);
 }
 
-Record ConfigService::promote(const Caller& caller, const DocKey& key, std::string message) {
+Record ConfigService::end_canary(const Caller& caller, const DocKey& key, Kind kind, std::string message) {
     check_key(key);
+    const char* what = kind == Kind::promote ? "promote" : "abort";
     if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "promoting needs scope config:write:" + key.app);
+        throw HttpError(403, "Forbidden", std::string(what) + " needs scope config:write:" + key.app);
     std::lock_guard lock(write_mutex_);
     auto s = state();
     auto it = s->docs.find(key);
@@ -552,28 +553,20 @@ Record ConfigService::promote(const Caller& caller, const DocKey& key, std::stri
         throw HttpError(404, "Not Found", key.name() + " has no canary pending");
     Record r;
     r.key = key;
-    r.kind = Kind::promote;
+    r.kind = kind;
     r.source = it->second.canary->version;
-    r.content = it->second.canary->content;
-    r.message = message.empty() ? "promote canary " + std::to_string(r.source) : std::move(message);
+    if (kind == Kind::promote) r.content = it->second.canary->content;  // an abort has none
+    r.message =
+        message.empty() ? std::string(what) + " canary " + std::to_string(r.source) : std::move(message);
     return commit(caller, std::move(r), *s);
 }
 
+Record ConfigService::promote(const Caller& caller, const DocKey& key, std::string message) {
+    return end_canary(caller, key, Kind::promote, std::move(message));
+}
+
 Record ConfigService::abort_canary(const Caller& caller, const DocKey& key, std::string message) {
-    check_key(key);
-    if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "aborting needs scope config:write:" + key.app);
-    std::lock_guard lock(write_mutex_);
-    auto s = state();
-    auto it = s->docs.find(key);
-    if (it == s->docs.end() || !it->second.canary)
-        throw HttpError(404, "Not Found", key.name() + " has no canary pending");
-    Record r;
-    r.key = key;
-    r.kind = Kind::abort;
-    r.source = it->second.canary->version;
-    r.message = message.empty() ? "abort canary " + std::to_string(r.source) : std::move(message);
-    return commit(caller, std::move(r), *s);
+    return end_canary(caller, key, Kind::abort, std::move(message));
 }
 
 void ConfigService::put_schema(const Caller& caller, const std::string& app, json::value schema,

@@ -181,6 +181,8 @@ class ConfigService {
     // What the store tells of changes (Follower), on its thread.
     void follow_record(const Record& r);
     bool reload(bool everything);
+    // Promote (its content for everyone) or abort (taken back) the document's pending canary.
+    Record end_canary(const Caller& caller, const DocKey& key, Kind kind, std::string message);
     Record commit(const Caller& caller, Record record, const State& current);
     void validate(const State& candidate, const DocKey& changed) const;
     View merged(const State& s, const std::string& app, const std::vector<std::string>& profiles,
