@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
     reg->add_option("--threads", registry.threads, "io threads (0 = one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{256}));
     reg->add_option("--log-level", log_level, "debug, info, warn or error");
+    LayeredSettings<plexus::registry::Settings> registry_layers(*reg, "registry", registry,
+                                                                plexus::registry::read_settings);
 
     plexus::identity::Settings identity;
     std::string identity_ttl;
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
     }
 
     if (*reg) {
+        if (auto code = registry_layers.load()) return *code;
         if (!init_logs("registry", log_level)) return 2;
         return plexus::registry::run(registry);
     }

@@ -69,6 +69,9 @@ TEST(DaemonSettings, AMistakeInTheFileStopsTheStartNamingFileLineAndKey) {
     write_file(config, "auth:\n  max_introspections: 0\n");
     EXPECT_EQ(run_to_exit({PLEXUS_BIN, "gateway", "--config", config}, dir.path() + "/3.log", out), 2);
     EXPECT_NE(out.find(config + ":2: auth.max_introspections"), std::string::npos) << out;
+    write_file(config, "listen: 127.0.0.1:0\nlimits:\n  max_ttl: forever\n");
+    EXPECT_EQ(run_to_exit({PLEXUS_BIN, "registry", "--config", config}, dir.path() + "/7.log", out), 2);
+    EXPECT_NE(out.find(config + ":3: limits.max_ttl"), std::string::npos) << out;
     EXPECT_EQ(run_to_exit({PLEXUS_BIN, "limits", "--config", dir.path() + "/missing.yaml"},
                           dir.path() + "/4.log", out),
               2);

@@ -217,6 +217,26 @@ Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval,
 }
 }  // namespace
 
+void read_settings(core::SettingsReader& r, Settings& s) {
+    r.field("listen", s.listen);
+    r.field("data_dir", s.data_dir);
+    r.field("reap_interval", s.reap_interval);
+    r.field("max_wait", s.max_wait);
+    int threads = static_cast<int>(s.threads);
+    if (r.field("threads", threads, 0, 256)) s.threads = static_cast<std::size_t>(threads);
+    r.section("limits", [&](core::SettingsReader& l) {
+        l.field("min_ttl", s.limits.min_ttl);
+        l.field("max_ttl", s.limits.max_ttl);
+        auto size = [&](std::string_view key, std::size_t& out, int hi) {
+            int v = static_cast<int>(out);
+            if (l.field(key, v, 1, hi)) out = static_cast<std::size_t>(v);
+        };
+        size("max_metadata_bytes", s.limits.max_metadata_bytes, 1 << 20);
+        size("max_tags", s.limits.max_tags, 1024);
+        size("change_log", s.limits.change_log, 1 << 20);
+    });
+}
+
 int run(const Settings& settings) {
     auto listen = net::parse_listen_address(settings.listen);
     if (!listen) {

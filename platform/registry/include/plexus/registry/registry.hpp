@@ -31,6 +31,7 @@
 #include <string>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/core/settings.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/registry/catalog.hpp"
@@ -50,6 +51,11 @@ struct Settings {
     /// I/O threads (0 = one per core). Every handler is safe on any of them.
     std::size_t threads = 0;
 };
+
+/// Reads the keys of Settings present in `r` — listen, data_dir, reap_interval, max_wait,
+/// threads, limits {min_ttl, max_ttl, max_metadata_bytes, max_tags, change_log} — the same loader
+/// for a settings file and the config server. Throws core::SettingsError naming the key.
+void read_settings(core::SettingsReader& r, Settings& s);
 
 /// The HTTP API over a catalog; add its routes to a Router. The handlers are safe on any number
 /// of I/O threads. `catalog` and `metrics` must outlive the runtime that serves the routes (its
