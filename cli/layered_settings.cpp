@@ -3,7 +3,6 @@
 #include <thread>
 #include <variant>
 
-#include "plexus/auth/token_source.hpp"
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/runtime.hpp"
 
@@ -14,15 +13,9 @@ std::optional<boost::json::object> fetch_settings(const SettingsSources& from, c
     where.app = app;
     where.profiles = from.profiles;
     where.instance = app + "-" + std::to_string(::getpid());
-    std::shared_ptr<plexus::auth::TokenSource> token;
     try {
-        if (!from.token_uri.empty() && !from.credentials.empty()) {
-            token = std::make_shared<plexus::auth::TokenSource>(from.token_uri, from.credentials,
-                                                                std::vector<std::string>{});
-            where.token = [token]() -> plexus::net::Task<std::string> {
-                co_return (co_await token->token()).token;
-            };
-        }
+        if (!from.token_uri.empty() && !from.credentials.empty())
+            where.token = plexus::settings::client_token(from.token_uri, from.credentials);
         plexus::settings::ConfigClient client(where);
         plexus::net::Runtime runtime(1);
         std::thread io([&] { runtime.run(); });

@@ -660,15 +660,8 @@ int Service::run(int argc, char** argv) {
         where.app = st.name;
         where.profiles = profiles;
         where.instance = st.instance_id;
-        if (!access.identity.empty() && !access.credentials.empty()) {
-            auto source = std::make_shared<auth::TokenSource>(access.identity + "/token", access.credentials,
-                                                              std::vector<std::string>{});
-            where.token = [source]() -> Task<std::string> {
-                auto t = co_await source->token();
-                if (!t.error.empty()) telemetry::warn("no token for the config server", {{"error", t.error}});
-                co_return t.token;
-            };
-        }
+        if (!access.identity.empty() && !access.credentials.empty())
+            where.token = settings::client_token(access.identity + "/token", access.credentials);
         try {
             config_client = std::make_shared<settings::ConfigClient>(std::move(where));
         } catch (const std::invalid_argument& e) {

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <variant>
 
+#include "plexus/auth/token_source.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace plexus::settings {
@@ -22,6 +23,17 @@ std::string detail_of(const net::Response& res) {
 }
 
 }  // namespace
+
+std::function<net::Task<std::string>()> client_token(const std::string& token_uri,
+                                                     const std::string& credentials_file) {
+    auto source =
+        std::make_shared<auth::TokenSource>(token_uri, credentials_file, std::vector<std::string>{});
+    return [source]() -> net::Task<std::string> {
+        auto t = co_await source->token();
+        if (!t.error.empty()) telemetry::warn("no token for the config server", {{"error", t.error}});
+        co_return t.token;
+    };
+}
 
 ConfigClient::ConfigClient(ConfigServer server) : server_(std::move(server)) {
     auto ep = net::parse_endpoint(server_.url);

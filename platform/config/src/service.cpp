@@ -126,18 +126,22 @@ void ConfigService::follow_record(const Record& r) {
     auto s = state();
     // Held already: this server wrote it (the watch echoes its own commits) or a reload read it.
     if (auto it = s->docs.find(r.key); it != s->docs.end() && it->second.latest >= r.version) return;
-    auto next = std::make_shared<State>(*s);
+    install(std::make_shared<State>(*s), r, "configuration changed through another server");
+}
+
+void ConfigService::install(std::shared_ptr<State> next, const Record& r, std::string_view how) {
     auto& d = next->docs[r.key];
     apply_record(d, r);
     d.latest = r.version;
+    // Records of other servers not followed yet may be older than this one; none is newer.
     next->revision = std::max(next->revision, r.version);
     state_.store(std::move(next));
     changed_.notify_all();
-    telemetry::info("configuration changed through another server", {{"application", r.key.app},
-                                                                     {"profile", r.key.profile},
-                                                                     {"version", r.version},
-                                                                     {"kind", std::string(kind_name(r.kind))},
-                                                                     {"author", r.author}});
+    telemetry::info(how, {{"application", r.key.app},
+                          {"profile", r.key.profile},
+                          {"version", r.version},
+                          {"kind", std::string(kind_name(r.kind))},
+                          {"author", r.author}});
 }
 
 bool ConfigService::reload(bool everything) {
@@ -392,17 +396,7 @@ Record ConfigService::commit(const Caller& caller, Record r, const State& curren
         storage_failed(version.error());
     }
     r.version = *version;
-    apply_record(d, r);
-    d.latest = r.version;
-    // Records of other servers not followed yet may be older than this one; none is newer.
-    next->revision = std::max(next->revision, r.version);
-    state_.store(std::move(next));
-    changed_.notify_all();
-    telemetry::info("configuration changed", {{"application", r.key.app},
-                                              {"profile", r.key.profile},
-                                              {"version", r.version},
-                                              {"kind", std::string(kind_name(r.kind))},
-                                              {"author", r.author}});
+    install(std::move(next), r, "configuration changed");
     return r;
 }
 

@@ -5,7 +5,6 @@
 #include <csignal>
 #include <tuple>
 
-#include "plexus/auth/token_source.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/discovery.hpp"
 #include "plexus/gateway/gateway.hpp"
@@ -27,15 +26,8 @@ settings::ConfigServer config_server_of(const DaemonSettings& s) {
     where.app = "gateway";
     where.profiles = s.profiles;
     where.instance = "gateway-" + std::to_string(::getpid());
-    if (!s.token_uri.empty() && !s.auth.credentials_file.empty()) {
-        auto source = std::make_shared<auth::TokenSource>(s.token_uri, s.auth.credentials_file,
-                                                          std::vector<std::string>{});
-        where.token = [source]() -> net::Task<std::string> {
-            auto t = co_await source->token();
-            if (!t.error.empty()) telemetry::warn("no token for the config server", {{"error", t.error}});
-            co_return t.token;
-        };
-    }
+    if (!s.token_uri.empty() && !s.auth.credentials_file.empty())
+        where.token = settings::client_token(s.token_uri, s.auth.credentials_file);
     return where;
 }
 

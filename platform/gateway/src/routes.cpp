@@ -360,10 +360,11 @@ std::vector<RouteSettings> load_routes(const std::string& path, const boost::jso
                                        const std::string& source) {
     boost::json::object doc;
     if (!path.empty()) {
-        load_routes(path);  // the file's own problems, named by its line
         std::ifstream in(path);
+        if (!in) throw core::SettingsError(path + ": cannot be read");
         std::stringstream text;
         text << in.rdbuf();
+        parse_routes(text.str(), path);  // the file's own problems, named by its line
         auto file = core::yaml_to_json(text.str(), path);
         if (file.is_object()) doc = std::move(file.get_object());
     }

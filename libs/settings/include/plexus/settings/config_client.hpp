@@ -38,6 +38,13 @@ struct ConfigServer {
     std::chrono::milliseconds wait{30'000};   ///< how long one watch call waits for a change
 };
 
+/// A ConfigServer::token that fetches the workload's own token (client credentials grant of the
+/// client in `credentials_file`, from the token endpoint `token_uri`, renewed before it expires);
+/// a failure is logged and the call goes without one. Throws std::invalid_argument for a
+/// `token_uri` that is not http://host:port/path.
+std::function<net::Task<std::string>()> client_token(const std::string& token_uri,
+                                                     const std::string& credentials_file);
+
 /// One version of an application's merged configuration.
 struct Fetched {
     std::int64_t version = 0;  ///< 0: nothing configured for it yet

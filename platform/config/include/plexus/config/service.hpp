@@ -183,6 +183,8 @@ class ConfigService {
     bool reload(bool everything);
     // Promote (its content for everyone) or abort (taken back) the document's pending canary.
     Record end_canary(const Caller& caller, const DocKey& key, Kind kind, std::string message);
+    // Puts `r` (written, its version set) in force over `next`, publishes it, wakes the watches.
+    void install(std::shared_ptr<State> next, const Record& r, std::string_view how);
     Record commit(const Caller& caller, Record record, const State& current);
     void validate(const State& candidate, const DocKey& changed) const;
     View merged(const State& s, const std::string& app, const std::vector<std::string>& profiles,
