@@ -61,6 +61,12 @@ int main(int argc, char** argv) {
     reg->add_option("--listen", registry.listen, "address to listen on (host:port)");
     reg->add_option("--data-dir", registry.data_dir,
                     "directory for the catalog database (empty: memory only)");
+    reg->add_option("--store", registry.store, "where the catalog is kept: sqlite (under --data-dir) or etcd")
+        ->check(CLI::IsMember({"sqlite", "etcd"}));
+    reg->add_option("--etcd", registry.etcd, "with --store etcd: the cluster's client URLs, URL[,URL...]");
+    reg->add_option("--etcd-prefix", registry.etcd_prefix,
+                    "with --store etcd: the key prefix (default /plexus/registry/); registries sharing it "
+                    "serve one catalog");
     reg->add_option("--threads", registry.threads, "io threads (0 = one per core)")
         ->check(CLI::Range(std::size_t{0}, std::size_t{256}));
     reg->add_option("--log-level", log_level, "debug, info, warn or error");

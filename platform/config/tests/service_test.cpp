@@ -65,20 +65,13 @@ const Caller kCatalogReader{"shop-catalog", "config:read:catalog"};
 const Caller kCatalogService{"shop-catalog", "config:read:catalog config:secrets:catalog"};
 const Caller kCatalogWriter{"bob", "config:write:catalog"};
 
-// The etcd member the tests of this binary share, started by the first test that needs it.
-etcd::testing::EtcdCluster& shared_etcd() {
-    static std::unique_ptr<etcd::testing::EtcdCluster> cluster;
-    if (!cluster) cluster = std::make_unique<etcd::testing::EtcdCluster>(1);
-    return *cluster;
-}
+etcd::testing::EtcdCluster& shared_etcd() { return etcd::testing::shared_cluster(); }
 
 // A key prefix of the running test's own.
 std::string test_prefix(std::string_view extra = "") {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "." + info->name();
-    for (auto& c : name)
-        if (c == '/') c = '.';
-    return "/test/" + std::to_string(::getpid()) + "/" + name + std::string(extra) + "/";
+    return etcd::testing::unique_prefix(std::string(info->test_suite_name()) + "." + info->name() +
+                                        std::string(extra));
 }
 
 // An io thread for the waits below.

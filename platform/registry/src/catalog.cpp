@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "plexus/store/database.hpp"
+#include "plexus/telemetry/log.hpp"
 
 namespace plexus::registry {
 
@@ -199,7 +200,17 @@ Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store
     start_index_ = index_;
 }
 
-Catalog::~Catalog() = default;
+Catalog::Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<SharedStore> store)
+    : clock_(clock), limits_(limits), shared_(std::move(store)) {
+    if (!shared_) throw std::invalid_argument("a shared catalog needs its store");
+    shared_->start(*this);
+}
+
+Catalog::~Catalog() { stop_following(); }
+
+void Catalog::stop_following() {
+    if (shared_) shared_->stop();
+}
 
 std::string Catalog::validate(const discovery::InstanceInfo& in) const {
     if (!valid_name(in.service, 63))
@@ -245,12 +256,26 @@ std::uint64_t Catalog::bump(ServiceState& s, const std::vector<std::string>& ids
     return index_;
 }
 
-void Catalog::put(ServiceState& s, discovery::InstanceInfo in, std::shared_ptr<const std::string> json,
-                  core::SteadyTime expires) {
+Catalog::Entry& Catalog::put(ServiceState& s, discovery::InstanceInfo in,
+                             std::shared_ptr<const std::string> json, core::SteadyTime expires) {
     auto [it, added] = s.instances.try_emplace(in.id);
     if (!added && it->second.info.check) --s.checked;
     if (in.check) ++s.checked;
     it->second = Entry{std::move(in), std::move(json), expires, ++registrations_};
+    return it->second;
+}
+
+void Catalog::bump_to(ServiceState& s, std::uint64_t index, const std::string& id) {
+    index_ = std::max(index_, index);
+    s.index = std::max(s.index, index);
+    s.log.push_back(Change{index, id});
+    while (s.log.size() > limits_.change_log) {
+        s.floor = s.log.front().index;
+        s.log.pop_front();
+    }
+    s.full[0].reset();
+    s.full[1].reset();
+    s.deltas.clear();
 }
 
 void Catalog::erase(ServiceState& s, std::map<std::string, Entry>::iterator it) {
@@ -366,6 +391,7 @@ void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vect
         index_after = index_ + writes.size();
     }
     if (writes.empty()) return;
+    if (shared_) return write_shared(part, writes, rows);
 
     if (db_) {
         auto fail = [&](const ErrorCode& ec) {
@@ -426,6 +452,146 @@ void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vect
     for (auto& [op, index] : results) op->pending->finish(index);
 }
 
+void Catalog::write_shared(const std::vector<std::shared_ptr<Op>>& part,
+                           const std::vector<std::size_t>& writes,
+                           const std::vector<discovery::InstanceInfo>& rows) {
+    using Kind = SharedStore::Write::Kind;
+    std::vector<SharedStore::Write> ws;
+    ws.reserve(writes.size());
+    for (auto i : writes) {
+        const auto& op = *part[i];
+        SharedStore::Write w;
+        switch (op.kind) {
+            case Op::upsert:
+                w.kind = Kind::upsert;
+                w.instance = op.instance;
+                break;
+            case Op::drain:
+                w.kind = Kind::drain;
+                w.instance = rows[i];
+                break;
+            case Op::remove:
+                w.kind = Kind::remove;
+                w.instance.service = op.service;
+                w.instance.id = op.id;
+                break;
+        }
+        ws.push_back(std::move(w));
+    }
+    auto results = shared_->write(ws);
+    std::uint64_t last = 0;
+    for (const auto& r : results)
+        if (r.revision) last = std::max(last, *r.revision);
+    if (last) {
+        // Answered once this copy has the change: a read or watch right after sees it.
+        std::unique_lock lock(mutex_);
+        if (!applied_.wait_for(lock, shared_->timeout(), [&] { return index_ >= last; })) {
+            telemetry::warn(
+                "registry: a write is in the store but not yet seen by this registry",
+                {{"revision", static_cast<std::int64_t>(last)}, {"seen", static_cast<std::int64_t>(index_)}});
+        }
+    }
+    for (std::size_t k = 0; k < writes.size(); ++k) {
+        auto& pending = *part[writes[k]]->pending;
+        if (k >= results.size()) {
+            pending.finish(core::errc::io_error, "the catalog's store gave no answer");
+        } else if (results[k].revision) {
+            pending.finish(*results[k].revision);
+        } else {
+            pending.finish(results[k].revision.error(), results[k].problem);
+        }
+    }
+}
+
+void Catalog::replace_all(std::uint64_t revision, std::vector<StoredInstance> all) {
+    std::vector<std::string> changed;
+    {
+        std::lock_guard lock(mutex_);
+        auto now = clock_.now();
+        index_ = std::max(index_, revision);
+        std::map<std::string, std::vector<StoredInstance*>> by_service;
+        for (auto& [name, s] : services_) by_service[name];
+        for (auto& st : all)
+            if (st.instance) by_service[st.service].push_back(&st);
+        for (auto& [name, items] : by_service) {
+            auto& s = state(name);
+            std::map<std::string, Entry> old;
+            old.swap(s.instances);
+            s.checked = 0;
+            for (auto* st : items) {
+                auto prev = old.find(st->id);
+                bool same = prev != old.end() && prev->second.lease == st->lease;
+                auto ttl = st->instance->ttl;
+                auto& e = put(s, std::move(*st->instance), std::move(st->json), now + ttl);
+                e.lease = st->lease;
+                e.renewed = now;
+                if (same) {
+                    e.registration = prev->second.registration;
+                    e.beat = prev->second.beat;
+                    e.expires = prev->second.expires;
+                }
+            }
+            // What changed in between is not known: every watcher gets the whole list.
+            s.index = s.floor = index_;
+            s.log.clear();
+            s.full[0].reset();
+            s.full[1].reset();
+            s.deltas.clear();
+            changed.push_back(name);
+        }
+        start_index_ = index_;
+    }
+    applied_.notify_all();
+    notify(changed);
+}
+
+void Catalog::apply(std::vector<StoredInstance> changes) {
+    std::vector<std::string> changed;
+    {
+        std::lock_guard lock(mutex_);
+        auto now = clock_.now();
+        for (auto& c : changes) {
+            auto& s = state(c.service);
+            auto it = s.instances.find(c.id);
+            if (!c.instance) {
+                if (it != s.instances.end()) erase(s, it);
+            } else if (it != s.instances.end() && it->second.lease == c.lease) {
+                // The same registration: its status or draining changed.
+                auto& e = it->second;
+                if (e.info.check) --s.checked;
+                if (c.instance->check) ++s.checked;
+                e.info = std::move(*c.instance);
+                e.json = std::move(c.json);
+            } else {
+                auto ttl = c.instance->ttl;
+                auto& e = put(s, std::move(*c.instance), std::move(c.json), now + ttl);
+                e.lease = c.lease;
+                e.renewed = now;
+            }
+            bump_to(s, c.revision, c.id);
+            if (std::find(changed.begin(), changed.end(), c.service) == changed.end())
+                changed.push_back(c.service);
+        }
+    }
+    applied_.notify_all();
+    notify(changed);
+}
+
+std::vector<std::int64_t> Catalog::leases_due() {
+    std::vector<std::int64_t> due;
+    std::lock_guard lock(mutex_);
+    auto now = clock_.now();
+    for (auto& [name, s] : services_) {
+        for (auto& [id, e] : s.instances) {
+            if (!e.beat || e.lease == 0 || now - e.renewed < e.info.ttl / 4) continue;
+            e.beat = false;
+            e.renewed = now;
+            due.push_back(e.lease);
+        }
+    }
+    return due;
+}
+
 Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std::string* problem) {
     auto pending = queue_register(std::move(in));
     if (!pending->done()) write_pending();
@@ -453,10 +619,12 @@ Result<void> Catalog::heartbeat(const std::string& service, const std::string& i
     auto i = s->second.instances.find(id);
     if (i == s->second.instances.end()) return core::errc::not_found;
     i->second.expires = clock_.now() + i->second.info.ttl;
+    i->second.beat = true;
     return {};
 }
 
 std::size_t Catalog::reap() {
+    if (shared_) return 0;  // the store removes an instance when its lease runs out
     std::vector<std::string> changed;
     std::vector<std::pair<std::string, std::string>> removed;
     {
@@ -520,6 +688,11 @@ Result<bool> Catalog::set_status(const std::string& service, const std::string& 
         if (i == s->second.instances.end()) return core::errc::not_found;
         if (registration != 0 && i->second.registration != registration) return core::errc::not_found;
         if (i->second.info.status == status) return false;
+        if (shared_) {
+            // Written to the store; applied when the store tells every registry.
+            shared_->write_status(service, id, status, i->second.lease);
+            return true;
+        }
         i->second.info.status = status;
         i->second.json = json_of(i->second.info);
         bump(s->second, {id});

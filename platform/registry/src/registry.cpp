@@ -219,6 +219,10 @@ Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval,
 
 void read_settings(core::SettingsReader& r, Settings& s) {
     r.field("listen", s.listen);
+    if (r.field("store", s.store) && s.store != "sqlite" && s.store != "etcd")
+        r.fail("store", "must be sqlite or etcd");
+    r.field("etcd", s.etcd);
+    r.field("etcd_prefix", s.etcd_prefix);
     r.field("data_dir", s.data_dir);
     r.field("reap_interval", s.reap_interval);
     r.field("max_wait", s.max_wait);
@@ -237,25 +241,59 @@ void read_settings(core::SettingsReader& r, Settings& s) {
     });
 }
 
+namespace {
+// The catalog `settings` ask for; null (after logging why) for settings that do not make sense.
+// Throws std::runtime_error when the store cannot be opened or read.
+std::unique_ptr<Catalog> open_catalog(const Settings& settings) {
+    if (settings.store == "etcd") {
+        auto members = etcd::parse_members(settings.etcd);
+        if (!members) {
+            telemetry::error("--store etcd needs --etcd URL[,URL...]",
+                             {{"error", members.error().message()}});
+            return nullptr;
+        }
+        if (settings.etcd_prefix.empty()) {
+            telemetry::error("--etcd-prefix cannot be empty");
+            return nullptr;
+        }
+        etcd::Settings cluster;
+        cluster.members = std::move(*members);
+        return std::make_unique<Catalog>(core::Clock::real(), settings.limits,
+                                         open_etcd_catalog(std::move(cluster), settings.etcd_prefix));
+    }
+    if (settings.store != "sqlite") {
+        telemetry::error("--store must be sqlite or etcd", {{"store", settings.store}});
+        return nullptr;
+    }
+    std::unique_ptr<store::Database> db;
+    if (!settings.data_dir.empty()) {
+        std::filesystem::create_directories(settings.data_dir);
+        auto opened = store::Database::open(settings.data_dir + "/registry.db");
+        if (!opened)
+            throw std::runtime_error("cannot open " + settings.data_dir +
+                                     "/registry.db: " + opened.error().message());
+        db = std::make_unique<store::Database>(std::move(*opened));
+    }
+    return std::make_unique<Catalog>(core::Clock::real(), settings.limits, std::move(db));
+}
+}  // namespace
+
 int run(const Settings& settings) {
     auto listen = net::parse_listen_address(settings.listen);
     if (!listen) {
         telemetry::error("invalid listen address", {{"listen", settings.listen}});
         return 2;
     }
-    std::unique_ptr<store::Database> db;
-    if (!settings.data_dir.empty()) {
-        std::filesystem::create_directories(settings.data_dir);
-        auto opened = store::Database::open(settings.data_dir + "/registry.db");
-        if (!opened) {
-            telemetry::error(
-                "cannot open the registry database",
-                {{"path", settings.data_dir + "/registry.db"}, {"error", opened.error().message()}});
-            return 1;
-        }
-        db = std::make_unique<store::Database>(std::move(*opened));
+    std::unique_ptr<Catalog> catalog_ptr;
+    try {
+        catalog_ptr = open_catalog(settings);
+    } catch (const std::exception& e) {
+        telemetry::error("cannot open the registry's catalog",
+                         {{"store", settings.store}, {"error", e.what()}});
+        return 1;
     }
-    Catalog catalog(core::Clock::real(), settings.limits, std::move(db));
+    if (!catalog_ptr) return 2;
+    auto& catalog = *catalog_ptr;
     auto& metrics = telemetry::default_registry();
     Api api(catalog, metrics, settings.max_wait);
 
@@ -286,6 +324,8 @@ int run(const Settings& settings) {
                      {"port", server.port()},
                      {"instances", static_cast<std::int64_t>(catalog.services().size())}});
     runtime.run();
+    // Nothing may call the listeners (the API's signals) once the function's locals go.
+    catalog.stop_following();
     return 0;
 }
 

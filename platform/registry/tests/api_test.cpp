@@ -1,5 +1,7 @@
 // The registry's HTTP API in process: the catalog (no database, manual clock) and Api routes on a
 // net::Server over a two-thread runtime on loopback port 0, driven with raw net::fetch calls.
+// Every test runs twice: on a catalog of this registry alone, and on a catalog shared through a
+// real etcd member on loopback (one per binary, a key prefix per test).
 // Every wait is bounded by kWait. A watch that must be woken waits kLongWait, longer than any
 // request is waited for, so one that is not woken fails the test by timing out; no assertion puts an
 // upper bound on wall-clock time.
@@ -13,12 +15,14 @@
 #include <thread>
 
 #include "plexus/core/clock.hpp"
+#include "plexus/etcd/testing.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
 #include "plexus/registry/catalog.hpp"
+#include "plexus/registry/etcd_catalog.hpp"
 #include "plexus/registry/registry.hpp"
 #include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
@@ -70,9 +74,27 @@ std::vector<std::string> ids_of(const net::Response& res) {
     return ids;
 }
 
-class RegistryApiTest : public ::testing::Test {
+enum class Backend { alone, etcd };
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+    return info.param == Backend::etcd ? "etcd" : "alone";
+}
+
+// A catalog on `backend`; on etcd under a key prefix of the running test's own.
+std::unique_ptr<registry::Catalog> new_catalog(core::Clock& clock, Backend backend) {
+    if (backend == Backend::alone)
+        return std::make_unique<registry::Catalog>(clock, registry::CatalogLimits{});
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    auto prefix = etcd::testing::unique_prefix(std::string(info->test_suite_name()) + "." + info->name());
+    return std::make_unique<registry::Catalog>(
+        clock, registry::CatalogLimits{},
+        registry::open_etcd_catalog(etcd::testing::shared_cluster().client_settings(), prefix));
+}
+
+class RegistryApiTest : public ::testing::TestWithParam<Backend> {
   protected:
-    explicit RegistryApiTest(std::chrono::milliseconds max_wait = 60s) : api_(catalog_, metrics_, max_wait) {}
+    explicit RegistryApiTest(std::chrono::milliseconds max_wait = 60s)
+        : catalog_(new_catalog(clock_, GetParam())), api_(*catalog_, metrics_, max_wait) {}
 
     void SetUp() override {
         telemetry::set_log_level(telemetry::Level::warn);
@@ -86,6 +108,7 @@ class RegistryApiTest : public ::testing::Test {
 
     // Terminal stop: watches still pending are destroyed with the runtime's work.
     void TearDown() override {
+        catalog_->stop_following();  // nothing reaches the Api's listener from here on
         runtime_.stop();
         if (runner_.joinable()) runner_.join();
         server_.reset();
@@ -128,8 +151,19 @@ class RegistryApiTest : public ::testing::Test {
             .value();
     }
 
+    // Sets a status as a health check would, and waits until the catalog shows it (on etcd it is
+    // written first and applied when the watch brings it back).
+    void set_status(const std::string& service, const std::string& id, const std::string& status) {
+        ASSERT_TRUE(catalog_->set_status(service, id, status));
+        ASSERT_TRUE(wait_until([&] {
+            auto all = catalog_->snapshot(service, true).instances;
+            return std::any_of(all.begin(), all.end(),
+                               [&](const auto& in) { return in.id == id && in.status == status; });
+        })) << "the status never showed";
+    }
+
     core::ManualClock clock_;
-    registry::Catalog catalog_{clock_, registry::CatalogLimits{}};
+    std::unique_ptr<registry::Catalog> catalog_;
     telemetry::Registry metrics_;
     registry::Api api_;
     net::Router router_;
@@ -141,22 +175,22 @@ class RegistryApiTest : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(RegistryApiTest, RegistrationAnswersWithTheNewIndex) {
+TEST_P(RegistryApiTest, RegistrationAnswersWithTheNewIndex) {
     auto first = request("PUT", "/v1/services/x/instances/x1", registration(9001));
     ASSERT_EQ(first.status, 200) << first.body;
-    EXPECT_EQ(body_index(first), catalog_.service_index("x"));
+    EXPECT_EQ(body_index(first), catalog_->service_index("x"));
     EXPECT_EQ(header_index(first), body_index(first));
     auto second = put("x", "x2", 9002);
     EXPECT_GT(second, body_index(first));
 
-    auto snap = catalog_.snapshot("x", false);
+    auto snap = catalog_->snapshot("x", false);
     ASSERT_EQ(snap.instances.size(), 2u);
     EXPECT_EQ(snap.instances[0].address, "127.0.0.1");
     EXPECT_EQ(snap.instances[0].port, 9001);
     EXPECT_EQ(snap.instances[0].ttl, 30s);
 }
 
-TEST_F(RegistryApiTest, GetServiceListsHealthyInstancesWithTheIndex) {
+TEST_P(RegistryApiTest, GetServiceListsHealthyInstancesWithTheIndex) {
     put("x", "x1", 9001);
     auto index = put("x", "x2", 9002);
     auto res = get("/v1/services/x");
@@ -171,7 +205,7 @@ TEST_F(RegistryApiTest, GetServiceListsHealthyInstancesWithTheIndex) {
     EXPECT_EQ(json::value_to<std::string>(first.at("status")), "passing");
 }
 
-TEST_F(RegistryApiTest, IndexHeaderEqualsTheBodyIndexOnEveryAnswer) {
+TEST_P(RegistryApiTest, IndexHeaderEqualsTheBodyIndexOnEveryAnswer) {
     auto put_res = request("PUT", "/v1/services/x/instances/x1", registration(9001));
     auto put2 = request("PUT", "/v1/services/y/instances/y1", registration(9002));
     auto drain = request("PUT", "/v1/services/x/instances/x1/draining");
@@ -187,10 +221,10 @@ TEST_F(RegistryApiTest, IndexHeaderEqualsTheBodyIndexOnEveryAnswer) {
     }
     EXPECT_EQ(body_index(list), body_index(drain));     // the global index at that time
     EXPECT_EQ(body_index(unknown), body_index(drain));  // a service never seen has the global index
-    EXPECT_EQ(body_index(del), catalog_.service_index("y"));
+    EXPECT_EQ(body_index(del), catalog_->service_index("y"));
 }
 
-TEST_F(RegistryApiTest, WatchWithAnOlderIndexAnswersAtOnce) {
+TEST_P(RegistryApiTest, WatchWithAnOlderIndexAnswersAtOnce) {
     auto old = put("x", "x1", 9001);
     auto current = put("x", "x2", 9002);
     auto res = get("/v1/services/x?index=" + std::to_string(old) + kLongWait);
@@ -200,7 +234,7 @@ TEST_F(RegistryApiTest, WatchWithAnOlderIndexAnswersAtOnce) {
     EXPECT_EQ(ids_of(res), (std::vector<std::string>{"x1", "x2"}));
 }
 
-TEST_F(RegistryApiTest, WatchWaitsOutWhenNothingChanges) {
+TEST_P(RegistryApiTest, WatchWaitsOutWhenNothingChanges) {
     auto index = put("x", "x1", 9001);
     auto t0 = Clock::now();
     auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=1s");
@@ -213,7 +247,7 @@ TEST_F(RegistryApiTest, WatchWaitsOutWhenNothingChanges) {
     EXPECT_EQ(watchers(), 0);
 }
 
-TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceRegisters) {
+TEST_P(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceRegisters) {
     auto index = put("x", "x1", 9001);
     auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait, {}, 0);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; })) << "the watch never started waiting";
@@ -228,7 +262,7 @@ TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceRegisters) {
     EXPECT_EQ(watchers(), 0);
 }
 
-TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceDrainsOrLeaves) {
+TEST_P(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceDrainsOrLeaves) {
     put("x", "x1", 9001);
     auto index = put("x", "x2", 9002);
     auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
@@ -249,7 +283,7 @@ TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAnInstanceDrainsOrLeaves) {
     EXPECT_TRUE(ids_of(*res).empty());
 }
 
-TEST_F(RegistryApiTest, WatchIgnoresChangesToOtherServices) {
+TEST_P(RegistryApiTest, WatchIgnoresChangesToOtherServices) {
     auto index = put("x", "x1", 9001);
     auto t0 = Clock::now();
     auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + "&wait=1s");
@@ -262,7 +296,7 @@ TEST_F(RegistryApiTest, WatchIgnoresChangesToOtherServices) {
     EXPECT_EQ(ids_of(*res), (std::vector<std::string>{"x1"}));
 }
 
-TEST_F(RegistryApiTest, EveryPendingWatchIsWoken) {
+TEST_P(RegistryApiTest, EveryPendingWatchIsWoken) {
     auto index = put("x", "x1", 9001);
     std::vector<std::future<Result<net::Response>>> watches;
     for (std::size_t i = 0; i < 4; ++i) {
@@ -278,7 +312,7 @@ TEST_F(RegistryApiTest, EveryPendingWatchIsWoken) {
     }
 }
 
-TEST_F(RegistryApiTest, StopWatchesAnswersPendingAndLaterWatchesAtOnce) {
+TEST_P(RegistryApiTest, StopWatchesAnswersPendingAndLaterWatchesAtOnce) {
     auto index = put("x", "x1", 9001);
     auto pending = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
@@ -292,14 +326,14 @@ TEST_F(RegistryApiTest, StopWatchesAnswersPendingAndLaterWatchesAtOnce) {
     EXPECT_EQ(later.status, 200) << later.body;
 }
 
-TEST_F(RegistryApiTest, WaitZeroAnswersAtOnce) {
+TEST_P(RegistryApiTest, WaitZeroAnswersAtOnce) {
     auto index = put("x", "x1", 9001);
     auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=0");  // not max_wait (60s)
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(body_index(res), index);
 }
 
-TEST_F(RegistryApiTest, AllIncludesDrainingInstances) {
+TEST_P(RegistryApiTest, AllIncludesDrainingInstances) {
     put("x", "x1", 9001);
     put("x", "x2", 9002);
     auto drained = request("PUT", "/v1/services/x/instances/x2/draining");
@@ -323,7 +357,7 @@ TEST_F(RegistryApiTest, AllIncludesDrainingInstances) {
     EXPECT_EQ(body_index(again), body_index(drained));
 }
 
-TEST_F(RegistryApiTest, BadIndexIs400) {
+TEST_P(RegistryApiTest, BadIndexIs400) {
     put("x", "x1", 9001);
     for (const char* index : {"abc", "", "-1", "5x", "1.5", "99999999999999999999999"}) {
         auto res = get(std::string("/v1/services/x?index=") + index + kLongWait);
@@ -332,7 +366,7 @@ TEST_F(RegistryApiTest, BadIndexIs400) {
     }
 }
 
-TEST_F(RegistryApiTest, BadWaitIs400) {
+TEST_P(RegistryApiTest, BadWaitIs400) {
     auto index = std::to_string(put("x", "x1", 9001));
     for (const char* wait : {"soon", "", "5", "-1s", "1.5s", "10%20s", "5d"}) {
         auto res = get("/v1/services/x?index=" + index + "&wait=" + wait);
@@ -341,7 +375,7 @@ TEST_F(RegistryApiTest, BadWaitIs400) {
     }
 }
 
-TEST_F(RegistryApiTest, ListServicesCountsInstances) {
+TEST_P(RegistryApiTest, ListServicesCountsInstances) {
     auto empty = get("/v1/services");
     ASSERT_EQ(empty.status, 200) << empty.body;
     EXPECT_TRUE(body_of(empty).at("services").as_array().empty());
@@ -353,8 +387,8 @@ TEST_F(RegistryApiTest, ListServicesCountsInstances) {
 
     auto res = get("/v1/services");
     ASSERT_EQ(res.status, 200) << res.body;
-    EXPECT_EQ(body_index(res), catalog_.index());
-    EXPECT_EQ(header_index(res), catalog_.index());
+    EXPECT_EQ(body_index(res), catalog_->index());
+    EXPECT_EQ(header_index(res), catalog_->index());
     auto body = body_of(res);
     const auto& services = body.at("services").as_array();
     ASSERT_EQ(services.size(), 2u) << res.body;
@@ -362,15 +396,15 @@ TEST_F(RegistryApiTest, ListServicesCountsInstances) {
     EXPECT_EQ(json::value_to<std::string>(a.at("name")), "a");
     EXPECT_EQ(a.at("instances").to_number<int>(), 2);
     EXPECT_EQ(a.at("healthy").to_number<int>(), 1);
-    EXPECT_EQ(a.at("index").to_number<std::uint64_t>(), catalog_.service_index("a"));
+    EXPECT_EQ(a.at("index").to_number<std::uint64_t>(), catalog_->service_index("a"));
     const auto& b = services.at(1).as_object();
     EXPECT_EQ(json::value_to<std::string>(b.at("name")), "b");
     EXPECT_EQ(b.at("instances").to_number<int>(), 1);
     EXPECT_EQ(b.at("healthy").to_number<int>(), 1);
-    EXPECT_EQ(b.at("index").to_number<std::uint64_t>(), catalog_.service_index("b"));
+    EXPECT_EQ(b.at("index").to_number<std::uint64_t>(), catalog_->service_index("b"));
 }
 
-TEST_F(RegistryApiTest, InvalidRegistrationsAre400) {
+TEST_P(RegistryApiTest, InvalidRegistrationsAre400) {
     struct Case {
         const char* body;
         const char* why;
@@ -401,10 +435,10 @@ TEST_F(RegistryApiTest, InvalidRegistrationsAre400) {
     }
     auto escape = request("PUT", "/v1/services/%ZZ/instances/x", registration(9001));
     EXPECT_EQ(escape.status, 400) << escape.body;
-    EXPECT_TRUE(catalog_.services().empty());
+    EXPECT_TRUE(catalog_->services().empty());
 }
 
-TEST_F(RegistryApiTest, UnknownInstancesAre404) {
+TEST_P(RegistryApiTest, UnknownInstancesAre404) {
     put("x", "x1", 9001);
     EXPECT_EQ(request("PUT", "/v1/services/x/instances/x9/heartbeat").status, 404);
     EXPECT_EQ(request("PUT", "/v1/services/x/instances/x9/draining").status, 404);
@@ -419,7 +453,7 @@ class RegistryApiMaxWaitTest : public RegistryApiTest {
     RegistryApiMaxWaitTest() : RegistryApiTest(300ms) {}
 };
 
-TEST_F(RegistryApiMaxWaitTest, WaitIsCappedAtMaxWait) {
+TEST_P(RegistryApiMaxWaitTest, WaitIsCappedAtMaxWait) {
     auto index = put("x", "x1", 9001);
     auto t0 = Clock::now();
     auto res = get("/v1/services/x?index=" + std::to_string(index) + "&wait=1h");
@@ -429,7 +463,7 @@ TEST_F(RegistryApiMaxWaitTest, WaitIsCappedAtMaxWait) {
     EXPECT_EQ(body_index(res), index);
 }
 
-TEST_F(RegistryApiTest, RegistrationWithACheckRoundTrips) {
+TEST_P(RegistryApiTest, RegistrationWithACheckRoundTrips) {
     auto res = request("PUT", "/v1/services/x/instances/x1",
                        R"({"address":"127.0.0.1","port":9001,"ttl_ms":30000,"check":{"http":"/health/ready",)"
                        R"("interval_ms":60000,"timeout_ms":250,"unhealthy_threshold":3}})");
@@ -446,25 +480,25 @@ TEST_F(RegistryApiTest, RegistrationWithACheckRoundTrips) {
     EXPECT_EQ(*parsed->check, (discovery::HealthCheck{"/health/ready", 60s, 250ms, 1, 3}));
 
     // A warning instance is listed; a critical one only with all=true.
-    ASSERT_TRUE(catalog_.set_status("x", "x1", "warning"));
+    set_status("x", "x1", "warning");
     EXPECT_EQ(ids_of(get("/v1/services/x")), std::vector<std::string>{"x1"});
-    ASSERT_TRUE(catalog_.set_status("x", "x1", "critical"));
+    set_status("x", "x1", "critical");
     EXPECT_TRUE(ids_of(get("/v1/services/x")).empty());
     EXPECT_EQ(ids_of(get("/v1/services/x?all=true")), std::vector<std::string>{"x1"});
 }
 
-TEST_F(RegistryApiTest, WatchAnswersEarlyWhenAStatusChanges) {
+TEST_P(RegistryApiTest, WatchAnswersEarlyWhenAStatusChanges) {
     auto index = put("x", "x1", 9001);
     auto watch = start("GET", "/v1/services/x?index=" + std::to_string(index) + kLongWait);
     ASSERT_TRUE(wait_until([&] { return watchers() == 1; }));
-    ASSERT_TRUE(catalog_.set_status("x", "x1", "critical"));
+    ASSERT_TRUE(catalog_->set_status("x", "x1", "critical"));
     auto res = wait(watch);
     ASSERT_TRUE(res) << res.error().message();
     EXPECT_GT(body_index(*res), index);
     EXPECT_TRUE(ids_of(*res).empty());
 }
 
-TEST_F(RegistryApiTest, InvalidChecksAre400NamingTheField) {
+TEST_P(RegistryApiTest, InvalidChecksAre400NamingTheField) {
     struct Case {
         const char* check;
         const char* field;
@@ -488,10 +522,10 @@ TEST_F(RegistryApiTest, InvalidChecksAre400NamingTheField) {
         EXPECT_EQ(res.headers.get("Content-Type"), "application/problem+json") << c.check;
         EXPECT_NE(res.body.find(c.field), std::string::npos) << c.check << ": " << res.body;
     }
-    EXPECT_TRUE(catalog_.services().empty());
+    EXPECT_TRUE(catalog_->services().empty());
 }
 
-TEST_F(RegistryApiTest, DeltaWatchAnswersWithOnlyWhatChanged) {
+TEST_P(RegistryApiTest, DeltaWatchAnswersWithOnlyWhatChanged) {
     put("x", "x1", 9001);
     auto index = put("x", "x2", 9002);
     auto watch =
@@ -522,9 +556,9 @@ TEST_F(RegistryApiTest, DeltaWatchAnswersWithOnlyWhatChanged) {
     EXPECT_EQ(ids_of(plain), (std::vector<std::string>{"x2", "x3"}));
 }
 
-TEST_F(RegistryApiTest, WatchersOnEveryThreadGetTheSameAnswer) {
+TEST_P(RegistryApiTest, WatchersOnEveryThreadGetTheSameAnswer) {
     for (int i = 0; i < 20; ++i) put("x", "x" + std::to_string(i), static_cast<std::uint16_t>(9000 + i));
-    auto index = catalog_.service_index("x");
+    auto index = catalog_->service_index("x");
     std::vector<std::future<Result<net::Response>>> watches;
     for (std::size_t i = 0; i < 8; ++i) {
         auto delta = i % 2 ? "&delta=true" : "";
@@ -545,3 +579,8 @@ TEST_F(RegistryApiTest, WatchersOnEveryThreadGetTheSameAnswer) {
     EXPECT_EQ(ids_of(get("/v1/services/x")).size(), 19u);
     EXPECT_EQ(json::value_to<std::string>(json::parse(delta_body).at("removed").at(0)), "x7");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryApiTest, ::testing::Values(Backend::alone, Backend::etcd),
+                         backend_name);
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryApiMaxWaitTest, ::testing::Values(Backend::alone, Backend::etcd),
+                         backend_name);

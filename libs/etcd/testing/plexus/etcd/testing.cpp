@@ -531,4 +531,17 @@ std::string EtcdCluster::logs_tail(std::size_t lines) const {
     return out;
 }
 
+EtcdCluster& shared_cluster() {
+    static std::unique_ptr<EtcdCluster> cluster;
+    if (!cluster) cluster = std::make_unique<EtcdCluster>(1);
+    return *cluster;
+}
+
+std::string unique_prefix(std::string_view name) {
+    std::string clean(name);
+    for (auto& c : clean)
+        if (c == '/') c = '.';
+    return "/test/" + std::to_string(::getpid()) + "/" + clean + "/";
+}
+
 }  // namespace plexus::etcd::testing

@@ -122,4 +122,12 @@ class EtcdCluster {
     std::vector<Member> members_;
 };
 
+/// A one-member cluster shared by the tests of one binary, started by the first call (from the
+/// test's thread; see above) and killed at exit. Tests keep apart by key prefix (unique_prefix()).
+EtcdCluster& shared_cluster();
+
+/// "/test/<pid>/<name>/" with each '/' of `name` made a '.': a key prefix no other test of this
+/// run, nor any other run, uses.
+std::string unique_prefix(std::string_view name);
+
 }  // namespace plexus::etcd::testing

@@ -21,8 +21,17 @@
 ///
 /// Thread-safe. The lock is held for in-memory work only (microseconds; a full answer's pieces
 /// are collected under it, joined outside).
+///
+/// Shared catalogs. With a SharedStore (etcd, see etcd_catalog.hpp) instead of a database, the
+/// store is the authority and several registries share it: this catalog is a copy the store keeps
+/// up to date (replace_all(), apply()), indexes are the store's revisions (so they mean the same
+/// on every registry sharing it), registrations, draining, deregistrations and status changes are
+/// written to the store and answered once this copy has applied them, and an instance's TTL is a
+/// lease in the store that heartbeats keep alive (leases_due()): the lease running out removes the
+/// instance for every registry, so reap() has nothing to do.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -98,6 +107,58 @@ class PendingWrite {
     std::string problem_;
 };
 
+class Catalog;
+
+/// One instance as a shared store holds it, or its removal (see Catalog::apply()).
+struct StoredInstance {
+    std::string service, id;
+    std::uint64_t revision = 0;  ///< the store's revision of this change
+    /// The instance, or nullopt when it was removed (deregistered, or its lease ran out).
+    std::optional<discovery::InstanceInfo> instance;
+    /// instance_to_json(*instance): the value as stored, kept as the catalog's piece of answers.
+    std::shared_ptr<const std::string> json;
+    std::int64_t lease = 0;  ///< the lease that keeps it; a new lease is a new registration
+};
+
+/// The store of a catalog that several registries share (etcd: etcd_catalog.hpp).
+class SharedStore {
+  public:
+    virtual ~SharedStore() = default;
+
+    /// A durable change, as the catalog decided it under its lock.
+    struct Write {
+        enum class Kind { upsert, remove, drain } kind = Kind::upsert;
+        /// upsert: the registration; drain: the instance with `draining` set; remove: service and
+        /// id only.
+        discovery::InstanceInfo instance;
+    };
+    /// The revision a write took effect at; core::errc::not_found when the instance (remove,
+    /// drain) was gone; another error with the problem for a person.
+    struct Written {
+        Result<std::uint64_t> revision{std::uint64_t{0}};
+        std::string problem;
+    };
+
+    /// Reads the whole catalog into `catalog` (Catalog::replace_all) and then keeps it up to date
+    /// (Catalog::apply, in revision order; again replace_all when the store cannot say what
+    /// changed) and keeps the leases of instances that heartbeat alive (Catalog::leases_due)
+    /// until stop(). Blocking (the first read). Throws std::runtime_error when the store cannot
+    /// be read.
+    virtual void start(Catalog& catalog) = 0;
+    /// Stops touching the catalog; on return nothing the store started calls into it any more.
+    virtual void stop() = 0;
+    /// Writes `writes` (each on another instance). Blocking; bounded by the store's timeout. One
+    /// answer per write, in order.
+    virtual std::vector<Written> write(const std::vector<Write>& writes) = 0;
+    /// Sets an instance's status if it is still the registration of `lease`. Never blocks: the
+    /// write happens in the background and shows when the store tells the catalog (a failure is
+    /// logged; the next check tries again).
+    virtual void write_status(std::string service, std::string id, std::string status,
+                              std::int64_t lease) = 0;
+    /// How long write() may take at most (the catalog waits that long for its copy to catch up).
+    virtual std::chrono::milliseconds timeout() const = 0;
+};
+
 class Catalog {
   public:
     /// `db` may be null (nothing persisted). With a database, the stored catalog is loaded and
@@ -105,6 +166,10 @@ class Catalog {
     /// index handed out before (see kRestartGap). Throws std::runtime_error if the database
     /// cannot be read or migrated.
     Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<store::Database> db = nullptr);
+    /// A catalog shared through `store` (see "Shared catalogs" above): reads it (blocking) and
+    /// follows it. Throws std::runtime_error when the store cannot be read.
+    Catalog(core::Clock& clock, CatalogLimits limits, std::unique_ptr<SharedStore> store);
+    /// Stops the shared store first: nothing it started reaches the catalog afterwards.
     ~Catalog();
     Catalog(const Catalog&) = delete;
     Catalog& operator=(const Catalog&) = delete;
@@ -171,6 +236,23 @@ class Catalog {
     /// The service's instances that declare a health check (draining ones included).
     std::vector<CheckTarget> check_targets(const std::string& service) const;
 
+    // For a SharedStore (see "Shared catalogs"); called from the store's own thread.
+
+    /// The store's whole catalog at `revision` replaces this one's: every service's index becomes
+    /// `revision` (a watcher cannot tell what changed in between), its changes are forgotten.
+    void replace_all(std::uint64_t revision, std::vector<StoredInstance> instances);
+    /// Applies the store's changes, in revision order (each past the last applied).
+    void apply(std::vector<StoredInstance> changes);
+    /// The leases of instances that had a heartbeat since their lease was last renewed, at least
+    /// a quarter of their TTL ago: the store renews them now. Marks them renewed.
+    std::vector<std::int64_t> leases_due();
+    /// Shared catalogs: stops following the store, so the catalog no longer changes by itself
+    /// (listeners are called no more unless a caller changes it). Call it before destroying what
+    /// listens to the catalog. Idempotent; the destructor calls it.
+    void stop_following();
+    /// Whether the catalog is shared (a SharedStore, not a database).
+    bool shared() const noexcept { return shared_ != nullptr; }
+
     /// Adds a listener, called (outside the lock, on the thread that made the change) with the
     /// service's name after each change. Listeners are never removed: each must stay valid as
     /// long as the catalog changes.
@@ -182,6 +264,10 @@ class Catalog {
         std::shared_ptr<const std::string> json;  // instance_to_json(info)
         core::SteadyTime expires;
         std::uint64_t registration = 0;
+        // Shared catalogs: the lease, whether a heartbeat came since it was last renewed, when.
+        std::int64_t lease = 0;
+        bool beat = false;
+        core::SteadyTime renewed{};
     };
     struct Change {
         std::uint64_t index;
@@ -201,8 +287,10 @@ class Catalog {
 
     // With mutex_ held:
     std::uint64_t bump(ServiceState& s, const std::vector<std::string>& ids);
-    void put(ServiceState& s, discovery::InstanceInfo in, std::shared_ptr<const std::string> json,
-             core::SteadyTime expires);
+    // Shared catalogs: records a change at the store's revision `index`.
+    void bump_to(ServiceState& s, std::uint64_t index, const std::string& id);
+    Entry& put(ServiceState& s, discovery::InstanceInfo in, std::shared_ptr<const std::string> json,
+               core::SteadyTime expires);
     void erase(ServiceState& s, std::map<std::string, Entry>::iterator it);
     ServiceState& state(const std::string& service);
 
@@ -211,16 +299,21 @@ class Catalog {
     // services changed to `changed`.
     void write_part(const std::vector<std::shared_ptr<Op>>& part, std::vector<std::string>& changed);
     void notify(const std::vector<std::string>& services);
+    // Shared catalogs: writes a part through the store, waits for this copy to apply it.
+    void write_shared(const std::vector<std::shared_ptr<Op>>& part, const std::vector<std::size_t>& writes,
+                      const std::vector<discovery::InstanceInfo>& rows);
 
     core::Clock& clock_;
     CatalogLimits limits_;
     std::unique_ptr<store::Database> db_;  // used by the writer only (writer_mutex_)
+    std::unique_ptr<SharedStore> shared_;  // instead of db_: a catalog several registries share
 
     std::mutex writer_mutex_;  // one writer at a time; never taken while mutex_ is held
     std::mutex queue_mutex_;
     std::vector<std::shared_ptr<Op>> queue_;
 
-    mutable std::mutex mutex_;  // the in-memory catalog
+    mutable std::mutex mutex_;         // the in-memory catalog
+    std::condition_variable applied_;  // shared catalogs: index_ moved (with mutex_)
     std::uint64_t index_ = 1;
     std::uint64_t start_index_ = 1;  // index_ when this catalog was made
     bool index_dirty_ = false;       // index_ changed since it was last written

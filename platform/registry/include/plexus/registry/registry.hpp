@@ -35,6 +35,7 @@
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/registry/catalog.hpp"
+#include "plexus/registry/etcd_catalog.hpp"
 
 namespace plexus::telemetry {
 class Registry;
@@ -44,7 +45,13 @@ namespace plexus::registry {
 
 struct Settings {
     std::string listen = "127.0.0.1:8500";
-    std::string data_dir;  ///< empty: nothing persisted
+    /// Where the catalog is kept: "sqlite" (<data_dir>/registry.db, this registry alone; no
+    /// data_dir: memory only) or "etcd" (the cluster `etcd`, under `etcd_prefix`: every registry
+    /// pointed at the same cluster and prefix serves the same catalog; see etcd_catalog.hpp).
+    std::string store = "sqlite";
+    std::string etcd;  ///< store "etcd": the members' client URLs, comma-separated
+    std::string etcd_prefix = kDefaultEtcdPrefix;
+    std::string data_dir;  ///< store "sqlite": empty means nothing persisted
     std::chrono::milliseconds reap_interval{250};
     std::chrono::milliseconds max_wait{60'000};
     CatalogLimits limits;
@@ -52,7 +59,8 @@ struct Settings {
     std::size_t threads = 0;
 };
 
-/// Reads the keys of Settings present in `r` — listen, data_dir, reap_interval, max_wait,
+/// Reads the keys of Settings present in `r` — listen, store, etcd, etcd_prefix, data_dir,
+/// reap_interval, max_wait,
 /// threads, limits {min_ttl, max_ttl, max_metadata_bytes, max_tags, change_log} — the same loader
 /// for a settings file and the config server. Throws core::SettingsError naming the key.
 void read_settings(core::SettingsReader& r, Settings& s);
