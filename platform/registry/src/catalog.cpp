@@ -25,6 +25,10 @@ bool valid_name(std::string_view s, std::size_t max) {
     return true;
 }
 
+// Shared catalogs: how long a status written to the store may take to come back before the same
+// change is written again (the write may have failed).
+constexpr std::chrono::seconds kStatusRetry{2};
+
 const std::vector<std::string> kMigrations = {
     R"(CREATE TABLE instances (
          service TEXT NOT NULL, id TEXT NOT NULL, address TEXT NOT NULL, port INTEGER NOT NULL,
@@ -483,9 +487,10 @@ void Catalog::write_shared(const std::vector<std::shared_ptr<Op>>& part,
     for (const auto& r : results)
         if (r.revision) last = std::max(last, *r.revision);
     if (last) {
-        // Answered once this copy has the change: a read or watch right after sees it.
+        // Answered once this copy has the change and its listeners were told: a read or watch
+        // right after sees it, as with a catalog alone.
         std::unique_lock lock(mutex_);
-        if (!applied_.wait_for(lock, shared_->timeout(), [&] { return index_ >= last; })) {
+        if (!applied_.wait_for(lock, shared_->timeout(), [&] { return announced_ >= last; })) {
             telemetry::warn(
                 "registry: a write is in the store but not yet seen by this registry",
                 {{"revision", static_cast<std::int64_t>(last)}, {"seen", static_cast<std::int64_t>(index_)}});
@@ -505,6 +510,7 @@ void Catalog::write_shared(const std::vector<std::shared_ptr<Op>>& part,
 
 void Catalog::replace_all(std::uint64_t revision, std::vector<StoredInstance> all) {
     std::vector<std::string> changed;
+    std::uint64_t applied;
     {
         std::lock_guard lock(mutex_);
         auto now = clock_.now();
@@ -540,13 +546,14 @@ void Catalog::replace_all(std::uint64_t revision, std::vector<StoredInstance> al
             changed.push_back(name);
         }
         start_index_ = index_;
+        applied = index_;
     }
-    applied_.notify_all();
-    notify(changed);
+    announce(changed, applied);
 }
 
 void Catalog::apply(std::vector<StoredInstance> changes) {
     std::vector<std::string> changed;
+    std::uint64_t applied;
     {
         std::lock_guard lock(mutex_);
         auto now = clock_.now();
@@ -558,6 +565,7 @@ void Catalog::apply(std::vector<StoredInstance> changes) {
             } else if (it != s.instances.end() && it->second.lease == c.lease) {
                 // The same registration: its status or draining changed.
                 auto& e = it->second;
+                e.pending_status.clear();
                 if (e.info.check) --s.checked;
                 if (c.instance->check) ++s.checked;
                 e.info = std::move(*c.instance);
@@ -572,9 +580,18 @@ void Catalog::apply(std::vector<StoredInstance> changes) {
             if (std::find(changed.begin(), changed.end(), c.service) == changed.end())
                 changed.push_back(c.service);
         }
+        applied = index_;
+    }
+    announce(changed, applied);
+}
+
+void Catalog::announce(const std::vector<std::string>& services, std::uint64_t applied) {
+    notify(services);
+    {
+        std::lock_guard lock(mutex_);
+        announced_ = std::max(announced_, applied);
     }
     applied_.notify_all();
-    notify(changed);
 }
 
 std::vector<std::int64_t> Catalog::leases_due() {
@@ -690,7 +707,12 @@ Result<bool> Catalog::set_status(const std::string& service, const std::string& 
         if (i->second.info.status == status) return false;
         if (shared_) {
             // Written to the store; applied when the store tells every registry.
-            shared_->write_status(service, id, status, i->second.lease);
+            auto& e = i->second;
+            auto now = clock_.now();
+            if (e.pending_status == status && now - e.pending_since < kStatusRetry) return false;
+            e.pending_status = status;
+            e.pending_since = now;
+            shared_->write_status(service, id, status, e.lease);
             return true;
         }
         i->second.info.status = status;

@@ -14,17 +14,15 @@
 #include <stdexcept>
 #include <thread>
 
+#include "catalog_stores.hpp"
 #include "plexus/core/clock.hpp"
-#include "plexus/etcd/testing.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/router.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
 #include "plexus/registry/catalog.hpp"
-#include "plexus/registry/etcd_catalog.hpp"
 #include "plexus/registry/registry.hpp"
-#include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
@@ -74,27 +72,12 @@ std::vector<std::string> ids_of(const net::Response& res) {
     return ids;
 }
 
-enum class Backend { alone, etcd };
+using registry::testing::Store;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
-    return info.param == Backend::etcd ? "etcd" : "alone";
-}
-
-// A catalog on `backend`; on etcd under a key prefix of the running test's own.
-std::unique_ptr<registry::Catalog> new_catalog(core::Clock& clock, Backend backend) {
-    if (backend == Backend::alone)
-        return std::make_unique<registry::Catalog>(clock, registry::CatalogLimits{});
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    auto prefix = etcd::testing::unique_prefix(std::string(info->test_suite_name()) + "." + info->name());
-    return std::make_unique<registry::Catalog>(
-        clock, registry::CatalogLimits{},
-        registry::open_etcd_catalog(etcd::testing::shared_cluster().client_settings(), prefix));
-}
-
-class RegistryApiTest : public ::testing::TestWithParam<Backend> {
+class RegistryApiTest : public ::testing::TestWithParam<Store> {
   protected:
     explicit RegistryApiTest(std::chrono::milliseconds max_wait = 60s)
-        : catalog_(new_catalog(clock_, GetParam())), api_(*catalog_, metrics_, max_wait) {}
+        : catalog_(registry::testing::new_catalog(clock_, GetParam())), api_(*catalog_, metrics_, max_wait) {}
 
     void SetUp() override {
         telemetry::set_log_level(telemetry::Level::warn);
@@ -580,7 +563,7 @@ TEST_P(RegistryApiTest, WatchersOnEveryThreadGetTheSameAnswer) {
     EXPECT_EQ(json::value_to<std::string>(json::parse(delta_body).at("removed").at(0)), "x7");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RegistryApiTest, ::testing::Values(Backend::alone, Backend::etcd),
-                         backend_name);
-INSTANTIATE_TEST_SUITE_P(Backends, RegistryApiMaxWaitTest, ::testing::Values(Backend::alone, Backend::etcd),
-                         backend_name);
+INSTANTIATE_TEST_SUITE_P(Stores, RegistryApiTest, registry::testing::all_stores(),
+                         registry::testing::store_name);
+INSTANTIATE_TEST_SUITE_P(Stores, RegistryApiMaxWaitTest, registry::testing::all_stores(),
+                         registry::testing::store_name);

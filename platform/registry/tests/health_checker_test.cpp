@@ -1,6 +1,7 @@
 // Active health checks in process: a catalog (no database, manual clock), a HealthChecker over a
 // two-thread runtime, and a backend on loopback port 0 whose answers the test sets. Checks run
-// every 100 ms; every wait is bounded by kWait.
+// every 100 ms; every wait is bounded by kWait. The suite runs on a catalog alone and on one
+// shared through etcd, where status changes are written to etcd and come back through its watch.
 
 #include "plexus/registry/health_checker.hpp"
 
@@ -12,12 +13,12 @@
 #include <mutex>
 #include <thread>
 
+#include "catalog_stores.hpp"
 #include "plexus/core/clock.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
 #include "plexus/registry/catalog.hpp"
-#include "plexus/store/database.hpp"  // completes the type of Catalog's defaulted database argument
 #include "plexus/telemetry/log.hpp"
 #include "plexus/telemetry/metrics.hpp"
 
@@ -41,7 +42,9 @@ struct Backend {
     }
 };
 
-class HealthCheckerTest : public ::testing::Test {
+using registry::testing::Store;
+
+class HealthCheckerTest : public ::testing::TestWithParam<Store> {
   protected:
     void SetUp() override {
         telemetry::set_log_level(telemetry::Level::info);
@@ -62,12 +65,13 @@ class HealthCheckerTest : public ::testing::Test {
                 res.json(b->status.load(), "{}");
             });
         server_->start();
-        checker_ = std::make_unique<registry::HealthChecker>(catalog_, metrics_, runtime_);
+        checker_ = std::make_unique<registry::HealthChecker>(*catalog_, metrics_, runtime_);
         runner_ = std::thread([this] { runtime_.run(); });
     }
 
     void TearDown() override {
         checker_->stop();
+        catalog_->stop_following();
         runtime_.stop();
         if (runner_.joinable()) runner_.join();
         telemetry::set_log_sink({});
@@ -88,11 +92,11 @@ class HealthCheckerTest : public ::testing::Test {
 
     void put(const discovery::InstanceInfo& in) {
         std::string why;
-        ASSERT_TRUE(catalog_.register_instance(in, &why)) << why;
+        ASSERT_TRUE(catalog_->register_instance(in, &why)) << why;
     }
 
     std::string status(const std::string& id) {
-        for (const auto& in : catalog_.snapshot("svc", true).instances) {
+        for (const auto& in : catalog_->snapshot("svc", true).instances) {
             if (in.id == id) return in.status;
         }
         return "gone";
@@ -126,7 +130,7 @@ class HealthCheckerTest : public ::testing::Test {
     }
 
     core::ManualClock clock_;
-    registry::Catalog catalog_{clock_, registry::CatalogLimits{}};
+    std::unique_ptr<registry::Catalog> catalog_ = registry::testing::new_catalog(clock_, GetParam());
     telemetry::Registry metrics_;
     net::Runtime runtime_{2};
     std::shared_ptr<Backend> backend_;
@@ -139,36 +143,36 @@ class HealthCheckerTest : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(HealthCheckerTest, FailuresMakeAnInstanceCriticalAndPassesBringItBack) {
+TEST_P(HealthCheckerTest, FailuresMakeAnInstanceCriticalAndPassesBringItBack) {
     put(instance("a"));
     EXPECT_EQ(checker_->loops(), 1u);
     ASSERT_TRUE(wait_until([&] { return checks("pass") >= 1; })) << "the first check never ran";
     EXPECT_EQ(status("a"), "passing");
 
-    auto before = catalog_.service_index("svc");
+    auto before = catalog_->service_index("svc");
     backend_->status = 503;
     ASSERT_TRUE(becomes("a", "critical"));
     EXPECT_GE(checks("fail"), 2u);  // unhealthy_threshold 2
-    EXPECT_GT(catalog_.service_index("svc"), before);
-    EXPECT_TRUE(catalog_.snapshot("svc", false).instances.empty());
+    EXPECT_GT(catalog_->service_index("svc"), before);
+    EXPECT_TRUE(catalog_->snapshot("svc", false).instances.empty());
     // The change is counted just after the catalog took it.
     EXPECT_TRUE(wait_until([&] { return changes("critical") == 1u; })) << changes("critical");
     EXPECT_TRUE(wait_until([&] { return logged("GET /health/ready answered 503"); }));
 
     backend_->status = 204;
     ASSERT_TRUE(becomes("a", "passing"));
-    EXPECT_EQ(catalog_.snapshot("svc", false).instances.size(), 1u);
+    EXPECT_EQ(catalog_->snapshot("svc", false).instances.size(), 1u);
     EXPECT_TRUE(wait_until([&] { return changes("passing") == 1u; })) << changes("passing");
 }
 
-TEST_F(HealthCheckerTest, TheFirstCheckRunsRightAway) {
+TEST_P(HealthCheckerTest, TheFirstCheckRunsRightAway) {
     auto in = instance("a");
     in.check->interval = 10min;  // far beyond kWait: only an immediate first check is seen
     put(in);
     EXPECT_TRUE(wait_until([&] { return backend_->hits >= 1; }));
 }
 
-TEST_F(HealthCheckerTest, OneFailureBelowTheThresholdChangesNothing) {
+TEST_P(HealthCheckerTest, OneFailureBelowTheThresholdChangesNothing) {
     put(instance("a", "/health/ready", 10));
     backend_->status = 500;
     auto fails = checks("fail");
@@ -177,21 +181,21 @@ TEST_F(HealthCheckerTest, OneFailureBelowTheThresholdChangesNothing) {
     EXPECT_EQ(changes("critical"), 0u);
 }
 
-TEST_F(HealthCheckerTest, TooManyRequestsIsAWarningAtOnceAndStaysListed) {
+TEST_P(HealthCheckerTest, TooManyRequestsIsAWarningAtOnceAndStaysListed) {
     put(instance("a", "/health/ready", 10));  // a failure would take ten checks: 429 takes one
     ASSERT_TRUE(wait_until([&] { return checks("pass") >= 1; }));
     backend_->status = 429;
     ASSERT_TRUE(becomes("a", "warning"));
     EXPECT_GE(checks("warning"), 1u);
     EXPECT_TRUE(wait_until([&] { return changes("warning") == 1u; })) << changes("warning");
-    auto listed = catalog_.snapshot("svc", false).instances;
+    auto listed = catalog_->snapshot("svc", false).instances;
     ASSERT_EQ(listed.size(), 1u);
     EXPECT_EQ(listed[0].status, "warning");
     backend_->status = 200;
     EXPECT_TRUE(becomes("a", "passing"));
 }
 
-TEST_F(HealthCheckerTest, HealthyThresholdNeedsThatManyPassesInARow) {
+TEST_P(HealthCheckerTest, HealthyThresholdNeedsThatManyPassesInARow) {
     put(instance("a", "/health/ready", 1, 3));
     backend_->status = 503;
     ASSERT_TRUE(becomes("a", "critical"));
@@ -201,24 +205,24 @@ TEST_F(HealthCheckerTest, HealthyThresholdNeedsThatManyPassesInARow) {
     EXPECT_GE(checks("pass"), passes + 3);
 }
 
-TEST_F(HealthCheckerTest, ATimeoutIsAFailure) {
+TEST_P(HealthCheckerTest, ATimeoutIsAFailure) {
     backend_->delay_ms = 1000;
     put(instance("a", "/health/ready", 1));
     ASSERT_TRUE(becomes("a", "critical"));
     EXPECT_TRUE(wait_until([&] { return logged("GET /health/ready timed out after 50ms"); }));
 }
 
-TEST_F(HealthCheckerTest, ARefusedConnectionIsAFailure) {
+TEST_P(HealthCheckerTest, ARefusedConnectionIsAFailure) {
     ClosedPort closed;
     put(instance("a", "/health/ready", 1, 1, closed.port()));
     ASSERT_TRUE(becomes("a", "critical"));
     EXPECT_TRUE(wait_until([&] { return logged("connection refused"); }));
 }
 
-TEST_F(HealthCheckerTest, DeregistrationStopsTheChecks) {
+TEST_P(HealthCheckerTest, DeregistrationStopsTheChecks) {
     put(instance("a"));
     ASSERT_TRUE(wait_until([&] { return backend_->hits >= 2; }));
-    ASSERT_TRUE(catalog_.deregister("svc", "a"));
+    ASSERT_TRUE(catalog_->deregister("svc", "a"));
     int hits = backend_->hits;
     EXPECT_EQ(checker_->loops(), 0u);
     // Nothing happens for ten intervals but, at most, the one check that was already in flight.
@@ -226,15 +230,19 @@ TEST_F(HealthCheckerTest, DeregistrationStopsTheChecks) {
     EXPECT_LE(backend_->hits, hits + 1);
 }
 
-TEST_F(HealthCheckerTest, ReapedInstancesAreNoLongerChecked) {
+// Reaping is the catalog's own only when alone: on etcd the lease removes the instance (a
+// deregistration, as the test above).
+class HealthCheckerAloneTest : public HealthCheckerTest {};
+
+TEST_P(HealthCheckerAloneTest, ReapedInstancesAreNoLongerChecked) {
     put(instance("a"));
     ASSERT_TRUE(wait_until([&] { return backend_->hits >= 1; }));
     clock_.advance(31s);
-    ASSERT_EQ(catalog_.reap(), 1u);
+    ASSERT_EQ(catalog_->reap(), 1u);
     EXPECT_EQ(checker_->loops(), 0u);
 }
 
-TEST_F(HealthCheckerTest, ReRegistrationWithAnotherCheckReplacesTheLoop) {
+TEST_P(HealthCheckerTest, ReRegistrationWithAnotherCheckReplacesTheLoop) {
     put(instance("a", "/old"));
     ASSERT_TRUE(wait_until([&] { return backend_->hits_on("/old") >= 1; }));
     backend_->status = 503;
@@ -255,7 +263,7 @@ TEST_F(HealthCheckerTest, ReRegistrationWithAnotherCheckReplacesTheLoop) {
     EXPECT_EQ(checker_->loops(), 0u);
 }
 
-TEST_F(HealthCheckerTest, StopEndsEveryLoop) {
+TEST_P(HealthCheckerTest, StopEndsEveryLoop) {
     put(instance("a"));
     put(instance("b"));
     ASSERT_TRUE(wait_until([&] { return backend_->hits >= 2; }));
@@ -264,6 +272,11 @@ TEST_F(HealthCheckerTest, StopEndsEveryLoop) {
     put(instance("c"));  // changes after stop start nothing
     EXPECT_EQ(checker_->loops(), 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, HealthCheckerTest, registry::testing::all_stores(),
+                         registry::testing::store_name);
+INSTANTIATE_TEST_SUITE_P(Stores, HealthCheckerAloneTest, ::testing::Values(Store::alone),
+                         registry::testing::store_name);
 
 TEST(HealthChecker, ChecksInstancesAlreadyInTheCatalog) {
     telemetry::set_log_level(telemetry::Level::error);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstdlib>
@@ -541,7 +542,8 @@ std::string unique_prefix(std::string_view name) {
     std::string clean(name);
     for (auto& c : clean)
         if (c == '/') c = '.';
-    return "/test/" + std::to_string(::getpid()) + "/" + clean + "/";
+    static std::atomic<int> calls{0};
+    return "/test/" + std::to_string(::getpid()) + "/" + clean + "." + std::to_string(++calls) + "/";
 }
 
 }  // namespace plexus::etcd::testing

@@ -126,8 +126,8 @@ class EtcdCluster {
 /// test's thread; see above) and killed at exit. Tests keep apart by key prefix (unique_prefix()).
 EtcdCluster& shared_cluster();
 
-/// "/test/<pid>/<name>/" with each '/' of `name` made a '.': a key prefix no other test of this
-/// run, nor any other run, uses.
+/// "/test/<pid>/<name>.<n>/" with each '/' of `name` made a '.' and <n> counting the calls: a key
+/// prefix no other test (or repetition) of this run, nor any other run, uses.
 std::string unique_prefix(std::string_view name);
 
 }  // namespace plexus::etcd::testing

@@ -268,6 +268,10 @@ class Catalog {
         std::int64_t lease = 0;
         bool beat = false;
         core::SteadyTime renewed{};
+        // A status written to the store and not yet back, and since when: asked again only after
+        // kStatusRetry (so one change is made, and counted, once).
+        std::string pending_status;
+        core::SteadyTime pending_since{};
     };
     struct Change {
         std::uint64_t index;
@@ -299,6 +303,8 @@ class Catalog {
     // services changed to `changed`.
     void write_part(const std::vector<std::shared_ptr<Op>>& part, std::vector<std::string>& changed);
     void notify(const std::vector<std::string>& services);
+    // Shared catalogs: notify(), then records that the changes up to `applied` were told.
+    void announce(const std::vector<std::string>& services, std::uint64_t applied);
     // Shared catalogs: writes a part through the store, waits for this copy to apply it.
     void write_shared(const std::vector<std::shared_ptr<Op>>& part, const std::vector<std::size_t>& writes,
                       const std::vector<discovery::InstanceInfo>& rows);
@@ -313,7 +319,8 @@ class Catalog {
     std::vector<std::shared_ptr<Op>> queue_;
 
     mutable std::mutex mutex_;         // the in-memory catalog
-    std::condition_variable applied_;  // shared catalogs: index_ moved (with mutex_)
+    std::condition_variable applied_;  // shared catalogs: announced_ moved (with mutex_)
+    std::uint64_t announced_ = 0;      // shared catalogs: changes up to here applied and told
     std::uint64_t index_ = 1;
     std::uint64_t start_index_ = 1;  // index_ when this catalog was made
     bool index_dirty_ = false;       // index_ changed since it was last written
