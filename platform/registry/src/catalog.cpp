@@ -249,14 +249,7 @@ std::uint64_t Catalog::bump(ServiceState& s, const std::vector<std::string>& ids
     ++index_;
     index_dirty_ = true;
     s.index = index_;
-    for (const auto& id : ids) s.log.push_back(Change{index_, id});
-    while (s.log.size() > limits_.change_log) {
-        s.floor = s.log.front().index;
-        s.log.pop_front();
-    }
-    s.full[0].reset();
-    s.full[1].reset();
-    s.deltas.clear();
+    for (const auto& id : ids) bump_to(s, index_, id);
     return index_;
 }
 
