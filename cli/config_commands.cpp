@@ -8,8 +8,10 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "layered_settings.hpp"
 #include "plexus/config/config.hpp"
 #include "plexus/core/files.hpp"
 #include "plexus/core/yaml_json.hpp"
@@ -49,6 +51,10 @@ struct ConfigCommands::Options {
     const std::string& manifest;
     std::string& log_level;
     plexus::config::Settings serve;
+    // Only --config: the config server cannot read its own settings from a config server, so
+    // `serve_sources.server` stays empty.
+    SettingsSources serve_sources;
+    std::optional<LayeredSettings<plexus::config::Settings>> serve_layers;
     // where and as whom
     std::string data_dir, url, credentials, issuer;
     bool json = false;
@@ -418,6 +424,7 @@ ConfigCommands::ConfigCommands(CLI::App& config, const std::string& manifest, st
                 "no identity provider: every caller may do everything (loopback only)");
     c->add_option("--threads", s.threads, "io threads")->check(CLI::Range(std::size_t{1}, std::size_t{64}));
     c->add_option("--log-level", log_level, "debug, info, warn or error");
+    o.serve_layers.emplace(*c, "config", s, plexus::config::read_settings, &o.serve_sources);
 
     o.get_cmd = config.add_subcommand("get", "print an application's configuration as its instances get it");
     o.document(o.get_cmd);
@@ -489,6 +496,7 @@ ConfigCommands::~ConfigCommands() = default;
 std::optional<int> ConfigCommands::run() {
     auto& o = *o_;
     if (*o.serve_cmd) {
+        if (auto code = o.serve_layers->load()) return *code;
         auto level = plexus::telemetry::parse_level(o.log_level);
         if (!level) {
             std::fprintf(stderr, "plexus config serve: --log-level must be debug, info, warn or error\n");

@@ -39,7 +39,9 @@ class LayeredSettings {
     using Loader = std::function<void(plexus::core::SettingsReader&, T&)>;
 
     /// Adds --config, and --config-server, --profiles, --token-uri and --client-credentials unless
-    /// `cmd` has them already (bound to `sources` through the pointers in `bound`, if given).
+    /// `bound` is given: then only --config is added (into `bound->file`), and the caller fills the
+    /// rest of `*bound` from its own flags before load(); left with an empty `server`, there is no
+    /// config server layer (the config server's own daemon reads only its file).
     LayeredSettings(CLI::App& cmd, std::string daemon, T& settings, Loader loader,
                     SettingsSources* bound = nullptr)
         : cmd_(cmd),

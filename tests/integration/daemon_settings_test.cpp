@@ -1,9 +1,11 @@
 // Daemons take their settings in layers: `--config FILE` (YAML) under flags and environment, the
 // same loader for each layer, so a mistake in the file stops the start naming the file, line and
-// key; and the config server's document `plexus-<daemon>` between the file and the flags.
+// key; and the config server's document `plexus-<daemon>` between the file and the flags (the
+// config server itself takes only the file).
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "support/http.hpp"
@@ -112,4 +114,54 @@ TEST(DaemonSettings, TheConfigServerDocumentLiesBetweenTheFileAndTheFlags) {
     EXPECT_NE(out.find("listn: unknown key"), std::string::npos) << out;
     config.signal(SIGTERM);
     EXPECT_EQ(config.wait(), 0) << config.log();
+}
+
+TEST(DaemonSettings, TheConfigServerTakesAFileUnderItsFlags) {
+    TempDir dir;
+    const int file_port = free_port(), flag_port = free_port();
+    auto file = dir.path() + "/config.yaml";
+    write_file(file, "listen: 127.0.0.1:" + std::to_string(file_port) +
+                         "\nanonymous: true\ndata_dir: " + dir.path() + "/from-file\nthreads: 1\n");
+    {
+        Process config({PLEXUS_BIN, "config", "serve", "--config", file}, {}, dir.path() + "/a.log");
+        ASSERT_TRUE(eventually([&] { return http_get(file_port, "/health/ready").status == 200; }))
+            << config.log();
+        // anonymous: every caller may write; data_dir: that is where the documents are kept.
+        auto put = http("PUT", file_port, "/v1/documents/catalog", R"({"content":{"page":2}})",
+                        {{"Content-Type", "application/json"}});
+        EXPECT_EQ(put.status, 200) << put.body;
+        EXPECT_TRUE(std::filesystem::exists(dir.path() + "/from-file/config.db"));
+        config.signal(SIGTERM);
+        EXPECT_EQ(config.wait(), 0) << config.log();
+    }
+    {
+        Process config({PLEXUS_BIN, "config", "serve", "--config", file, "--listen",
+                        "127.0.0.1:" + std::to_string(flag_port)},
+                       {}, dir.path() + "/b.log");
+        ASSERT_TRUE(eventually([&] { return http_get(flag_port, "/health/ready").status == 200; }))
+            << config.log();
+        EXPECT_EQ(http_get(file_port, "/health/ready").status, 0);     // the flag won: nothing listens there
+        auto got = http_get(flag_port, "/v1/config/catalog/default");  // the same data_dir as before
+        EXPECT_EQ(got.status, 200) << got.body;
+        EXPECT_NE(got.body.find("\"page\":2"), std::string::npos) << got.body;
+        config.signal(SIGTERM);
+        EXPECT_EQ(config.wait(), 0) << config.log();
+    }
+}
+
+TEST(DaemonSettings, AMistakeInTheConfigServersFileStopsItsStartNamingFileLineAndKey) {
+    TempDir dir;
+    auto file = dir.path() + "/config.yaml";
+    std::string out;
+    write_file(file, "listen: 127.0.0.1:0\nanonymous: true\ndata_dri: " + dir.path() + "\n");
+    EXPECT_EQ(run_to_exit({PLEXUS_BIN, "config", "serve", "--config", file}, dir.path() + "/1.log", out), 2);
+    EXPECT_NE(out.find(file + ":3: data_dri: unknown key"), std::string::npos) << out;
+    write_file(file, "anonymous: true\nstore: postgres\n");
+    EXPECT_EQ(run_to_exit({PLEXUS_BIN, "config", "serve", "--config", file}, dir.path() + "/2.log", out), 2);
+    EXPECT_NE(out.find(file + ":2: store: must be sqlite or etcd"), std::string::npos) << out;
+    // It is the config server: there is no other to read its settings from.
+    EXPECT_EQ(run_to_exit(
+                  {PLEXUS_BIN, "config", "serve", "--config", file, "--config-server", "http://127.0.0.1:1"},
+                  dir.path() + "/3.log", out),
+              2);
 }

@@ -71,6 +71,29 @@ std::size_t seed(ConfigService& service, const std::string& dir) {
     return written;
 }
 
+void read_settings(core::SettingsReader& r, Settings& s) {
+    r.field("listen", s.listen);
+    if (r.field("store", s.store) && s.store != "sqlite" && s.store != "etcd")
+        r.fail("store", "must be sqlite or etcd");
+    r.field("etcd", s.etcd);
+    r.field("etcd_prefix", s.etcd_prefix);
+    r.field("data_dir", s.data_dir);
+    r.field("registry", s.registry);
+    r.field("key_file", s.key_file);
+    r.field("generate_key", s.generate_key);
+    r.field("seed", s.seed_dir);
+    r.field("issuer", s.issuer);
+    r.field("jwks_uri", s.jwks_uri);
+    r.field("audience", s.audience);
+    r.field("revocations_uri", s.revocations_uri);
+    r.field("introspection_uri", s.introspection_uri);
+    r.field("client_credentials", s.credentials_file);
+    r.field("anonymous", s.anonymous);
+    r.field("max_wait", s.max_wait);
+    int threads = static_cast<int>(s.threads);
+    if (r.field("threads", threads, 1, 64)) s.threads = static_cast<std::size_t>(threads);
+}
+
 int run(const Settings& settings) {
     auto listen = net::parse_listen_address(settings.listen);
     if (!listen) {

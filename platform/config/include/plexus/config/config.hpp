@@ -39,6 +39,7 @@
 
 #include "plexus/config/etcd_store.hpp"
 #include "plexus/config/service.hpp"
+#include "plexus/core/settings.hpp"
 #include "plexus/net/router.hpp"
 
 namespace plexus::auth {
@@ -70,6 +71,13 @@ struct Settings {
     std::chrono::milliseconds max_wait{60'000};
     std::size_t threads = 1;
 };
+
+/// Reads the keys of Settings present in `r` — listen, store (sqlite or etcd), etcd, etcd_prefix,
+/// data_dir, registry, key_file, generate_key, seed (seed_dir), issuer, jwks_uri, audience,
+/// revocations_uri, introspection_uri, client_credentials (credentials_file), anonymous, max_wait,
+/// threads (1 to 64) — for a settings file (the config server cannot read its own from a config
+/// server). Throws core::SettingsError naming the key.
+void read_settings(core::SettingsReader& r, Settings& s);
 
 /// The HTTP API over a ConfigService; add its routes to a Router.
 class Api {
