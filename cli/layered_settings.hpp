@@ -3,7 +3,9 @@
 // its document at the config server when `--config-server` is given (application
 // `plexus-<daemon>`), then environment variables and flags. Each layer is read by the daemon's
 // own loader (the same code for every layer), so an unknown key or a bad value stops the start
-// naming the file, line and key, or the config server's version and key.
+// naming the file, line and key, or the config server's version and key. The same loader,
+// describing instead of reading, gives the schema the daemon publishes for `plexus-<daemon>`, so
+// the config server refuses a change the daemon could not load.
 //
 //     plexus::limits::Settings limits;
 //     LayeredSettings<plexus::limits::Settings> layered(*lim, "limits", limits,
@@ -30,8 +32,12 @@ struct SettingsSources {
 };
 
 /// The config server's document of `app` now (blocking, bounded): its JSON, or nullopt with `why`.
-std::optional<boost::json::object> fetch_settings(const SettingsSources& from, const std::string& app,
-                                                  std::string& why);
+/// With `schema`, also publishes it as `app`'s schema, so the server refuses changes this program
+/// could not load; what the server says is wrong with the current document is printed (the start
+/// goes on: the document is read and checked next anyway).
+std::optional<boost::json::object> fetch_settings(
+    const SettingsSources& from, const std::string& app, std::string& why,
+    const std::optional<boost::json::object>& schema = std::nullopt);
 
 template <class T>
 class LayeredSettings {
@@ -73,7 +79,11 @@ class LayeredSettings {
             }
             if (!sources_->server.empty()) {
                 std::string why;
-                auto doc = fetch_settings(*sources_, "plexus-" + daemon_, why);
+                // The schema of exactly what the loader reads, published with the read.
+                auto describing = plexus::core::SettingsReader::describer();
+                T defaults{};
+                loader_(describing, defaults);
+                auto doc = fetch_settings(*sources_, "plexus-" + daemon_, why, describing.schema());
                 if (!doc) {
                     std::fprintf(stderr, "plexus %s: %s\n", daemon_.c_str(), why.c_str());
                     return 2;

@@ -88,30 +88,44 @@ TEST(DaemonSettings, TheConfigServerDocumentLiesBetweenTheFileAndTheFlags) {
                    {}, dir.path() + "/config.log");
     ASSERT_TRUE(eventually([&] { return http_get(config_port, "/health/ready").status == 200; }))
         << config.log();
-    auto put =
-        http("PUT", config_port, "/v1/documents/plexus-limits",
-             R"({"content":{"listen":"127.0.0.1:)" + std::to_string(server_port) + R"(","threads":1}})",
-             {{"Content-Type", "application/json"}});
-    ASSERT_EQ(put.status, 200) << put.body;
-    auto file = dir.path() + "/limits.yaml";
-    write_file(file, "listen: 127.0.0.1:" + std::to_string(file_port) + "\n");
     const std::string server = "http://127.0.0.1:" + std::to_string(config_port);
-    Process limits({PLEXUS_BIN, "limits", "--config", file, "--config-server", server}, {},
-                   dir.path() + "/limits.log");
-    EXPECT_TRUE(eventually([&] { return http_get(server_port, "/health/ready").status == 200; }))
-        << limits.log();
-    EXPECT_EQ(http_get(file_port, "/health/ready").status, 0);
-    limits.signal(SIGTERM);
-    EXPECT_EQ(limits.wait(), 0) << limits.log();
+    auto write = [&](const std::string& content) {
+        return http("PUT", config_port, "/v1/documents/plexus-limits", R"({"content":)" + content + "}",
+                    {{"Content-Type", "application/json"}});
+    };
 
     // A document the daemon cannot load stops its start, naming the version and key.
-    http("PUT", config_port, "/v1/documents/plexus-limits", R"({"content":{"listn":"x"}})",
-         {{"Content-Type", "application/json"}});
+    ASSERT_EQ(write(R"({"listn":"x"})").status, 200);
     std::string out;
     EXPECT_EQ(run_to_exit({PLEXUS_BIN, "limits", "--config-server", server}, dir.path() + "/bad.log", out),
               2);
     EXPECT_NE(out.find("plexus-limits"), std::string::npos) << out;
     EXPECT_NE(out.find("listn: unknown key"), std::string::npos) << out;
+
+    auto put = write(R"({"listen":"127.0.0.1:)" + std::to_string(server_port) + R"(","threads":1})");
+    ASSERT_EQ(put.status, 200) << put.body;
+    auto file = dir.path() + "/limits.yaml";
+    write_file(file, "listen: 127.0.0.1:" + std::to_string(file_port) + "\n");
+    Process limits({PLEXUS_BIN, "limits", "--config", file, "--config-server", server}, {},
+                   dir.path() + "/limits.log");
+    EXPECT_TRUE(eventually([&] { return http_get(server_port, "/health/ready").status == 200; }))
+        << limits.log();
+    EXPECT_EQ(http_get(file_port, "/health/ready").status, 0);
+
+    // The daemon published the schema of what it loads: a change it could not load is refused
+    // by the config server, naming the key, and the document stays as it was.
+    EXPECT_EQ(http_get(config_port, "/v1/schemas/plexus-limits").status, 200);
+    auto refused = write(R"({"listen":"127.0.0.1:1","threads":"many"})");
+    EXPECT_EQ(refused.status, 400) << refused.body;
+    EXPECT_NE(refused.body.find("threads"), std::string::npos) << refused.body;
+    auto unknown = write(R"({"listn":"x"})");
+    EXPECT_EQ(unknown.status, 400) << unknown.body;
+    EXPECT_NE(unknown.body.find("listn"), std::string::npos) << unknown.body;
+    auto now = http_get(config_port, "/v1/config/plexus-limits/default");
+    EXPECT_NE(now.body.find(std::to_string(server_port)), std::string::npos) << now.body;
+
+    limits.signal(SIGTERM);
+    EXPECT_EQ(limits.wait(), 0) << limits.log();
     config.signal(SIGTERM);
     EXPECT_EQ(config.wait(), 0) << config.log();
 }

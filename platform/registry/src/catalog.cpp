@@ -258,7 +258,11 @@ Catalog::Entry& Catalog::put(ServiceState& s, discovery::InstanceInfo in,
     auto [it, added] = s.instances.try_emplace(in.id);
     if (!added && it->second.info.check) --s.checked;
     if (in.check) ++s.checked;
-    it->second = Entry{std::move(in), std::move(json), expires, ++registrations_};
+    it->second = Entry{};
+    it->second.info = std::move(in);
+    it->second.json = std::move(json);
+    it->second.expires = expires;
+    it->second.registration = ++registrations_;
     return it->second;
 }
 
