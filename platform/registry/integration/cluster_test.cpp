@@ -98,7 +98,7 @@ discovery::InstanceInfo instance(std::string id) {
 // What one writer did.
 struct Writes {
     std::mutex mutex;
-    std::set<std::string> registered;    // acknowledged, and not acknowledged as removed since
+    std::set<std::string> registered;    // acknowledged, and no removal tried since
     std::set<std::string> deregistered;  // acknowledged removals
     std::size_t failed = 0;              // answered with an error: may or may not have happened
     std::vector<std::string> samples;    // a few failure messages, for the report
@@ -136,6 +136,8 @@ void write_continuously(Node& node, std::string name, Writes& w, std::atomic<boo
             }
             ++w.acked;
         } else {
+            // A removal etcd could not confirm may have happened: the instance is in neither set.
+            if (removal) w.registered.erase(id);
             ++w.failed;
             if (w.samples.size() < 6) w.samples.push_back(id + ": " + r.error().message() + " " + problem);
         }
