@@ -1,20 +1,15 @@
 #include "plexus/store/error.hpp"
 
-#include <map>
-#include <memory>
-#include <mutex>
 #include <string>
 
+#include "plexus/core/detailed_errors.hpp"
 #include "sqlite_error.hpp"
 
 namespace plexus::store {
 namespace {
 
-// Categories with a non-zero id compare equal by id, so every detailed category below is "the"
-// store category for comparisons; only message() differs.
+// Every code of errors(), detailed or not, compares equal by this id.
 constexpr unsigned long long kStoreCategoryId = 0x9b1d5e2a7c4f3608ULL;
-constexpr std::size_t kMaxDetails = 1024;
-constexpr std::size_t kMaxDetailLength = 512;
 
 std::string base_message(int ev) {
     switch (static_cast<errc>(ev)) {
@@ -44,60 +39,20 @@ std::string base_message(int ev) {
     return "unknown store error";
 }
 
-class StoreCategory : public boost::system::error_category {
-  public:
-    StoreCategory() noexcept : error_category(kStoreCategoryId) {}
-    const char* name() const noexcept override { return "plexus.store"; }
-    std::string message(int ev) const override { return base_message(ev); }
-};
-
-class DetailedCategory final : public StoreCategory {
-  public:
-    explicit DetailedCategory(std::string detail) : detail_(std::move(detail)) {}
-    std::string message(int ev) const override { return base_message(ev) + ": " + detail_; }
-    const std::string& detail() const noexcept { return detail_; }
-
-  private:
-    std::string detail_;
-};
-
-struct DetailTable {
-    std::mutex mutex;
-    std::map<std::string, std::unique_ptr<DetailedCategory>, std::less<>> categories;
-};
-
-DetailTable& details() {
-    static auto* table = new DetailTable;  // never destroyed: error codes may outlive static destruction
-    return *table;
+const core::DetailedErrors& errors() {
+    static auto* e = new core::DetailedErrors(kStoreCategoryId, "plexus.store", base_message);
+    return *e;  // never destroyed: error codes may outlive static destruction
 }
 
 }  // namespace
 
-const boost::system::error_category& store_category() noexcept {
-    static const StoreCategory category;
-    return category;
-}
+const boost::system::error_category& store_category() noexcept { return errors().category(); }
 
-ErrorCode make_error(errc e, std::string_view detail) {
-    if (detail.empty()) return make_error_code(e);
-    if (detail.size() > kMaxDetailLength) detail = detail.substr(0, kMaxDetailLength);
-    auto& table = details();
-    std::lock_guard lock(table.mutex);
-    auto it = table.categories.find(detail);
-    if (it == table.categories.end()) {
-        if (table.categories.size() >= kMaxDetails) return make_error_code(e);
-        auto category = std::make_unique<DetailedCategory>(std::string(detail));
-        it = table.categories.emplace(std::string(detail), std::move(category)).first;
-    }
-    return {static_cast<int>(e), *it->second};
-}
+ErrorCode make_error(errc e, std::string_view detail) { return errors().make(static_cast<int>(e), detail); }
 
 namespace detail {
 
-std::string_view error_detail(const ErrorCode& ec) noexcept {
-    if (const auto* d = dynamic_cast<const DetailedCategory*>(&ec.category())) return d->detail();
-    return {};
-}
+std::string_view error_detail(const ErrorCode& ec) noexcept { return errors().detail(ec); }
 
 ErrorCode with_context(const ErrorCode& ec, std::string_view context) {
     if (ec.category() != store_category()) return ec;
