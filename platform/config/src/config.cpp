@@ -12,6 +12,7 @@
 #include "plexus/core/settings.hpp"
 #include "plexus/core/yaml_json.hpp"
 #include "plexus/discovery/daemon_presence.hpp"
+#include "plexus/etcd/store_settings.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/serving/probes.hpp"
@@ -73,10 +74,7 @@ std::size_t seed(ConfigService& service, const std::string& dir) {
 
 void read_settings(core::SettingsReader& r, Settings& s) {
     r.field("listen", s.listen);
-    if (r.field("store", s.store) && s.store != "sqlite" && s.store != "etcd")
-        r.fail("store", "must be sqlite or etcd");
-    r.field("etcd", s.etcd);
-    r.field("etcd_prefix", s.etcd_prefix);
+    etcd::read_store_settings(r, s.store, s.etcd, s.etcd_prefix);
     r.field("data_dir", s.data_dir);
     r.field("registry", s.registry);
     r.field("key_file", s.key_file);
@@ -100,24 +98,13 @@ int run(const Settings& settings) {
         telemetry::error("--listen must be host:port", {{"listen", settings.listen}});
         return 2;
     }
-    std::optional<etcd::Settings> cluster;
-    if (settings.store == "etcd") {
-        auto members = etcd::parse_members(settings.etcd);
-        if (!members) {
-            telemetry::error("--store etcd needs --etcd URL[,URL...]",
-                             {{"error", members.error().message()}});
-            return 2;
-        }
-        if (settings.etcd_prefix.empty()) {
-            telemetry::error("--etcd-prefix cannot be empty");
-            return 2;
-        }
-        cluster.emplace();
-        cluster->members = std::move(*members);
-    } else if (settings.store != "sqlite") {
-        telemetry::error("--store must be sqlite or etcd", {{"store", settings.store}});
+    std::string why;
+    auto cluster = etcd::cluster_of(settings.store, settings.etcd, settings.etcd_prefix, why);
+    if (!why.empty()) {
+        telemetry::error(why);
         return 2;
-    } else if (settings.data_dir.empty()) {
+    }
+    if (!cluster && settings.data_dir.empty()) {
         telemetry::error("--data-dir is required");
         return 2;
     }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/etcd/store_settings.hpp"
 #include "plexus/net/client.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/signal.hpp"
@@ -219,10 +220,7 @@ Task<void> reap_loop(Catalog& catalog, std::chrono::milliseconds interval,
 
 void read_settings(core::SettingsReader& r, Settings& s) {
     r.field("listen", s.listen);
-    if (r.field("store", s.store) && s.store != "sqlite" && s.store != "etcd")
-        r.fail("store", "must be sqlite or etcd");
-    r.field("etcd", s.etcd);
-    r.field("etcd_prefix", s.etcd_prefix);
+    etcd::read_store_settings(r, s.store, s.etcd, s.etcd_prefix);
     r.field("data_dir", s.data_dir);
     r.field("reap_interval", s.reap_interval);
     r.field("max_wait", s.max_wait);
@@ -245,25 +243,15 @@ namespace {
 // The catalog `settings` ask for; null (after logging why) for settings that do not make sense.
 // Throws std::runtime_error when the store cannot be opened or read.
 std::unique_ptr<Catalog> open_catalog(const Settings& settings) {
-    if (settings.store == "etcd") {
-        auto members = etcd::parse_members(settings.etcd);
-        if (!members) {
-            telemetry::error("--store etcd needs --etcd URL[,URL...]",
-                             {{"error", members.error().message()}});
-            return nullptr;
-        }
-        if (settings.etcd_prefix.empty()) {
-            telemetry::error("--etcd-prefix cannot be empty");
-            return nullptr;
-        }
-        etcd::Settings cluster;
-        cluster.members = std::move(*members);
-        return std::make_unique<Catalog>(core::Clock::real(), settings.limits,
-                                         open_etcd_catalog(std::move(cluster), settings.etcd_prefix));
-    }
-    if (settings.store != "sqlite") {
-        telemetry::error("--store must be sqlite or etcd", {{"store", settings.store}});
+    std::string why;
+    auto cluster = etcd::cluster_of(settings.store, settings.etcd, settings.etcd_prefix, why);
+    if (!why.empty()) {
+        telemetry::error(why);
         return nullptr;
+    }
+    if (cluster) {
+        return std::make_unique<Catalog>(core::Clock::real(), settings.limits,
+                                         open_etcd_catalog(std::move(*cluster), settings.etcd_prefix));
     }
     std::unique_ptr<store::Database> db;
     if (!settings.data_dir.empty()) {
