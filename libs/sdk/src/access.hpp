@@ -45,7 +45,8 @@ struct GuardedRoute {
 RouteGuards resolve_guards(const std::vector<GuardedRoute>& routes, const AccessFlags& flags);
 
 /// Runs `inner` only for a caller whose credential is one of `kinds` and holds `scopes`, with
-/// the caller's identity in X-Plexus-Subject, -Client, -Scopes and -Roles (auth::set_identity_headers); the RFC 6750 answers otherwise.
+/// the caller's identity in X-Plexus-Subject, -Client, -Scopes and -Roles (auth::set_identity_headers); the
+/// RFC 6750 answers otherwise.
 net::Handler guarded(std::shared_ptr<auth::Verifier> verifier, auth::TokenKinds kinds,
                      std::vector<std::string> scopes, net::Handler inner);
 

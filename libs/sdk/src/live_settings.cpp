@@ -108,4 +108,17 @@ net::Task<std::string> start_live_settings(std::shared_ptr<const settings::Confi
         boost::json::value(live->schema()), std::move(stop), ex);
 }
 
+std::shared_ptr<settings::ConfigClient> config_client(const std::string& url, const std::string& profiles,
+                                                      const std::string& app, const std::string& instance,
+                                                      const AccessFlags& access) {
+    settings::ConfigServer where;
+    where.url = url;
+    where.app = app;
+    where.profiles = profiles;
+    where.instance = instance;
+    if (!access.identity.empty() && !access.credentials.empty())
+        where.token = settings::client_token(access.identity + "/token", access.credentials);
+    return std::make_shared<settings::ConfigClient>(std::move(where));
+}
+
 }  // namespace plexus::detail

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "access.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/service.hpp"
 #include "plexus/settings/config_client.hpp"
@@ -44,6 +45,13 @@ class LiveSettings {
     OwnSections own_;
     boost::json::object file_;
 };
+
+/// The client of the service's config server `url` (application `app`, instance `instance`),
+/// reading with a token of the service's own when it has an identity provider and credentials.
+/// Throws std::invalid_argument for a URL that is not http://host:port.
+std::shared_ptr<settings::ConfigClient> config_client(const std::string& url, const std::string& profiles,
+                                                      const std::string& app, const std::string& instance,
+                                                      const AccessFlags& access);
 
 /// Startup with a config server: fetches the service's document (retrying while the server
 /// cannot be reached, for up to 30 s or until `*stop`), applies it, says so to the server,

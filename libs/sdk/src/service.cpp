@@ -13,7 +13,6 @@
 #include "access.hpp"
 #include "components.hpp"
 #include "live_settings.hpp"
-#include "plexus/auth/token_source.hpp"
 #include "plexus/auth/verifier.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/core/ids.hpp"
@@ -30,83 +29,10 @@
 #include "plexus/resilience/retry.hpp"
 #include "plexus/resilience/upstream.hpp"
 #include "plexus/serving/request_scope.hpp"
-#include "plexus/settings/config_client.hpp"
 #include "plexus/telemetry/trace.hpp"
+#include "service_state.hpp"
 
 namespace plexus {
-
-namespace detail {
-
-struct RouteDef {
-    std::string method;
-    std::string pattern;
-    RouteHandler handler;
-    std::size_t max_body;
-    RouteAccess access{};
-};
-
-// What the copies of one Client share.
-// The upstream guards (breaker, bulkhead, outlier detection, retry budget) a call holds while it
-// runs: a settings change may replace them meanwhile.
-struct Guards {
-    std::shared_ptr<resilience::Upstream> upstream;
-};
-
-struct ClientState {
-    std::string service;
-    resilience::CallPolicy call;  // from code, then the settings; copied into `live` at run()
-    resilience::UpstreamPolicy upstream;
-    // What code set (set_policy), which settings are laid over at every change.
-    resilience::CallPolicy code_call;
-    resilience::UpstreamPolicy code_upstream;
-    bool code_taken = false;
-    std::function<Response(const CallFailure&)> fallback;
-    core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults and settings swap it
-    core::SnapshotCell<Guards> guards;                // set at run(), swapped by settings
-    ClientCredential credential;                      // its token source made at run()
-    ClientState() { call.timeout = std::chrono::milliseconds(5000); }
-};
-
-struct ServiceState {
-    std::string name;
-    std::string instance_id;
-    std::string data_dir;
-    std::vector<RouteDef> routes;
-    std::function<bool()> readiness;
-    std::vector<std::pair<std::string, std::function<bool()>>> readiness_checks;
-    std::map<std::string, std::string> metadata;
-    std::vector<std::function<void()>> on_start;
-    std::vector<std::shared_ptr<Component>> components;  // as added
-    std::unique_ptr<discovery::Discovery> discovery;
-    std::atomic<bool> ready{false};
-    telemetry::Registry* metrics = &telemetry::default_registry();
-    telemetry::CounterFamily* requests = nullptr;
-    telemetry::HistogramFamily* latency = nullptr;
-    telemetry::CounterFamily* client_errors = nullptr;
-    std::mutex clients_mutex;  // guards `clients` and `running`; clients may be made at any time
-    std::map<std::string, std::shared_ptr<ClientState>, std::less<>> clients;
-    bool running = false;  // the clients' policies are in force (set by run())
-    std::unique_ptr<resilience::Metrics> resilience_metrics;
-    std::unique_ptr<resilience::UpstreamSet> upstreams;
-    core::SnapshotCell<resilience::FaultSettings> inbound_fault;
-    AccessFlags access;                                   // --identity, --issuer, --audience, --credentials
-    std::shared_ptr<auth::Verifier> verifier;             // set at run() when a route requires a credential
-    std::vector<std::shared_ptr<SettingsSlot>> settings;  // Service::settings, in order
-    std::string settings_error;                           // a bad declaration, reported by run()
-
-    // Puts a client's policies in force; clients_mutex held. An empty string, or the problem.
-    std::string activate(const std::string& name, ClientState& cs) {
-        auto bad = resilience::check(cs.call);
-        if (!bad) bad = resilience::check(cs.upstream);
-        if (bad) return *bad;
-        if (auto no = cs.credential.activate(access); !no.empty()) return no;
-        cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
-        cs.guards.store(std::make_shared<const Guards>(Guards{upstreams->get(name, cs.upstream)}));
-        return {};
-    }
-};
-
-}  // namespace detail
 
 namespace {
 
@@ -172,46 +98,6 @@ net::Handler wrap(std::shared_ptr<ServiceState> st, const detail::RouteDef& r, a
     };
     if (kinds) inner = detail::guarded(st->verifier, kinds, r.access.scopes, std::move(inner));
     return instrument(std::move(st), r.pattern, r.method, std::move(inner));
-}
-
-// Reads `clients: {<service>: <policy>}` over the policies set in code; what puts them in force.
-std::function<void()> read_clients(const std::shared_ptr<ServiceState>& state, core::SettingsReader& r) {
-    auto& st = *state;
-    using Policies = std::pair<resilience::CallPolicy, resilience::UpstreamPolicy>;
-    std::map<std::string, Policies> read;
-    std::lock_guard lock(st.clients_mutex);
-    for (auto& [name, cs] : st.clients) {
-        if (!cs->code_taken)
-            cs->code_call = cs->call, cs->code_upstream = cs->upstream, cs->code_taken = true;
-    }
-    r.each_entry("clients", [&](const std::string& name, core::SettingsReader& c) {
-        if (c.describing()) {
-            Policies any;
-            resilience::read_policy(c, any.first, any.second);
-            return;
-        }
-        auto it = st.clients.find(name);
-        if (it == st.clients.end()) c.fail("", "this service has no client for '" + name + "'");
-        Policies p{it->second->code_call, it->second->code_upstream};
-        resilience::read_policy(c, p.first, p.second);
-        if (auto bad = resilience::check(p.first)) c.fail("", *bad);
-        if (auto bad = resilience::check(p.second)) c.fail("", *bad);
-        read[name] = std::move(p);
-    });
-    return [state, read = std::move(read)] {
-        auto& st = *state;
-        std::lock_guard lock(st.clients_mutex);
-        for (auto& [name, cs] : st.clients) {
-            if (!cs->code_taken) continue;  // made after the settings were read: code's policies
-            auto it = read.find(name);
-            cs->call = it != read.end() ? it->second.first : cs->code_call;
-            cs->upstream = it != read.end() ? it->second.second : cs->code_upstream;
-            if (!st.running) continue;
-            cs->live.store(std::make_shared<const resilience::CallPolicy>(cs->call));
-            cs->guards.store(std::make_shared<const detail::Guards>(
-                detail::Guards{st.upstreams->get(name, cs->upstream)}));
-        }
-    };
 }
 
 boost::json::object fault_json(const resilience::FaultSettings& f) {
@@ -354,8 +240,8 @@ Task<Response> Client::del(const Request& incoming, std::string target) {
 const std::string& Client::service() const noexcept { return client_->service; }
 void Client::set_timeout(std::chrono::milliseconds t) { client_->call.timeout = t; }
 void Client::set_policy(resilience::CallPolicy call, resilience::UpstreamPolicy upstream) {
-    client_->call = std::move(call);
-    client_->upstream = std::move(upstream);
+    client_->code_call = client_->call = std::move(call);
+    client_->code_upstream = client_->upstream = std::move(upstream);
 }
 void Client::set_fallback(std::function<Response(const CallFailure&)> fallback) {
     client_->fallback = std::move(fallback);
@@ -642,7 +528,7 @@ int Service::run(int argc, char** argv) {
         return 2;
     }
     auto live = std::make_shared<detail::LiveSettings>(
-        st.settings, [state = state_](core::SettingsReader& r) { return read_clients(state, r); });
+        st.settings, [state = state_](core::SettingsReader& r) { return detail::read_clients(state, r); });
     try {
         if (!config_file.empty()) live->load_file(config_file);
     } catch (const core::SettingsError& e) {
@@ -655,15 +541,8 @@ int Service::run(int argc, char** argv) {
     }
     std::shared_ptr<settings::ConfigClient> config_client;
     if (!config_server.empty()) {
-        settings::ConfigServer where;
-        where.url = config_server;
-        where.app = st.name;
-        where.profiles = profiles;
-        where.instance = st.instance_id;
-        if (!access.identity.empty() && !access.credentials.empty())
-            where.token = settings::client_token(access.identity + "/token", access.credentials);
         try {
-            config_client = std::make_shared<settings::ConfigClient>(std::move(where));
+            config_client = detail::config_client(config_server, profiles, st.name, st.instance_id, access);
         } catch (const std::invalid_argument& e) {
             std::fprintf(stderr, "%s: --config-server (PLEXUS_CONFIG_SERVER): %s\n", st.name.c_str(),
                          e.what());
