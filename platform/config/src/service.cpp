@@ -367,10 +367,13 @@ json::object apply_edit(const Edit& edit, const json::object& current) {
     return out;
 }
 
-void check_expected(std::int64_t expected, std::int64_t latest, const DocKey& key) {
-    if (expected >= 0 && expected != latest)
+// `expected` is the version the writer read: the stable record's, which reads answer (a canary
+// aborted after it adds a later record that no read shows).
+void check_expected(std::int64_t expected, const ConfigService::DocState* d, const DocKey& key) {
+    std::int64_t shown = d && d->stable ? d->stable->version : 0;
+    if (expected >= 0 && expected != shown)
         throw HttpError(409, "Conflict",
-                        key.name() + " is at version " + std::to_string(latest) + ", not " +
+                        key.name() + " is at version " + std::to_string(shown) + ", not " +
                             std::to_string(expected) + ": read it again and reapply the change");
 }
 
@@ -451,7 +454,7 @@ Record ConfigService::write(const Caller& caller, const DocKey& key, Edit edit) 
         throw HttpError(409, "Conflict",
                         key.name() + " has a canary pending (version " + std::to_string(d->canary->version) +
                             "): promote or abort it first");
-    check_expected(edit.expected, d ? d->latest : 0, key);
+    check_expected(edit.expected, d, key);
     Record r;
     r.key = key;
     r.kind = Kind::set;
@@ -472,7 +475,7 @@ Record ConfigService::remove(const Caller& caller, const DocKey& key, std::strin
         throw HttpError(404, "Not Found", "no document " + key.name());
     if (it->second.canary)
         throw HttpError(409, "Conflict", key.name() + " has a canary pending: promote or abort it first");
-    check_expected(expected, it->second.latest, key);
+    check_expected(expected, &it->second, key);
     Record r;
     r.key = key;
     r.kind = Kind::remove;
@@ -525,7 +528,7 @@ Record ConfigService::start_canary(const Caller& caller, const DocKey& key, Edit
         throw HttpError(409, "Conflict",
                         key.name() + " already has a canary pending (version " +
                             std::to_string(d->canary->version) + "): promote or abort it first");
-    check_expected(edit.expected, d ? d->latest : 0, key);
+    check_expected(edit.expected, d, key);
     Record r;
     r.key = key;
     r.kind = Kind::canary;

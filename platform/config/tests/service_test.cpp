@@ -369,6 +369,15 @@ TEST_P(ConfigServiceTest, ACanaryReachesItsInstancesFirstThenIsPromotedOrTakenBa
     EXPECT_EQ(config("catalog", {}, "catalog-1").at("page"), json::value(20));
     EXPECT_EQ(service_->version_of("catalog", {}, "catalog-1"), stable.version);  // differs from the canary's
     EXPECT_EQ(refusal([&] { service_->promote(kAdmin, {"catalog", ""}, ""); }), 404);
+    // A change based on the version a read shows (the stable one, not the abort after it) is taken.
+    auto read = service_->document({"catalog", ""}, 0);
+    EXPECT_EQ(read.version, stable.version);
+    auto based = setting("page", 21);
+    based.expected = read.version;
+    auto after = service_->write(kAdmin, {"catalog", ""}, based);
+    based.expected = read.version;  // stale now
+    EXPECT_EQ(refusal([&] { service_->write(kAdmin, {"catalog", ""}, based); }), 409);
+    EXPECT_EQ(service_->document({"catalog", ""}, 0).version, after.version);
 
     auto again = service_->start_canary(kAdmin, {"catalog", ""}, setting("page", 40), t);
     auto promoted = service_->promote(kAdmin, {"catalog", ""}, "");
