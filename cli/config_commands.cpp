@@ -113,6 +113,7 @@ struct ConfigCommands::Options {
         if (credentials.empty() && !issuer.empty()) {
             plexus::identity::LoginOptions login;
             login.issuer = issuer;
+            if (issuer.starts_with("https://")) login.ca_file = data_dir + "/tls/ca.pem";
             if (auto token = plexus::identity::cached_access_token(login, why)) {
                 bearer = *token;
                 return true;
@@ -137,14 +138,16 @@ struct ConfigCommands::Options {
     }
 
     // One call; the answer's JSON (null for an empty body), or nullopt after printing the problem.
+    // `status`, when given, gets the HTTP status (0: no answer).
     std::optional<json::value> call(std::string method, std::string path, std::string body = {},
-                                    std::string* raw = nullptr) {
+                                    std::string* raw = nullptr, int* status = nullptr) {
         plexus::identity::HeaderList headers;
         if (!bearer.empty()) headers.emplace_back("Authorization", "Bearer " + bearer);
         if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
         std::string why;
         auto r =
             http.send(server, std::move(method), std::move(path), std::move(body), std::move(headers), why);
+        if (status) *status = r ? r->status : 0;
         if (!r) {
             std::fprintf(stderr, "plexus config: %s\n", why.c_str());
             return std::nullopt;
@@ -244,15 +247,18 @@ struct ConfigCommands::Options {
 
     int edit() {
         std::string raw;
-        auto current = call("GET", doc_path(), {}, &raw);
+        int status = 0;
+        auto current = call("GET", doc_path(), {}, &raw, &status);
         json::object content;
         std::int64_t expected = 0;
         if (current) {
             const auto& o = current->get_object();
             if (const auto* c = o.if_contains("content"); c && c->is_object()) content = c->get_object();
             expected = o.at("version").to_number<std::int64_t>();
-        } else {
+        } else if (status == 404) {
             std::fprintf(stderr, "plexus config: starting %s afresh\n", doc_name().c_str());
+        } else {
+            return 1;  // the server could not be read: the problem is printed
         }
         auto path = std::filesystem::temp_directory_path() /
                     ("plexus-config-" + doc_name() + "-" + std::to_string(::getpid()) + ".yaml");
@@ -264,18 +270,21 @@ struct ConfigCommands::Options {
         std::string command = std::string(editor && *editor ? editor : "vi") + " '" + path.string() + "'";
         int rc = std::system(command.c_str());
         std::string after = slurp(path.string());
-        std::filesystem::remove(path);
-        if (rc != 0) {
-            std::fprintf(stderr, "plexus config: the editor failed; nothing changed\n");
-            return 1;
-        }
-        if (after == before) {
-            std::printf("%s: no change\n", doc_name().c_str());
-            return 0;
+        if (rc != 0 || after == before) {
+            std::filesystem::remove(path);
+            if (rc != 0) std::fprintf(stderr, "plexus config: the editor failed; nothing changed\n");
+            if (rc == 0) std::printf("%s: no change\n", doc_name().c_str());
+            return rc != 0 ? 1 : 0;
         }
         json::object body{{"yaml", after}, {"expected", expected}};
         if (!message.empty()) body["message"] = message;
-        return changed(call("PUT", doc_path(), json::serialize(body)));
+        auto code = changed(call("PUT", doc_path(), json::serialize(body)));
+        // A refused change (stale, or against the schema) keeps the edits for another try.
+        if (code == 0)
+            std::filesystem::remove(path);
+        else
+            std::fprintf(stderr, "plexus config: your edits are kept in %s\n", path.c_str());
+        return code;
     }
 
     int history() {
