@@ -367,7 +367,8 @@ void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vect
         std::lock_guard lock(mutex_);
         for (std::size_t i = 0; i < part.size(); ++i) {
             const auto& op = *part[i];
-            if (op.kind != Op::upsert) {
+            // Shared: the store decides (this copy may not have another registry's change yet).
+            if (op.kind != Op::upsert && !shared_) {
                 auto s = services_.find(op.service);
                 const Entry* e = nullptr;
                 if (s != services_.end()) {
@@ -392,7 +393,7 @@ void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vect
         index_after = index_ + writes.size();
     }
     if (writes.empty()) return;
-    if (shared_) return write_shared(part, writes, rows);
+    if (shared_) return write_shared(part, writes);
 
     if (db_) {
         auto fail = [&](const ErrorCode& ec) {
@@ -454,8 +455,7 @@ void Catalog::write_part(const std::vector<std::shared_ptr<Op>>& part, std::vect
 }
 
 void Catalog::write_shared(const std::vector<std::shared_ptr<Op>>& part,
-                           const std::vector<std::size_t>& writes,
-                           const std::vector<discovery::InstanceInfo>& rows) {
+                           const std::vector<std::size_t>& writes) {
     using Kind = SharedStore::Write::Kind;
     std::vector<SharedStore::Write> ws;
     ws.reserve(writes.size());
@@ -468,11 +468,8 @@ void Catalog::write_shared(const std::vector<std::shared_ptr<Op>>& part,
                 w.instance = op.instance;
                 break;
             case Op::drain:
-                w.kind = Kind::drain;
-                w.instance = rows[i];
-                break;
             case Op::remove:
-                w.kind = Kind::remove;
+                w.kind = op.kind == Op::drain ? Kind::drain : Kind::remove;
                 w.instance.service = op.service;
                 w.instance.id = op.id;
                 break;

@@ -287,6 +287,12 @@ int run(const Settings& settings) {
 
     net::Runtime runtime(settings.threads);
     HealthChecker checker(catalog, metrics, runtime);
+    // On every way out, first: nothing may call the listeners (the API's signals, the checker)
+    // once the function's locals go.
+    struct StopFollowing {
+        Catalog& catalog;
+        ~StopFollowing() { catalog.stop_following(); }
+    } stop_following{catalog};
     net::Router router;
     api.add_routes(router);
     serving::add_probe_routes(router, metrics);
@@ -312,8 +318,6 @@ int run(const Settings& settings) {
                      {"port", server.port()},
                      {"instances", static_cast<std::int64_t>(catalog.services().size())}});
     runtime.run();
-    // Nothing may call the listeners (the API's signals) once the function's locals go.
-    catalog.stop_following();
     return 0;
 }
 

@@ -128,8 +128,8 @@ class SharedStore {
     /// A durable change, as the catalog decided it under its lock.
     struct Write {
         enum class Kind { upsert, remove, drain } kind = Kind::upsert;
-        /// upsert: the registration; drain: the instance with `draining` set; remove: service and
-        /// id only.
+        /// upsert: the registration; remove and drain: service and id only (the store reads the
+        /// instance as it is there).
         discovery::InstanceInfo instance;
     };
     /// The revision a write took effect at; core::errc::not_found when the instance (remove,
@@ -250,8 +250,6 @@ class Catalog {
     /// (listeners are called no more unless a caller changes it). Call it before destroying what
     /// listens to the catalog. Idempotent; the destructor calls it.
     void stop_following();
-    /// Whether the catalog is shared (a SharedStore, not a database).
-    bool shared() const noexcept { return shared_ != nullptr; }
 
     /// Adds a listener, called (outside the lock, on the thread that made the change) with the
     /// service's name after each change. Listeners are never removed: each must stay valid as
@@ -306,8 +304,7 @@ class Catalog {
     // Shared catalogs: notify(), then records that the changes up to `applied` were told.
     void announce(const std::vector<std::string>& services, std::uint64_t applied);
     // Shared catalogs: writes a part through the store, waits for this copy to apply it.
-    void write_shared(const std::vector<std::shared_ptr<Op>>& part, const std::vector<std::size_t>& writes,
-                      const std::vector<discovery::InstanceInfo>& rows);
+    void write_shared(const std::vector<std::shared_ptr<Op>>& part, const std::vector<std::size_t>& writes);
 
     core::Clock& clock_;
     CatalogLimits limits_;
