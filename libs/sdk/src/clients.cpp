@@ -5,6 +5,13 @@
 
 namespace plexus::detail {
 
+namespace {
+bool same_fault(const resilience::FaultSettings& a, const resilience::FaultSettings& b) {
+    return a.delay_percent == b.delay_percent && a.delay == b.delay && a.abort_percent == b.abort_percent &&
+           a.abort_status == b.abort_status;
+}
+}  // namespace
+
 std::function<void()> read_clients(const std::shared_ptr<ServiceState>& state, core::SettingsReader& r) {
     auto& st = *state;
     using Policies = std::pair<resilience::CallPolicy, resilience::UpstreamPolicy>;
@@ -29,9 +36,14 @@ std::function<void()> read_clients(const std::shared_ptr<ServiceState>& state, c
         std::lock_guard lock(st.clients_mutex);
         for (auto& [name, cs] : st.clients) {
             auto it = read.find(name);
+            auto fault_before = cs->call.fault;
             cs->call = it != read.end() ? it->second.first : cs->code_call;
             cs->upstream = it != read.end() ? it->second.second : cs->code_upstream;
-            if (st.running) st.put_in_force(name, *cs);
+            if (!st.running) continue;
+            // A fault injected through /-/faults stays, unless the settings change the fault.
+            auto live = cs->live.load();
+            bool keep = live && same_fault(fault_before, cs->call.fault);
+            st.put_in_force(name, *cs, keep ? &live->fault : nullptr);
         }
     };
 }

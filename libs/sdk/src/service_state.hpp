@@ -92,9 +92,13 @@ struct ServiceState {
         return {};
     }
 
-    // Makes calls use the client's policies `call` and `upstream`; clients_mutex held.
-    void put_in_force(const std::string& name, ClientState& cs) {
-        cs.live.store(std::make_shared<const resilience::CallPolicy>(cs.call));
+    // Makes calls use the client's policies `call` and `upstream` (with `fault` instead of the
+    // policy's when given: one injected through /-/faults); clients_mutex held.
+    void put_in_force(const std::string& name, ClientState& cs,
+                      const resilience::FaultSettings* fault = nullptr) {
+        auto call = std::make_shared<resilience::CallPolicy>(cs.call);
+        if (fault) call->fault = *fault;
+        cs.live.store(std::move(call));
         cs.guards.store(std::make_shared<const Guards>(Guards{upstreams->get(name, cs.upstream)}));
     }
 };

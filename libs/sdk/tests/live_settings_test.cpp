@@ -146,6 +146,30 @@ TEST_F(LiveSettingsTest, AChangeTheServiceRefusesKeepsTheOldValuesAndIsReported)
     EXPECT_EQ(stop(), 0);
 }
 
+TEST_F(LiveSettingsTest, APushedChangeKeepsAFaultInjectedThroughTheFaultsEndpoint) {
+    write(R"({"paging":{"page_size":30}})");
+    auto paging = svc_.settings<Paging>("paging", load_paging);
+    svc_.client("inventory");
+    ASSERT_NO_FATAL_FAILURE(start({{"--config-server", url()}}));
+    auto put =
+        call("PUT", "/-/faults", {}, R"({"clients":{"inventory":{"abort_percent":100,"abort_status":503}}})");
+    ASSERT_EQ(put.status, 200) << put.body;
+
+    write(R"({"paging":{"page_size":31}})");  // nothing about the client
+    ASSERT_TRUE(wait_until([&] { return paging.get()->page_size == 31; }));
+    auto faults = json::parse(call("GET", "/-/faults").body);
+    EXPECT_EQ(faults.at("clients").at("inventory").at("abort_percent").to_number<double>(), 100)
+        << json::serialize(faults);
+
+    // A change of the client's own fault replaces the injected one.
+    write(R"({"paging":{"page_size":31},"clients":{"inventory":{"fault":{"abort":{"percent":10}}}}})");
+    ASSERT_TRUE(wait_until([&] {
+        auto f = json::parse(call("GET", "/-/faults").body);
+        return f.at("clients").at("inventory").at("abort_percent").to_number<double>() == 10;
+    }));
+    EXPECT_EQ(stop(), 0);
+}
+
 TEST_F(LiveSettingsTest, ThePublishedSchemaMakesTheServerRefuseWhatTheServiceCouldNotLoad) {
     auto paging = svc_.settings<Paging>("paging", load_paging);
     ASSERT_NO_FATAL_FAILURE(start({{"--config-server", url()}}));
