@@ -47,11 +47,14 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
             switch (msg->kind) {
                 case WatchMessage::Kind::created:
                     if (resume_from == 0) resume_from = msg->header.revision + 1;
-                    // Accepted: this member works, so the next failure starts a fresh round.
-                    failed_in_round = 0;
-                    backoff = settings.retry_backoff;
                     return true;
                 case WatchMessage::Kind::progress:
+                    // etcd tells progress only to a watch that has every event up to the header's
+                    // revision: a resumption may start past it (a quiet watch keeps up with
+                    // compaction), and this member works.
+                    resume_from = std::max(resume_from, msg->header.revision + 1);
+                    failed_in_round = 0;
+                    backoff = settings.retry_backoff;
                     return true;
                 case WatchMessage::Kind::events: {
                     WatchBatch batch;
@@ -63,6 +66,11 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
                     if (batch.events.empty()) return true;
                     delivered = batch.events.back().kv.mod_revision;
                     resume_from = delivered + 1;
+                    // Progress made: the next failure starts a fresh round. (Not on `created`: a
+                    // member that accepts a watch and then fails it would be retried at once,
+                    // again and again.)
+                    failed_in_round = 0;
+                    backoff = settings.retry_backoff;
                     if (!on_batch(batch)) {
                         result.end = WatchEnd{{}, 0, resume_from};
                         return false;
