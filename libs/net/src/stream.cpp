@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <limits>
 
 #include "asio.hpp"
@@ -64,7 +65,9 @@ Task<ErrorCode> stream(const Endpoint& endpoint, const Request& request,
                        std::function<void(const Response& head)> on_head) {
     auto ex = co_await asio::this_coro::executor;
     StreamConnection c(ex, idle_timeout);
-    c.touch();
+    // Connecting is bounded like a request's connect, not by the (long) idle time: a member that
+    // drops packets is given up on as soon as an unreachable server would be.
+    c.deadline.set_after(std::min(idle_timeout, ClientSettings{}.connect_timeout));
     DeadlineScope scope(ex, c.deadline, c.socket);
 
     if (auto ec = co_await open_stream(c, endpoint)) co_return ec;

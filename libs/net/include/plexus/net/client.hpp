@@ -93,7 +93,8 @@ Task<Result<Response>> fetch(const Endpoint& endpoint, std::string method, std::
 /// response; there is no bound on the whole exchange. Returns an empty code when the body ended
 /// (chunked terminator, Content-Length reached, or the peer closed a body delimited by close) or
 /// when `on_data` returned false (the connection is then closed). Otherwise a `net::errc`:
-/// connect_failed, bad_address, timeout (idle), connection_closed (the peer closed or reset before
+/// connect_failed, bad_address, timeout (idle, or connecting took longer than
+/// ClientSettings::connect_timeout's default), connection_closed (the peer closed or reset before
 /// the body ended), protocol_error, response_too_large (a head over 64 KiB).
 ///
 /// Cancellation: the call ends at the latest when its io_context stops (the task is then abandoned
