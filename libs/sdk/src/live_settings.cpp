@@ -60,10 +60,10 @@ std::string LiveSettings::apply(const json::object& server, const std::string& s
     std::vector<std::shared_ptr<const void>> before(slots_.size());
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         std::vector<std::function<void(const void*, const void*)>> callbacks;
-        {
+        before[i] = slots_[i]->value.load();
+        if (!initial) {
             std::lock_guard lock(slots_[i]->mutex);
-            before[i] = slots_[i]->value;
-            if (!initial) callbacks = slots_[i]->callbacks;
+            callbacks = slots_[i]->callbacks;
         }
         for (auto& cb : callbacks) {
             try {
@@ -82,10 +82,7 @@ std::string LiveSettings::apply(const json::object& server, const std::string& s
             ran.emplace_back(i, cb);
         }
     }
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        std::lock_guard lock(slots_[i]->mutex);
-        slots_[i]->value = next[i];
-    }
+    for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i]->value.store(next[i]);
     if (commit) commit();
     return {};
 }

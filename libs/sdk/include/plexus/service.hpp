@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "plexus/core/settings.hpp"
+#include "plexus/core/snapshot.hpp"
 #include "plexus/net/http.hpp"
 #include "plexus/net/task.hpp"
 #include "plexus/resilience/settings.hpp"
@@ -86,9 +87,9 @@ struct ClientState;
 struct SettingsSlot {
     std::string section;
     std::function<std::shared_ptr<const void>(core::SettingsReader&)> load;
-    mutable std::mutex mutex;
-    std::shared_ptr<const void> value;                                     // guarded by mutex
-    std::vector<std::function<void(const void*, const void*)>> callbacks;  // guarded by mutex
+    core::SnapshotCell<void> value;  // read by every request: no lock once a thread has it
+    mutable std::mutex mutex;        // guards callbacks
+    std::vector<std::function<void(const void*, const void*)>> callbacks;
 };
 }  // namespace detail
 
@@ -110,10 +111,7 @@ template <class T>
 class Settings {
   public:
     /// The values in force (after run() has loaded them; before that, T's defaults).
-    std::shared_ptr<const T> get() const {
-        std::lock_guard lock(slot_->mutex);
-        return std::static_pointer_cast<const T>(slot_->value);
-    }
+    std::shared_ptr<const T> get() const { return std::static_pointer_cast<const T>(slot_->value.load()); }
     /// Called with the old and new values when a change is about to apply, in the order added;
     /// throwing refuses the change (callbacks that already ran are called again with the values
     /// swapped, so they can undo). Add before run().
@@ -273,7 +271,7 @@ class Service {
     Settings<T> settings(std::string section, std::function<void(core::SettingsReader&, T&)> loader) {
         auto slot = std::make_shared<detail::SettingsSlot>();
         slot->section = std::move(section);
-        slot->value = std::make_shared<const T>();
+        slot->value.store(std::make_shared<const T>());
         slot->load = [loader = std::move(loader)](core::SettingsReader& r) -> std::shared_ptr<const void> {
             auto v = std::make_shared<T>();
             loader(r, *v);
