@@ -24,7 +24,7 @@ class DetailedErrors::Category final : public boost::system::error_category {
     std::string detail_;
 };
 
-DetailedErrors::DetailedErrors(unsigned long long id, const char* name, std::string (*message)(int)) noexcept
+DetailedErrors::DetailedErrors(unsigned long long id, const char* name, std::string (*message)(int))
     : id_(id),
       name_(name),
       message_(message),

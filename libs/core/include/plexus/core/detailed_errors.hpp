@@ -29,7 +29,7 @@ class DetailedErrors {
   public:
     /// `id`: the category's id (non-zero, unique to it); `name`: its name ("plexus.etcd");
     /// `message`: the message of a code without detail.
-    DetailedErrors(unsigned long long id, const char* name, std::string (*message)(int)) noexcept;
+    DetailedErrors(unsigned long long id, const char* name, std::string (*message)(int));
     ~DetailedErrors();
     DetailedErrors(const DetailedErrors&) = delete;
     DetailedErrors& operator=(const DetailedErrors&) = delete;

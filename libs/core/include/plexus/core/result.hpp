@@ -1,7 +1,8 @@
 #pragma once
 /// Result<T>: the value of an operation that can fail in ordinary ways (a lookup that finds
 /// nothing, a peer that went away), or the error_code that says why. Each library defines its own
-/// `errc` enum and error category with `PLEXUS_ERROR_CATEGORY`.
+/// `errc` enum and error category; core::DetailedErrors (detailed_errors.hpp) makes one whose codes
+/// carry a detail for people.
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
