@@ -125,7 +125,9 @@ struct Api::Impl {
     std::chrono::milliseconds max_wait;
     std::atomic<bool> stopping{false};
     telemetry::CounterFamily& operations;
-    telemetry::GaugeFamily& watchers;
+    // Looked up once: reads, watches and reports take no lock of the metrics registry.
+    telemetry::Counter &reads, &reports;
+    telemetry::Gauge& watchers;
 
     Impl(ConfigService& s, std::shared_ptr<auth::Verifier> v, telemetry::Registry& m,
          std::chrono::milliseconds w)
@@ -133,7 +135,9 @@ struct Api::Impl {
           verifier(std::move(v)),
           max_wait(w),
           operations(m.counter("plexus_config_operations_total", "Config server operations by kind", {"op"})),
-          watchers(m.gauge("plexus_config_watchers", "Blocking config watches currently waiting")) {}
+          reads(operations.labels({"read"})),
+          reports(operations.labels({"report"})),
+          watchers(m.gauge("plexus_config_watchers", "Blocking config watches currently waiting").labels()) {}
 
     // Who calls; nullopt after answering 401 (or 503 when the identity provider cannot be asked).
     Task<std::optional<Caller>> authenticate(Request& req, Response& res) {
@@ -198,7 +202,7 @@ struct Api::Impl {
                           {"version", std::to_string(v.version)},
                           {"state", nullptr},
                           {"propertySources", std::move(sources)}};
-        operations.labels({"read"}).inc();
+        reads.inc();
         res.json(200, json::serialize(body));
         res.headers.set("Cache-Control", "no-store");
     }
@@ -230,9 +234,9 @@ struct Api::Impl {
             service.seen(app, instance, profiles_text, known);
             auto deadline = std::chrono::steady_clock::now() + wait;
             struct Waiting {  // counted while the watch waits, also when its frame is destroyed
-                telemetry::GaugeFamily& g;
-                explicit Waiting(telemetry::GaugeFamily& f) : g(f) { g.labels().inc(); }
-                ~Waiting() { g.labels().dec(); }
+                telemetry::Gauge& g;
+                explicit Waiting(telemetry::Gauge& gauge) : g(gauge) { g.inc(); }
+                ~Waiting() { g.dec(); }
             } waiting(watchers);
             while (true) {
                 auto seen = service.changed().epoch();
@@ -248,7 +252,7 @@ struct Api::Impl {
                      ? service.view(app, profiles, instance, secrets)
                      : co_await net::offload([&] { return service.view_at(app, profiles, label, secrets); });
         if (label.empty()) service.seen(app, instance, profiles_text, v.version);
-        operations.labels({"read"}).inc();
+        reads.inc();
         if (format == "yaml") {
             res.status = 200;
             res.headers.set("Content-Type", "application/yaml; charset=utf-8");
@@ -462,7 +466,7 @@ struct Api::Impl {
         r.applied = applied->get_bool();
         if (r.error.size() > 2000) r.error.resize(2000);
         service.report(app, std::move(r));
-        operations.labels({"report"}).inc();
+        reports.inc();
         res.status = 204;
     }
     Task<void> instances(Request& req, Response& res) {
