@@ -45,8 +45,7 @@
 /// Every object a reader describes (the child's above) has "additionalProperties": false, as
 /// done() refuses unknown keys, and lists its Need::required keys under "required".
 
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
+#include <boost/json/fwd.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
