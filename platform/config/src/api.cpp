@@ -139,6 +139,15 @@ struct Api::Impl {
           reports(operations.labels({"report"})),
           watchers(m.gauge("plexus_config_watchers", "Blocking config watches currently waiting").labels()) {}
 
+    using Handler = Task<void> (Impl::*)(const Caller&, Request&, Response&);
+
+    // Every route: the caller authenticated (see authenticate()), then the handler.
+    static Task<void> serve(std::shared_ptr<Impl> self, Handler fn, Request& req, Response& res) {
+        auto caller = co_await self->authenticate(req, res);
+        if (!caller) co_return;
+        co_await ((*self).*fn)(*caller, req, res);
+    }
+
     // Who calls; nullopt after answering 401 (or 503 when the identity provider cannot be asked).
     Task<std::optional<Caller>> authenticate(Request& req, Response& res) {
         if (!verifier) co_return Caller{"anonymous", "", true};
@@ -172,15 +181,13 @@ struct Api::Impl {
 
     // ---- reading
 
-    Task<void> spring(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> spring(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app")), label(req.param("label"));
         if (app == "v1") throw HttpError(404, "Not Found", "no such path");  // the server's own API
         check_app(app);
-        need_read(*caller, app);
+        need_read(caller, app);
         auto profiles = profiles_of(req.param("profiles"));
-        bool secrets = caller->may_read_secrets(app);
+        bool secrets = caller.may_read_secrets(app);
         View v = label.empty()
                      ? service.view(app, profiles, "", secrets)
                      : co_await net::offload([&] { return service.view_at(app, profiles, label, secrets); });
@@ -207,12 +214,10 @@ struct Api::Impl {
         res.headers.set("Cache-Control", "no-store");
     }
 
-    Task<void> config(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> config(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
-        need_read(*caller, app);
+        need_read(caller, app);
         std::string profiles_text(req.param("profiles"));
         auto profiles = profiles_of(profiles_text);
         auto instance = req.query_param("instance").value_or("");
@@ -247,7 +252,7 @@ struct Api::Impl {
                 co_await service.changed().wait(left, seen);
             }
         }
-        bool secrets = caller->may_read_secrets(app);
+        bool secrets = caller.may_read_secrets(app);
         View v = label.empty()
                      ? service.view(app, profiles, instance, secrets)
                      : co_await net::offload([&] { return service.view_at(app, profiles, label, secrets); });
@@ -270,36 +275,31 @@ struct Api::Impl {
         res.headers.set("Cache-Control", "no-store");
     }
 
-    Task<void> documents(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> documents(const Caller& caller, Request& req, Response& res) {
         json::array visible;
         for (auto& d : service.documents())
-            if (caller->may_read(d.get_object().at("application").get_string()))
+            if (caller.may_read(d.get_object().at("application").get_string()))
                 visible.push_back(std::move(d));
         res.json(200, json::serialize(
                           json::object{{"revision", service.revision()}, {"documents", std::move(visible)}}));
+        co_return;
     }
 
-    Task<void> document(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> document(const Caller& caller, Request& req, Response& res) {
         auto key = key_of(req);
-        need_read(*caller, key.app);
+        need_read(caller, key.app);
         auto version = int_param(req, "version", 0);
         auto r = co_await net::offload([&] { return service.document(key, version); });
         // The stored form keeps secrets encrypted, which only those who may write need (to
         // write the document back); everyone else sees them masked.
-        if (r.content && !caller->may_write(key.app)) SecretBox::mask_all(*r.content);
+        if (r.content && !caller.may_write(key.app)) SecretBox::mask_all(*r.content);
         res.json(200, json::serialize(record_json(r, true)));
         res.headers.set("X-Plexus-Version", std::to_string(r.version));
     }
 
-    Task<void> history(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> history(const Caller& caller, Request& req, Response& res) {
         auto key = key_of(req);
-        need_read(*caller, key.app);
+        need_read(caller, key.app);
         auto limit = std::clamp<std::int64_t>(int_param(req, "limit", 50), 1, 500);
         auto before = int_param(req, "before", 0);
         auto records = co_await net::offload(
@@ -311,11 +311,9 @@ struct Api::Impl {
         res.json(200, json::serialize(body));
     }
 
-    Task<void> diff(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> diff(const Caller& caller, Request& req, Response& res) {
         auto key = key_of(req);
-        need_read(*caller, key.app);
+        need_read(caller, key.app);
         auto from = int_param(req, "from", 0), to = int_param(req, "to", 0);
         auto changes = co_await net::offload([&] { return service.diff(key, from, to); });
         json::array items;
@@ -334,34 +332,32 @@ struct Api::Impl {
     // ---- writing
 
     template <class Fn>
-    Task<void> change(Request& req, Response& res, const char* op, int status, Fn fn) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> change(const Caller& caller, Request& req, Response& res, const char* op, int status, Fn fn) {
         auto key = key_of(req);
-        auto r = co_await net::offload([&] { return fn(*caller, key); });
+        auto r = co_await net::offload([&] { return fn(caller, key); });
         operations.labels({op}).inc();
         res.json(status, json::serialize(record_json(r, false)));
         res.headers.set("X-Plexus-Version", std::to_string(r.version));
     }
 
-    Task<void> put(Request& req, Response& res) {
-        co_await change(req, res, "write", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> put(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "write", 200, [&](const Caller& c, const DocKey& k) {
             return service.write(c, k, edit_of(body_object(req), true));
         });
     }
-    Task<void> patch(Request& req, Response& res) {
-        co_await change(req, res, "write", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> patch(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "write", 200, [&](const Caller& c, const DocKey& k) {
             return service.write(c, k, edit_of(body_object(req), false));
         });
     }
-    Task<void> remove(Request& req, Response& res) {
-        co_await change(req, res, "delete", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> remove(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "delete", 200, [&](const Caller& c, const DocKey& k) {
             auto expected = req.query_param("expected") ? int_param(req, "expected", 0) : -1;
             return service.remove(c, k, req.query_param("message").value_or(""), expected);
         });
     }
-    Task<void> rollback(Request& req, Response& res) {
-        co_await change(req, res, "rollback", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> rollback(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "rollback", 200, [&](const Caller& c, const DocKey& k) {
             auto body = body_object(req);
             auto version = int_field(body, "version", 0);
             if (version == 0)
@@ -369,8 +365,8 @@ struct Api::Impl {
             return service.rollback(c, k, version, string_field(body, "message"));
         });
     }
-    Task<void> canary(Request& req, Response& res) {
-        co_await change(req, res, "canary", 201, [&](const Caller& c, const DocKey& k) {
+    Task<void> canary(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "canary", 201, [&](const Caller& c, const DocKey& k) {
             auto body = body_object(req);
             Targets t;
             if (const auto* names = body.if_contains("instances")) {
@@ -386,73 +382,63 @@ struct Api::Impl {
             return service.start_canary(c, k, edit_of(body, false), std::move(t));
         });
     }
-    Task<void> promote(Request& req, Response& res) {
-        co_await change(req, res, "promote", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> promote(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "promote", 200, [&](const Caller& c, const DocKey& k) {
             return service.promote(
                 c, k, req.body.empty() ? std::string() : string_field(body_object(req), "message"));
         });
     }
-    Task<void> abort_canary(Request& req, Response& res) {
-        co_await change(req, res, "abort", 200, [&](const Caller& c, const DocKey& k) {
+    Task<void> abort_canary(const Caller& caller, Request& req, Response& res) {
+        co_await change(caller, req, res, "abort", 200, [&](const Caller& c, const DocKey& k) {
             return service.abort_canary(c, k, req.query_param("message").value_or(""));
         });
     }
 
     // ---- labels, schemas, instances, encryption
 
-    Task<void> labels(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> labels(const Caller& caller, Request& req, Response& res) {
         res.json(200, json::serialize(json::object{{"labels", service.labels()}}));
+        co_return;
     }
-    Task<void> put_label(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> put_label(const Caller& caller, Request& req, Response& res) {
         auto body = req.body.empty() ? json::object() : body_object(req);
         std::string name(req.param("name"));
         auto revision = int_field(body, "revision", 0);
         auto message = string_field(body, "message");
-        co_await net::offload([&] { service.put_label(*caller, name, revision, message); });
+        co_await net::offload([&] { service.put_label(caller, name, revision, message); });
         res.status = 204;
     }
-    Task<void> delete_label(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> delete_label(const Caller& caller, Request& req, Response& res) {
         std::string name(req.param("name"));
-        if (!co_await net::offload([&] { return service.delete_label(*caller, name); }))
+        if (!co_await net::offload([&] { return service.delete_label(caller, name); }))
             throw HttpError(404, "Not Found", "no label '" + name + "'");
         res.status = 204;
     }
-    Task<void> get_schema(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> get_schema(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
-        need_read(*caller, app);
+        need_read(caller, app);
         auto s = service.schema(app);
         if (!s) throw HttpError(404, "Not Found", app + " has published no schema");
         res.json(200, json::serialize(*s));
+        co_return;
     }
-    Task<void> put_schema(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> put_schema(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
         boost::system::error_code ec;
         auto schema = json::parse(req.body, ec);
         if (ec) throw HttpError(400, "Bad Request", "the body must be a JSON Schema");
         std::vector<std::string> problems;
-        co_await net::offload([&] { service.put_schema(*caller, app, std::move(schema), &problems); });
+        co_await net::offload([&] { service.put_schema(caller, app, std::move(schema), &problems); });
         json::array p;
         for (auto& s : problems) p.emplace_back(s);
         res.json(200, json::serialize(json::object{{"application", app}, {"problems", std::move(p)}}));
     }
-    Task<void> report(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> report(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
-        need_read(*caller, app);
+        need_read(caller, app);
         auto body = body_object(req);
         InstanceReport r;
         r.instance = std::string(req.param("id"));
@@ -468,13 +454,12 @@ struct Api::Impl {
         service.report(app, std::move(r));
         reports.inc();
         res.status = 204;
+        co_return;
     }
-    Task<void> instances(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> instances(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
-        need_read(*caller, app);
+        need_read(caller, app);
         json::array items;
         for (const auto& r : service.instances(app)) {
             json::object o{{"instance", r.instance},
@@ -487,18 +472,18 @@ struct Api::Impl {
             items.push_back(std::move(o));
         }
         res.json(200, json::serialize(json::object{{"application", app}, {"instances", std::move(items)}}));
+        co_return;
     }
-    Task<void> encrypt(Request& req, Response& res) {
-        auto caller = co_await authenticate(req, res);
-        if (!caller) co_return;
+    Task<void> encrypt(const Caller& caller, Request& req, Response& res) {
         std::string app(req.param("app"));
         check_app(app);
-        if (!caller->may_write(app))
+        if (!caller.may_write(app))
             throw HttpError(403, "Forbidden", "encrypting needs scope config:write:" + app);
         json::object doc{{"v", std::string(kCipherPrefix) + req.body}};
         std::string why;
         if (!service.secrets().seal(doc, app, why)) throw HttpError(400, "Bad Request", why);
         res.text(200, std::string(doc["v"].get_string()));
+        co_return;
     }
 };
 
@@ -515,9 +500,9 @@ void Api::stop_watches() {
 
 void Api::add_routes(net::Router& router) {
     auto i = impl_;
-    auto route = [&](const char* method, const std::string& path, Task<void> (Impl::*fn)(Request&, Response&),
-                     std::size_t limit = 0) {
-        router.add(method, path, [i, fn](Request& q, Response& r) { return ((*i).*fn)(q, r); }, limit);
+    auto route = [&](const char* method, const std::string& path, Impl::Handler fn, std::size_t limit = 0) {
+        router.add(
+            method, path, [i, fn](Request& q, Response& r) { return Impl::serve(i, fn, q, r); }, limit);
     };
     route("GET", "/{app}/{profiles}", &Impl::spring);
     route("GET", "/{app}/{profiles}/{label}", &Impl::spring);
