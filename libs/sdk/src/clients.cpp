@@ -43,7 +43,7 @@ std::function<void()> read_clients(const std::shared_ptr<ServiceState>& state, c
             // A fault injected through /-/faults stays, unless the settings change the fault.
             auto live = cs->live.load();
             bool keep = live && same_fault(fault_before, cs->call.fault);
-            st.put_in_force(name, *cs, keep ? &live->fault : nullptr);
+            st.put_in_force(name, *cs, keep ? &live->call.fault : nullptr);
         }
     };
 }

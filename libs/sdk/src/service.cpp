@@ -192,8 +192,8 @@ void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) 
             state->inbound_fault.store(std::make_shared<const resilience::FaultSettings>(in));
             for (auto& [name, settings] : clients) {
                 auto& cs = *state->clients[name];
-                auto next = std::make_shared<resilience::CallPolicy>(*cs.live.load());
-                next->fault = settings;
+                auto next = std::make_shared<detail::InForce>(*cs.live.load());
+                next->call.fault = settings;
                 cs.live.store(std::move(next));
             }
             telemetry::warn("fault injection changed", {{"faults", req.body}});
@@ -203,7 +203,7 @@ void add_admin_routes(net::Router& router, std::shared_ptr<ServiceState> state) 
         doc["inbound"] = fault_json(in ? *in : resilience::FaultSettings{});
         boost::json::object clients;
         for (const auto& [name, cs] : state->clients) {
-            if (auto live = cs->live.load()) clients[name] = fault_json(live->fault);
+            if (auto live = cs->live.load()) clients[name] = fault_json(live->call.fault);
         }
         doc["clients"] = std::move(clients);
         res.json(200, boost::json::serialize(doc));
@@ -280,10 +280,9 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     auto& disco = state_->discovery;
     const auto& service = cs.service;
     if (!disco) throw HttpError(503, "Service Unavailable", "no registry configured to find " + service);
-    auto policy = cs.live.load();
-    auto guards = cs.guards.load();
-    if (!policy || !guards) throw HttpError(503, "Service Unavailable", "the service is not running yet");
-    if (timeout.count() <= 0) timeout = policy->timeout;
+    auto live = cs.live.load();  // the policy and the guards, one snapshot
+    if (!live) throw HttpError(503, "Service Unavailable", "the service is not running yet");
+    if (timeout.count() <= 0) timeout = live->call.timeout;
 
     auto parent =
         telemetry::TraceContext::parse_traceparent(incoming.headers.get("traceparent").value_or(""));
@@ -311,8 +310,8 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
         discovery::Instances instances{disco->instances(service), &disco->balancer(service), nullptr};
         ClientSpans spans(span);
         discovery::CallContext ctx;
-        ctx.policy = policy.get();
-        ctx.upstream = guards->upstream.get();
+        ctx.policy = &live->call;
+        ctx.upstream = live->upstream.get();
         ctx.deadline = deadline;
         ctx.observer = &spans;
         report = co_await discovery::call(ctx, std::move(instances), out, res);
@@ -347,9 +346,9 @@ Task<Response> Client::call(const Request& incoming, Request out, std::chrono::m
     }
     span.set_attribute("error", failure.detail);
     if (cs.fallback) co_return cs.fallback(failure);
-    if (policy->fallback.enabled) {
+    if (live->call.fallback.enabled) {
         Response fb;
-        discovery::fallback_response(policy->fallback, failure.reason, fb);
+        discovery::fallback_response(live->call.fallback, failure.reason, fb);
         co_return fb;
     }
     if (credential_error.empty() && !report.failed()) co_return res;  // the service's own 5xx

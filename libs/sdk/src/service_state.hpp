@@ -33,9 +33,10 @@ struct RouteDef {
     RouteAccess access{};
 };
 
-// The upstream guards (breaker, bulkhead, outlier detection, retry budget) a call holds while it
-// runs: a settings change may replace them meanwhile.
-struct Guards {
+// What a client's calls use, swapped as one: the call policy and the upstream's guards (breaker,
+// bulkhead, outlier detection, retry budget), which a call holds while it runs.
+struct InForce {
+    resilience::CallPolicy call;
     std::shared_ptr<resilience::Upstream> upstream;
 };
 
@@ -45,13 +46,12 @@ struct ClientState {
     // What code set (set_policy): the settings' `clients.<service>` is laid over it at every change.
     resilience::CallPolicy code_call;
     resilience::UpstreamPolicy code_upstream;
-    // In force (code's, then the settings'); copied into `live` and `guards` when running.
+    // Code's, then the settings'; put in force (`live`) when running.
     resilience::CallPolicy call;
     resilience::UpstreamPolicy upstream;
     std::function<Response(const CallFailure&)> fallback;
-    core::SnapshotCell<resilience::CallPolicy> live;  // what calls use; /-/faults and settings swap it
-    core::SnapshotCell<Guards> guards;                // set at run(), swapped by settings
-    ClientCredential credential;                      // its token source made at run()
+    core::SnapshotCell<InForce> live;  // what calls use: set at run(), swapped by /-/faults and settings
+    ClientCredential credential;       // its token source made at run()
     ClientState() { code_call.timeout = call.timeout = std::chrono::milliseconds(5000); }
 };
 
@@ -96,10 +96,9 @@ struct ServiceState {
     // policy's when given: one injected through /-/faults); clients_mutex held.
     void put_in_force(const std::string& name, ClientState& cs,
                       const resilience::FaultSettings* fault = nullptr) {
-        auto call = std::make_shared<resilience::CallPolicy>(cs.call);
-        if (fault) call->fault = *fault;
-        cs.live.store(std::move(call));
-        cs.guards.store(std::make_shared<const Guards>(Guards{upstreams->get(name, cs.upstream)}));
+        auto next = std::make_shared<InForce>(InForce{cs.call, upstreams->get(name, cs.upstream)});
+        if (fault) next->call.fault = *fault;
+        cs.live.store(std::move(next));
     }
 };
 
