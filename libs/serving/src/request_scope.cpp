@@ -29,8 +29,8 @@ std::optional<telemetry::TraceContext> parent_of(const net::Request& req) {
 
 }  // namespace
 
-bool Principal::has_scope(std::string_view s) const noexcept {
-    std::string_view rest = scope;
+bool has_scope(std::string_view scopes, std::string_view s) noexcept {
+    std::string_view rest = scopes;
     while (!rest.empty()) {
         auto sp = rest.find(' ');
         if (rest.substr(0, sp) == s) return true;

@@ -8,6 +8,7 @@
 
 #include "plexus/core/json_schema.hpp"
 #include "plexus/net/http.hpp"
+#include "plexus/serving/request_scope.hpp"
 #include "plexus/telemetry/log.hpp"
 
 namespace plexus::config {
@@ -16,17 +17,6 @@ namespace json = boost::json;
 using net::HttpError;
 
 namespace {
-
-bool has_word(std::string_view words, std::string_view w) {
-    std::size_t pos = 0;
-    while (pos <= words.size()) {
-        auto end = words.find(' ', pos);
-        if (end == std::string_view::npos) end = words.size();
-        if (words.substr(pos, end - pos) == w) return true;
-        pos = end + 1;
-    }
-    return false;
-}
 
 std::uint64_t fnv1a(std::string_view s) {
     std::uint64_t h = 1469598103934665603ull;
@@ -57,20 +47,21 @@ ConfigService::Pick for_instance(std::string instance) {
 
 }  // namespace
 
-bool Caller::admin() const { return anonymous_admin || has_word(scope, "plexus:admin"); }
+bool Caller::admin() const { return anonymous_admin || serving::has_scope(scope, "plexus:admin"); }
 
 bool Caller::may_write(std::string_view app) const {
-    return admin() || has_word(scope, "config:write") || has_word(scope, "config:write:" + std::string(app));
+    return admin() || serving::has_scope(scope, "config:write") ||
+           serving::has_scope(scope, "config:write:" + std::string(app));
 }
 
 bool Caller::may_read(std::string_view app) const {
-    return may_write(app) || has_word(scope, "config:read") ||
-           has_word(scope, "config:read:" + std::string(app));
+    return may_write(app) || serving::has_scope(scope, "config:read") ||
+           serving::has_scope(scope, "config:read:" + std::string(app));
 }
 
 bool Caller::may_read_secrets(std::string_view app) const {
-    return admin() || has_word(scope, "config:secrets") ||
-           has_word(scope, "config:secrets:" + std::string(app));
+    return admin() || serving::has_scope(scope, "config:secrets") ||
+           serving::has_scope(scope, "config:secrets:" + std::string(app));
 }
 
 namespace {
@@ -599,7 +590,7 @@ void ConfigService::put_schema(const Caller& caller, const std::string& app, jso
 
 void ConfigService::put_label(const Caller& caller, const std::string& name, std::int64_t revision,
                               std::string message) {
-    if (!caller.admin() && !has_word(caller.scope, "config:write"))
+    if (!caller.admin() && !serving::has_scope(caller.scope, "config:write"))
         throw HttpError(403, "Forbidden", "labels need scope config:write");
     if (!profile_name_problem(name).empty())
         throw HttpError(
@@ -623,7 +614,7 @@ void ConfigService::put_label(const Caller& caller, const std::string& name, std
 }
 
 bool ConfigService::delete_label(const Caller& caller, const std::string& name) {
-    if (!caller.admin() && !has_word(caller.scope, "config:write"))
+    if (!caller.admin() && !serving::has_scope(caller.scope, "config:write"))
         throw HttpError(403, "Forbidden", "labels need scope config:write");
     std::lock_guard lock(write_mutex_);
     auto r = store_->delete_label(name);

@@ -67,6 +67,9 @@ struct RouteMeters {
 /// fresh one (32 lowercase hex characters). Returns the value, valid until `headers` next change.
 std::string_view ensure_request_id(net::Headers& headers);
 
+/// Whether the space-separated `scopes` (a token's `scope`) hold `s`.
+bool has_scope(std::string_view scopes, std::string_view s) noexcept;
+
 /// Who a request is from, as authentication found it (the gateway's auth filter, a service's own
 /// check). Immutable; shared by the requests that present the same credential.
 struct Principal {
@@ -77,7 +80,7 @@ struct Principal {
     std::string kind;       ///< how it was proven: "jwt", "opaque", "api_key"
 
     /// Whether `scope` holds `s` as a whole word.
-    bool has_scope(std::string_view s) const noexcept;
+    bool has_scope(std::string_view s) const noexcept { return serving::has_scope(scope, s); }
 };
 
 /// What the access log line says beyond the request and the answer.
