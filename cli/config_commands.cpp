@@ -38,11 +38,10 @@ std::string field(const json::object& o, std::string_view key) {
 }
 
 std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(path + ": cannot be read");
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    std::string why;
+    auto text = plexus::core::read_text_file(path, &why);
+    if (!text) throw std::runtime_error(why);
+    return std::move(*text);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ void write_file_atomically(const std::string& path, const std::string& data, mod
     }
 }
 
-std::optional<boost::json::object> read_json_object(const std::string& path, std::string* why) {
+std::optional<std::string> read_text_file(const std::string& path, std::string* why) {
     std::ifstream in(path);
     if (!in) {
         if (why) *why = path + ": cannot be read (" + std::strerror(errno) + ")";
@@ -42,8 +42,18 @@ std::optional<boost::json::object> read_json_object(const std::string& path, std
     }
     std::stringstream text;
     text << in.rdbuf();
+    if (in.bad()) {
+        if (why) *why = path + ": cannot be read";
+        return std::nullopt;
+    }
+    return std::move(text).str();
+}
+
+std::optional<boost::json::object> read_json_object(const std::string& path, std::string* why) {
+    auto text = read_text_file(path, why);
+    if (!text) return std::nullopt;
     boost::system::error_code ec;
-    auto doc = boost::json::parse(text.str(), ec);
+    auto doc = boost::json::parse(*text, ec);
     if (ec || !doc.is_object()) {
         if (why) *why = path + ": not a JSON object" + (ec ? " (" + ec.message() + ")" : std::string());
         return std::nullopt;

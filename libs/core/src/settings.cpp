@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/files.hpp"
 #include "settings_text.hpp"
 #include "utf8.hpp"
 
@@ -195,11 +196,10 @@ boost::json::object SettingsReader::schema() const {
 }
 
 SettingsReader SettingsReader::from_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw SettingsError(path + ": cannot be read");
-    std::stringstream buf;
-    buf << in.rdbuf();
-    return from_text(buf.str(), path);
+    std::string why;
+    auto text = read_text_file(path, &why);
+    if (!text) throw SettingsError(why);
+    return from_text(*text, path);
 }
 
 bool SettingsReader::field(std::string_view key, std::string& out, Need need) {

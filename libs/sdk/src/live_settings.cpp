@@ -4,6 +4,7 @@
 #include <sstream>
 #include <variant>
 
+#include "plexus/core/files.hpp"
 #include "plexus/core/json_merge.hpp"
 #include "plexus/core/yaml_json.hpp"
 #include "plexus/telemetry/log.hpp"
@@ -33,13 +34,12 @@ std::pair<std::vector<std::shared_ptr<const void>>, std::function<void()>> LiveS
 }
 
 void LiveSettings::load_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw core::SettingsError(path + ": cannot be read");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto reader = core::SettingsReader::from_text(text.str(), path);
+    std::string why;
+    auto text = core::read_text_file(path, &why);
+    if (!text) throw core::SettingsError(why);
+    auto reader = core::SettingsReader::from_text(*text, path);
     read(reader);  // every problem named by file, line and key
-    auto doc = core::yaml_to_json(text.str(), path);
+    auto doc = core::yaml_to_json(*text, path);
     file_ = doc.is_object() ? std::move(doc.get_object()) : json::object();
 }
 

@@ -9,6 +9,7 @@
 
 #include "plexus/auth/verifier.hpp"
 #include "plexus/core/clock.hpp"
+#include "plexus/core/files.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/core/yaml_json.hpp"
 #include "plexus/discovery/daemon_presence.hpp"
@@ -27,11 +28,10 @@ namespace json = boost::json;
 namespace {
 
 json::object read_document(const fs::path& file) {
-    std::ifstream in(file);
-    if (!in) throw core::SettingsError(file.string() + ": cannot be read");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto doc = core::yaml_to_json(text.str(), file.string());
+    std::string why;
+    auto text = core::read_text_file(file.string(), &why);
+    if (!text) throw core::SettingsError(why);
+    auto doc = core::yaml_to_json(*text, file.string());
     if (doc.is_null()) return {};
     if (!doc.is_object()) throw core::SettingsError(file.string() + ":1: the document must be a map of keys");
     return std::move(doc.get_object());

@@ -68,14 +68,9 @@ std::optional<SecretBox> SecretBox::from_text(std::string_view text, std::string
 }
 
 std::optional<SecretBox> SecretBox::from_file(const std::string& path, std::string& why) {
-    std::ifstream in(path);
-    if (!in) {
-        why = path + ": cannot be read";
-        return std::nullopt;
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    auto box = from_text(text.str(), why);
+    auto text = core::read_text_file(path, &why);
+    if (!text) return std::nullopt;
+    auto box = from_text(*text, why);
     if (!box) why = path + ": " + why;
     return box;
 }

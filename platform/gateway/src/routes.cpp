@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "plexus/core/duration.hpp"
+#include "plexus/core/files.hpp"
 #include "plexus/core/json_merge.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/core/yaml_json.hpp"
@@ -360,12 +361,11 @@ std::vector<RouteSettings> load_routes(const std::string& path, const boost::jso
                                        const std::string& source) {
     boost::json::object doc;
     if (!path.empty()) {
-        std::ifstream in(path);
-        if (!in) throw core::SettingsError(path + ": cannot be read");
-        std::stringstream text;
-        text << in.rdbuf();
-        parse_routes(text.str(), path);  // the file's own problems, named by its line
-        auto file = core::yaml_to_json(text.str(), path);
+        std::string why;
+        auto text = core::read_text_file(path, &why);
+        if (!text) throw core::SettingsError(why);
+        parse_routes(*text, path);  // the file's own problems, named by its line
+        auto file = core::yaml_to_json(*text, path);
         if (file.is_object()) doc = std::move(file.get_object());
     }
     core::merge_into(doc, overlay);

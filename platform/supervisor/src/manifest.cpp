@@ -6,6 +6,7 @@
 #include <functional>
 #include <sstream>
 
+#include "plexus/core/files.hpp"
 #include "plexus/core/settings.hpp"
 
 namespace plexus::supervisor {
@@ -233,14 +234,13 @@ Manifest parse_manifest(std::string_view yaml, const std::string& file_name,
 }
 
 Manifest load_manifest(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw core::SettingsError(path + ": cannot be read");
-    std::stringstream text;
-    text << in.rdbuf();
+    std::string why;
+    auto text = core::read_text_file(path, &why);
+    if (!text) throw core::SettingsError(why);
     std::error_code ec;
     auto absolute = std::filesystem::absolute(path, ec);
     auto dir = (ec ? std::filesystem::path(path) : absolute).lexically_normal().parent_path();
-    return parse_manifest(text.str(), path, dir.empty() ? "." : dir.string());
+    return parse_manifest(*text, path, dir.empty() ? "." : dir.string());
 }
 
 std::optional<std::string> validate_manifest(const Manifest& m) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <tuple>
 
+#include "plexus/core/files.hpp"
 #include "plexus/core/settings.hpp"
 #include "plexus/discovery/registry_client.hpp"
 #include "plexus/net/blocking.hpp"
@@ -43,14 +44,7 @@ constexpr const char* kStateFile = "supervisor.json";
 constexpr auto kLivenessTimeout = 500ms;
 
 std::optional<json::object> read_state(const std::string& data_dir) {
-    std::ifstream in(data_dir + "/" + kStateFile);
-    if (!in) return std::nullopt;
-    std::stringstream s;
-    s << in.rdbuf();
-    boost::system::error_code ec;
-    auto v = json::parse(s.str(), ec);
-    if (ec || !v.is_object()) return std::nullopt;
-    return v.as_object();
+    return core::read_json_object(data_dir + "/" + kStateFile);
 }
 
 bool alive(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }

@@ -17,6 +17,10 @@ namespace plexus::core {
 /// removed on failure.
 void write_file_atomically(const std::string& path, const std::string& data, mode_t mode);
 
+/// The whole text of a file; nullopt when it cannot be read, with `why` (if given) naming the file
+/// and the system's reason.
+std::optional<std::string> read_text_file(const std::string& path, std::string* why = nullptr);
+
 /// The JSON object a file holds (credentials, caches); nullopt when the file cannot be read or
 /// does not hold one, with `why` (if given) naming the file and the reason.
 std::optional<boost::json::object> read_json_object(const std::string& path, std::string* why = nullptr);
