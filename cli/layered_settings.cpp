@@ -10,15 +10,10 @@
 std::optional<boost::json::object> fetch_settings(const SettingsSources& from, const std::string& app,
                                                   std::string& why,
                                                   const std::optional<boost::json::object>& schema) {
-    plexus::settings::ConfigServer where;
-    where.url = from.server;
-    where.app = app;
-    where.profiles = from.profiles;
-    where.instance = app + "-" + std::to_string(::getpid());
     try {
-        if (!from.token_uri.empty() && !from.credentials.empty())
-            where.token = plexus::settings::client_token(from.token_uri, from.credentials);
-        plexus::settings::ConfigClient client(where);
+        plexus::settings::ConfigClient client(plexus::settings::config_server(
+            from.server, app, from.profiles, app + "-" + std::to_string(::getpid()), from.token_uri,
+            from.credentials));
         plexus::net::Runtime runtime(1);
         std::thread io([&] { runtime.run(); });
         auto r = plexus::net::run_blocking(runtime.executor(0), client.fetch(), std::chrono::seconds(10));

@@ -108,14 +108,9 @@ net::Task<std::string> start_live_settings(std::shared_ptr<const settings::Confi
 std::shared_ptr<settings::ConfigClient> config_client(const std::string& url, const std::string& profiles,
                                                       const std::string& app, const std::string& instance,
                                                       const AccessFlags& access) {
-    settings::ConfigServer where;
-    where.url = url;
-    where.app = app;
-    where.profiles = profiles;
-    where.instance = instance;
-    if (!access.identity.empty() && !access.credentials.empty())
-        where.token = settings::client_token(access.identity + "/token", access.credentials);
-    return std::make_shared<settings::ConfigClient>(std::move(where));
+    auto token_uri = access.identity.empty() ? std::string() : access.identity + "/token";
+    return std::make_shared<settings::ConfigClient>(
+        settings::config_server(url, app, profiles, instance, token_uri, access.credentials));
 }
 
 }  // namespace plexus::detail

@@ -24,6 +24,18 @@ std::string detail_of(const net::Response& res) {
 
 }  // namespace
 
+ConfigServer config_server(std::string url, std::string app, std::string profiles, std::string instance,
+                           const std::string& token_uri, const std::string& credentials_file) {
+    ConfigServer where;
+    where.url = std::move(url);
+    where.app = std::move(app);
+    where.profiles = std::move(profiles);
+    where.instance = std::move(instance);
+    if (!token_uri.empty() && !credentials_file.empty())
+        where.token = client_token(token_uri, credentials_file);
+    return where;
+}
+
 std::function<net::Task<std::string>()> client_token(const std::string& token_uri,
                                                      const std::string& credentials_file) {
     auto source =

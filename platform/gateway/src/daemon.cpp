@@ -21,14 +21,9 @@ namespace {
 
 // Where the gateway's routes document lives at the config server, and how it calls it.
 settings::ConfigServer config_server_of(const DaemonSettings& s) {
-    settings::ConfigServer where;
-    where.url = s.config_server;
-    where.app = "gateway";
-    where.profiles = s.profiles;
-    where.instance = "gateway-" + std::to_string(::getpid());
-    if (!s.token_uri.empty() && !s.auth.credentials_file.empty())
-        where.token = settings::client_token(s.token_uri, s.auth.credentials_file);
-    return where;
+    return settings::config_server(s.config_server, "gateway", s.profiles,
+                                   "gateway-" + std::to_string(::getpid()), s.token_uri,
+                                   s.auth.credentials_file);
 }
 
 void log_certificate(std::string_view msg, const net::ServerTls& tls, const net::CertificateInfo& c) {

@@ -45,6 +45,12 @@ struct ConfigServer {
 std::function<net::Task<std::string>()> client_token(const std::string& token_uri,
                                                      const std::string& credentials_file);
 
+/// Where `instance` of `app` reads its configuration: the config server `url`, `profiles`, and a
+/// token of the workload's own (client_token()) when both `token_uri` and `credentials_file` are
+/// given. Throws std::invalid_argument as client_token() does.
+ConfigServer config_server(std::string url, std::string app, std::string profiles, std::string instance,
+                           const std::string& token_uri = {}, const std::string& credentials_file = {});
+
 /// One version of an application's merged configuration.
 struct Fetched {
     std::int64_t version = 0;  ///< 0: nothing configured for it yet
