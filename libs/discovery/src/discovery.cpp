@@ -144,9 +144,6 @@ void Discovery::set_policy(const std::string& service, Policy policy) {
 }
 
 namespace {
-bool in_discovery(const InstanceInfo& in) {
-    return !in.draining && (in.status == "passing" || in.status == "warning");
-}
 
 // The list after `changes`, keeping per-instance state (in-flight counts, outlier ejection) for
 // instances that stay. Keyed by id and address: a supervisor restarts a dead instance under the

@@ -39,10 +39,6 @@ const std::vector<std::string> kMigrations = {
     "ALTER TABLE instances ADD COLUMN health_check TEXT NOT NULL DEFAULT ''",
 };
 
-bool listed(const discovery::InstanceInfo& in) {
-    return !in.draining && (in.status == "passing" || in.status == "warning");
-}
-
 std::string validate_check(const discovery::HealthCheck& c) {
     using std::chrono::milliseconds;
     if (c.http.empty() || c.http.front() != '/' || c.http.size() > 1024) {
@@ -724,7 +720,7 @@ discovery::ServiceSnapshot Catalog::snapshot(const std::string& service, bool al
     snap.index = s == services_.end() ? index_ : s->second.index;
     if (s == services_.end()) return snap;
     for (const auto& [id, e] : s->second.instances) {
-        if (!all && !listed(e.info)) continue;
+        if (!all && !discovery::in_discovery(e.info)) continue;
         snap.instances.push_back(e.info);
     }
     return snap;
@@ -743,7 +739,7 @@ AnswerPtr Catalog::answer(const std::string& service, bool all) const {
         index = s->second.index;
         pieces.reserve(s->second.instances.size());
         for (const auto& [id, e] : s->second.instances) {
-            if (all || listed(e.info)) pieces.push_back(e.json);
+            if (all || discovery::in_discovery(e.info)) pieces.push_back(e.json);
         }
     }
     // Joined outside the lock; two readers of a new index may both join it, one keeps it.
@@ -775,7 +771,7 @@ AnswerPtr Catalog::changes_since(const std::string& service, bool all, std::uint
             for (auto c = first; c != st.log.end(); ++c) ids.insert(c->id);
             for (auto id : ids) {
                 auto it = st.instances.find(std::string(id));
-                if (it != st.instances.end() && (all || listed(it->second.info)))
+                if (it != st.instances.end() && (all || discovery::in_discovery(it->second.info)))
                     changed.push_back(it->second.json);
                 else
                     removed.emplace_back(id);
@@ -816,7 +812,7 @@ std::vector<ServiceSummary> Catalog::services() const {
     for (const auto& [name, s] : services_) {
         if (s.instances.empty()) continue;  // kept for its index and changes, not listed
         ServiceSummary sum{name, s.instances.size(), 0, s.index};
-        for (const auto& [id, e] : s.instances) sum.healthy += listed(e.info);
+        for (const auto& [id, e] : s.instances) sum.healthy += discovery::in_discovery(e.info);
         out.push_back(std::move(sum));
     }
     return out;

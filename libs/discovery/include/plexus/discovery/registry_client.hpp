@@ -58,6 +58,11 @@ struct InstanceInfo {
     net::Endpoint endpoint() const { return {address, port}; }
 };
 
+/// Whether the registry lists an instance for traffic: "passing" or "warning", and not draining.
+inline bool in_discovery(const InstanceInfo& in) noexcept {
+    return !in.draining && (in.status == "passing" || in.status == "warning");
+}
+
 /// A service's instances at a catalog index.
 struct ServiceSnapshot {
     std::uint64_t index = 0;
