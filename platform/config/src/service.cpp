@@ -433,40 +433,72 @@ void ConfigService::validate(const State& s, const DocKey& changed) const {
     }
 }
 
-Record ConfigService::write(const Caller& caller, const DocKey& key, Edit edit) {
+namespace {
+
+// A write's first checks: the document's name, and the caller's right to change it (403 saying
+// what `doing` needs).
+void need_write(const Caller& caller, const DocKey& key, const std::string& doing) {
     check_key(key);
     if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "writing " + key.app + " needs scope config:write:" + key.app);
-    std::lock_guard lock(write_mutex_);
-    auto s = state();
-    auto it = s->docs.find(key);
-    const DocState* d = it == s->docs.end() ? nullptr : &it->second;
+        throw HttpError(403, "Forbidden", doing + " needs scope config:write:" + key.app);
+}
+
+// The document as served, or null for one never written.
+const ConfigService::DocState* doc_in(const std::map<DocKey, ConfigService::DocState>& docs,
+                                      const DocKey& key) {
+    auto it = docs.find(key);
+    return it == docs.end() ? nullptr : &it->second;
+}
+
+// Nothing but promote and abort changes a document while a canary of it is out.
+void refuse_during_canary(const ConfigService::DocState* d, const DocKey& key) {
     if (d && d->canary)
         throw HttpError(409, "Conflict",
                         key.name() + " has a canary pending (version " + std::to_string(d->canary->version) +
                             "): promote or abort it first");
+}
+
+}  // namespace
+
+Record ConfigService::write(const Caller& caller, const DocKey& key, Edit edit) {
+    need_write(caller, key, "writing " + key.app);
+    return edited(caller, key, std::move(edit), Kind::set, {});
+}
+
+Record ConfigService::start_canary(const Caller& caller, const DocKey& key, Edit edit, Targets targets) {
+    need_write(caller, key, "a canary");
+    if (targets.instances.empty() && targets.percent <= 0)
+        throw HttpError(400, "Bad Request", "a canary needs instances or a percent above 0");
+    if (targets.percent < 0 || targets.percent > 100)
+        throw HttpError(400, "Bad Request", "percent must be between 0 and 100");
+    return edited(caller, key, std::move(edit), Kind::canary, std::move(targets));
+}
+
+Record ConfigService::edited(const Caller& caller, const DocKey& key, Edit edit, Kind kind, Targets targets) {
+    std::lock_guard lock(write_mutex_);
+    auto s = state();
+    const DocState* d = doc_in(s->docs, key);
+    refuse_during_canary(d, key);
     check_expected(edit.expected, d, key);
     Record r;
     r.key = key;
-    r.kind = Kind::set;
+    r.kind = kind;
     r.message = edit.message;
+    r.targets = std::move(targets);
     r.content = apply_edit(edit, d && d->stable && d->stable->content ? *d->stable->content : json::object());
     return commit(caller, std::move(r), *s);
 }
 
 Record ConfigService::remove(const Caller& caller, const DocKey& key, std::string message,
                              std::int64_t expected) {
-    check_key(key);
-    if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "deleting needs scope config:write:" + key.app);
+    need_write(caller, key, "deleting");
     std::lock_guard lock(write_mutex_);
     auto s = state();
-    auto it = s->docs.find(key);
-    if (it == s->docs.end() || !it->second.stable || !it->second.stable->content)
+    const DocState* d = doc_in(s->docs, key);
+    if (!d || !d->stable || !d->stable->content)
         throw HttpError(404, "Not Found", "no document " + key.name());
-    if (it->second.canary)
-        throw HttpError(409, "Conflict", key.name() + " has a canary pending: promote or abort it first");
-    check_expected(expected, &it->second, key);
+    refuse_during_canary(d, key);
+    check_expected(expected, d, key);
     Record r;
     r.key = key;
     r.kind = Kind::remove;
@@ -476,9 +508,7 @@ Record ConfigService::remove(const Caller& caller, const DocKey& key, std::strin
 
 Record ConfigService::rollback(const Caller& caller, const DocKey& key, std::int64_t version,
                                std::string message) {
-    check_key(key);
-    if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "rolling back needs scope config:write:" + key.app);
+    need_write(caller, key, "rolling back");
     auto target = document(key, version);  // before the lock: document() takes it
     std::lock_guard lock(write_mutex_);
     if (target.kind == Kind::abort) {
@@ -489,13 +519,9 @@ Record ConfigService::rollback(const Caller& caller, const DocKey& key, std::int
         target.content = *stable ? std::move((*stable)->content) : std::nullopt;
     }
     auto s = state();
-    auto it = s->docs.find(key);
-    if (it != s->docs.end() && it->second.canary)
-        throw HttpError(409, "Conflict",
-                        key.name() + " has a canary pending: abort it (or promote it) first");
+    refuse_during_canary(doc_in(s->docs, key), key);
     Record r;
     r.key = key;
-    r.kind = Kind::rollback;
     r.source = version;
     r.content = std::move(target.content);  // a remove's none: rolling back to it deletes again
     r.kind = r.content ? Kind::rollback : Kind::remove;
@@ -503,37 +529,9 @@ Record ConfigService::rollback(const Caller& caller, const DocKey& key, std::int
     return commit(caller, std::move(r), *s);
 }
 
-Record ConfigService::start_canary(const Caller& caller, const DocKey& key, Edit edit, Targets targets) {
-    check_key(key);
-    if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", "a canary needs scope config:write:" + key.app);
-    if (targets.instances.empty() && targets.percent <= 0)
-        throw HttpError(400, "Bad Request", "a canary needs instances or a percent above 0");
-    if (targets.percent < 0 || targets.percent > 100)
-        throw HttpError(400, "Bad Request", "percent must be between 0 and 100");
-    std::lock_guard lock(write_mutex_);
-    auto s = state();
-    auto it = s->docs.find(key);
-    const DocState* d = it == s->docs.end() ? nullptr : &it->second;
-    if (d && d->canary)
-        throw HttpError(409, "Conflict",
-                        key.name() + " already has a canary pending (version " +
-                            std::to_string(d->canary->version) + "): promote or abort it first");
-    check_expected(edit.expected, d, key);
-    Record r;
-    r.key = key;
-    r.kind = Kind::canary;
-    r.message = edit.message;
-    r.targets = std::move(targets);
-    r.content = apply_edit(edit, d && d->stable && d->stable->content ? *d->stable->content : json::object());
-    return commit(caller, std::move(r), *s);
-}
-
 Record ConfigService::end_canary(const Caller& caller, const DocKey& key, Kind kind, std::string message) {
-    check_key(key);
     const char* what = kind == Kind::promote ? "promote" : "abort";
-    if (!caller.may_write(key.app))
-        throw HttpError(403, "Forbidden", std::string(what) + " needs scope config:write:" + key.app);
+    need_write(caller, key, what);
     std::lock_guard lock(write_mutex_);
     auto s = state();
     auto it = s->docs.find(key);

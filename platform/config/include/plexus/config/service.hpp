@@ -181,6 +181,8 @@ class ConfigService {
     // What the store tells of changes (Follower), on its thread.
     void follow_record(const Record& r);
     bool reload(bool everything);
+    // A write or a canary: `edit` applied to the stable content, as a record of `kind`.
+    Record edited(const Caller& caller, const DocKey& key, Edit edit, Kind kind, Targets targets);
     // Promote (its content for everyone) or abort (taken back) the document's pending canary.
     Record end_canary(const Caller& caller, const DocKey& key, Kind kind, std::string message);
     // Puts `r` (written, its version set) in force over `next`, publishes it, wakes the watches.
