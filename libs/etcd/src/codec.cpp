@@ -4,6 +4,8 @@
 #include <charconv>
 #include <utility>
 
+#include "plexus/core/base64.hpp"
+
 namespace plexus::etcd {
 
 std::string prefix_end(std::string_view prefix) {
@@ -25,18 +27,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int sextet(char c) noexcept {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-json::string b64(std::string_view bytes) { return json::string(base64_encode(bytes)); }
+json::string b64(std::string_view bytes) { return json::string(core::base64_encode(bytes)); }
 json::string i64(std::int64_t n) { return json::string(std::to_string(n)); }
 
 ErrorCode bad(std::string_view what) { return make_error(errc::bad_response, what); }
@@ -84,7 +75,7 @@ class Fields {
         const auto* v = o_.if_contains(name);
         if (!v) return {};
         if (const auto* s = v->if_string()) {
-            if (auto decoded = base64_decode(*s)) return std::move(*decoded);
+            if (auto decoded = core::base64_decode(*s)) return std::move(*decoded);
         }
         fail(name, "is not base64");
         return {};
@@ -288,54 +279,6 @@ bool contains(std::string_view haystack, std::string_view needle) noexcept {
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
-    for (; i + 3 <= in.size(); i += 3) {
-        unsigned n = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-        out.push_back(kAlphabet[n >> 18 & 63]);
-        out.push_back(kAlphabet[n >> 12 & 63]);
-        out.push_back(kAlphabet[n >> 6 & 63]);
-        out.push_back(kAlphabet[n & 63]);
-    }
-    if (in.size() - i == 1) {
-        unsigned n = byte(i) << 16;
-        out.push_back(kAlphabet[n >> 18 & 63]);
-        out.push_back(kAlphabet[n >> 12 & 63]);
-        out.append("==");
-    } else if (in.size() - i == 2) {
-        unsigned n = byte(i) << 16 | byte(i + 1) << 8;
-        out.push_back(kAlphabet[n >> 18 & 63]);
-        out.push_back(kAlphabet[n >> 12 & 63]);
-        out.push_back(kAlphabet[n >> 6 & 63]);
-        out.push_back('=');
-    }
-    return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-    if (in.size() % 4 != 0) return std::nullopt;
-    std::string out;
-    out.reserve(in.size() / 4 * 3);
-    for (std::size_t i = 0; i < in.size(); i += 4) {
-        bool last = i + 4 == in.size();
-        int pad = 0;
-        if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
-        unsigned n = 0;
-        for (int k = 0; k < 4; ++k) {
-            int s = k < 4 - pad ? sextet(in[i + static_cast<std::size_t>(k)]) : 0;
-            if (s < 0) return std::nullopt;
-            n = n << 6 | static_cast<unsigned>(s);
-        }
-        out.push_back(static_cast<char>(n >> 16 & 0xff));
-        if (pad < 2) out.push_back(static_cast<char>(n >> 8 & 0xff));
-        if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-    }
-    return out;
-}
 
 std::string range_body(const RangeRequest& r) { return json::serialize(range_object(r)); }
 std::string put_body(const PutRequest& r) { return json::serialize(put_object(r)); }

@@ -24,10 +24,6 @@
 
 namespace plexus::etcd::detail {
 
-std::string base64_encode(std::string_view in);
-/// nullopt for anything that is not padded standard base64.
-std::optional<std::string> base64_decode(std::string_view in);
-
 // Request bodies (JSON text).
 std::string range_body(const RangeRequest& r);
 std::string put_body(const PutRequest& r);

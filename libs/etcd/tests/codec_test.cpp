@@ -37,31 +37,6 @@ etcd::RangeRequest counting(std::string key) {
 
 json::value parse(std::string_view text) { return json::parse(text); }
 
-TEST(Base64, RoundTripsEveryLengthAndByte) {
-    EXPECT_EQ(detail::base64_encode(""), "");
-    EXPECT_EQ(detail::base64_encode("f"), "Zg==");
-    EXPECT_EQ(detail::base64_encode("fo"), "Zm8=");
-    EXPECT_EQ(detail::base64_encode("foo"), "Zm9v");
-    EXPECT_EQ(detail::base64_encode("foob"), "Zm9vYg==");
-    EXPECT_EQ(detail::base64_encode(std::string(1, '\0')), "AA==");
-    std::string all;
-    for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
-    for (std::size_t n = 0; n <= all.size(); n += 7) {
-        auto part = all.substr(0, n);
-        auto decoded = detail::base64_decode(detail::base64_encode(part));
-        ASSERT_TRUE(decoded) << n;
-        EXPECT_EQ(*decoded, part) << n;
-    }
-}
-
-TEST(Base64, RejectsWhatIsNotPaddedStandardBase64) {
-    EXPECT_FALSE(detail::base64_decode("Zm9"));   // not a multiple of 4
-    EXPECT_FALSE(detail::base64_decode("Zm9*"));  // not in the alphabet
-    EXPECT_FALSE(detail::base64_decode("Zm-_"));  // URL alphabet
-    EXPECT_FALSE(detail::base64_decode("=m9v"));  // padding first
-    EXPECT_EQ(*detail::base64_decode(""), "");
-}
-
 TEST(PrefixEnd, IncrementsTheLastByteThatCan) {
     EXPECT_EQ(etcd::prefix_end("a"), "b");
     EXPECT_EQ(etcd::prefix_end("services/"), "services0");

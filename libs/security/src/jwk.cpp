@@ -13,6 +13,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "plexus/core/base64.hpp"
+
 namespace plexus::security {
 
 namespace json = boost::json;
@@ -27,7 +29,6 @@ struct Key::Evp {
 
 namespace {
 
-constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr std::size_t kP256Coordinate = 32;
 constexpr int kMinRsaBits = 2048;
 
@@ -118,57 +119,10 @@ std::optional<Algorithm> parse_algorithm(std::string_view name) noexcept {
     return std::nullopt;
 }
 
-std::string base64url_encode(std::string_view bytes) {
-    std::string out;
-    out.reserve((bytes.size() * 4 + 2) / 3);
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
-    for (; i + 3 <= bytes.size(); i += 3) {
-        std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += kAlphabet[v & 63];
-    }
-    if (bytes.size() - i == 1) {
-        std::uint32_t v = byte(i) << 16;
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-    } else if (bytes.size() - i == 2) {
-        std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
-        out += kAlphabet[(v >> 18) & 63];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-    }
-    return out;
-}
+std::string base64url_encode(std::string_view bytes) { return core::base64_encode(bytes, core::Base64::url); }
 
 std::optional<std::string> base64url_decode(std::string_view text) {
-    static const std::array<std::int8_t, 256> kValues = [] {
-        std::array<std::int8_t, 256> t{};
-        t.fill(-1);
-        for (std::size_t i = 0; i < kAlphabet.size(); ++i)
-            t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
-        return t;
-    }();
-    if (text.size() % 4 == 1) return std::nullopt;
-    std::string out;
-    out.reserve(text.size() * 3 / 4);
-    std::uint32_t acc = 0;
-    int bits = 0;
-    for (unsigned char c : text) {
-        auto v = kValues[c];
-        if (v < 0) return std::nullopt;
-        acc = (acc << 6) | static_cast<std::uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xff);
-        }
-    }
-    // The leftover bits must be zero, or two texts would mean the same bytes.
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-    return out;
+    return core::base64_decode(text, core::Base64::url);
 }
 
 Key::Key(std::shared_ptr<Evp> pkey, Algorithm alg, std::string kid, bool is_private)

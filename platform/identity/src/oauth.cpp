@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "plexus/core/base64.hpp"
 #include "plexus/core/duration.hpp"
 #include "plexus/security/jwt.hpp"
 #include "plexus/security/secrets.hpp"
@@ -16,18 +17,11 @@ namespace plexus::identity {
 namespace {
 
 // Standard base64 (with padding) as in HTTP Basic credentials.
+// Padding left out is taken as meant.
 std::optional<std::string> base64_decode(std::string_view text) {
-    std::string url(text);
-    while (!url.empty() && url.back() == '=') url.pop_back();
-    for (auto& c : url) {
-        if (c == '+')
-            c = '-';
-        else if (c == '/')
-            c = '_';
-        else if (c == '-' || c == '_')
-            return std::nullopt;
-    }
-    return security::base64url_decode(url);
+    std::string padded(text);
+    while (padded.size() % 4 != 0) padded += '=';
+    return core::base64_decode(padded);
 }
 
 // RFC 7636 §4.1: code_verifier = 43*128unreserved.
