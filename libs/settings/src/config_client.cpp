@@ -12,6 +12,18 @@ namespace plexus::settings {
 namespace json = boost::json;
 
 namespace {
+// `apply(f)` on the blocking pool (it may read files, parse and check a whole configuration, or
+// run a program's callbacks: not on an io thread that serves requests); what it throws is its
+// refusal.
+net::Task<std::string> applied(const std::function<std::string(const Fetched&)>& apply, const Fetched& f) {
+    co_return co_await net::offload([&]() -> std::string {
+        try {
+            return apply(f);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    });
+}
 
 std::string detail_of(const net::Response& res) {
     boost::system::error_code ec;
@@ -157,12 +169,7 @@ net::Task<void> ConfigClient::follow(std::shared_ptr<const ConfigClient> client,
         auto& fetched = std::get<Fetched>(r);
         if (fetched.version == known) continue;  // the wait ended without a change
         known = fetched.version;
-        std::string why;
-        try {
-            why = apply(fetched);
-        } catch (const std::exception& e) {
-            why = e.what();
-        }
+        auto why = co_await applied(apply, fetched);
         if (why.empty()) {
             running = fetched.version;
             telemetry::info("configuration applied", {{"version", fetched.version}});
@@ -201,12 +208,7 @@ net::Task<std::string> ConfigClient::start(std::shared_ptr<const ConfigClient> c
         co_await net::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
-    std::string why;
-    try {
-        why = apply(now, true);
-    } catch (const std::exception& e) {
-        why = e.what();
-    }
+    auto why = co_await applied([&apply](const Fetched& f) { return apply(f, true); }, now);
     co_await client->report(now.version, why.empty() ? now.version : 0, why.empty(), why);
     if (!why.empty()) co_return why;
     telemetry::info("configuration loaded",

@@ -82,7 +82,8 @@ class ConfigClient {
         boost::json::value schema) const;
 
     /// Follows changes after version `from` until `*stop`: for each new version calls `apply`
-    /// (which returns "" when applied, else why it refused) and reports the outcome. Backs off
+    /// (which returns "" when applied, else why it refused; it runs on the blocking pool, one
+    /// call at a time) and reports the outcome. Backs off
     /// (up to 5 s) while the server cannot be reached, logging each failure streak once.
     static net::Task<void> follow(std::shared_ptr<const ConfigClient> client, std::int64_t from,
                                   std::function<std::string(const Fetched&)> apply,
