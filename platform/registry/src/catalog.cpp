@@ -599,24 +599,23 @@ std::vector<std::int64_t> Catalog::leases_due() {
     return due;
 }
 
-Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std::string* problem) {
-    auto pending = queue_register(std::move(in));
+Result<std::uint64_t> Catalog::written(const std::shared_ptr<PendingWrite>& pending, std::string* problem) {
     if (!pending->done()) write_pending();
     auto r = pending->result();
     if (!r && problem) *problem = pending->problem();
     return r;
 }
 
+Result<std::uint64_t> Catalog::register_instance(discovery::InstanceInfo in, std::string* problem) {
+    return written(queue_register(std::move(in)), problem);
+}
+
 Result<std::uint64_t> Catalog::deregister(const std::string& service, const std::string& id) {
-    auto pending = queue_deregister(service, id);
-    write_pending();
-    return pending->result();
+    return written(queue_deregister(service, id));
 }
 
 Result<std::uint64_t> Catalog::set_draining(const std::string& service, const std::string& id) {
-    auto pending = queue_draining(service, id);
-    write_pending();
-    return pending->result();
+    return written(queue_draining(service, id));
 }
 
 Result<void> Catalog::heartbeat(const std::string& service, const std::string& id) {

@@ -297,6 +297,9 @@ class Catalog {
     ServiceState& state(const std::string& service);
 
     std::shared_ptr<PendingWrite> enqueue(std::shared_ptr<Op> op);
+    // Writes what is queued unless `pending` is done already; its result.
+    Result<std::uint64_t> written(const std::shared_ptr<PendingWrite>& pending,
+                                  std::string* problem = nullptr);
     // With writer_mutex_ held: writes and applies ops that each touch another instance; adds the
     // services changed to `changed`.
     void write_part(const std::vector<std::shared_ptr<Op>>& part, std::vector<std::string>& changed);
