@@ -2,6 +2,7 @@
 // What the client's calls share: the member list with the member that answered last, and the
 // unary call with failover that every key, lease and status call goes through.
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json/value.hpp>
 #include <chrono>
@@ -50,6 +51,43 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
 
 /// The longest pause between rounds over the members.
 inline constexpr std::chrono::milliseconds kMaxBackoff{1000};
+
+/// Going round the members after failures, for calls and watches: the member to try, and a pause
+/// once every member failed in a round (Settings::retry_backoff, doubling up to kMaxBackoff).
+class MemberRounds {
+  public:
+    /// Starting at `first`, or at the member that answered last.
+    explicit MemberRounds(const Client::State& state, std::optional<std::size_t> first = std::nullopt)
+        : index_(first.value_or(state.preferred.load(std::memory_order_relaxed)) %
+                 state.settings.members.size()),
+          backoff_(state.settings.retry_backoff) {}
+
+    std::size_t index() const noexcept { return index_; }
+
+    /// Member index() failed: moves on to the next (for every call of `state` too). The pause to
+    /// take before trying it: zero until a whole round has failed.
+    std::chrono::milliseconds failed(Client::State& state) noexcept {
+        auto next = (index_ + 1) % state.settings.members.size();
+        state.move_on(index_, next);
+        index_ = next;
+        if (++failed_in_round_ < state.settings.members.size()) return std::chrono::milliseconds::zero();
+        failed_in_round_ = 0;
+        auto pause = backoff_;
+        backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+        return pause;
+    }
+
+    /// Progress made: the next failure starts a fresh round.
+    void progress(const Client::State& state) noexcept {
+        failed_in_round_ = 0;
+        backoff_ = state.settings.retry_backoff;
+    }
+
+  private:
+    std::size_t index_;
+    std::size_t failed_in_round_ = 0;
+    std::chrono::milliseconds backoff_;
+};
 
 }  // namespace detail
 }  // namespace plexus::etcd

@@ -70,10 +70,7 @@ net::Task<Result<json::value>> call(std::shared_ptr<Client::State> state, std::c
     const bool read = kind == CallKind::read;
     const auto request = gateway_request(path, std::move(body));
     const auto deadline = Clock::now() + timeout;
-    auto backoff = settings.retry_backoff;
-    std::size_t index =
-        only_member.value_or(state->preferred.load(std::memory_order_relaxed)) % members.size();
-    std::size_t failed_in_round = 0;
+    MemberRounds rounds(*state, only_member);
     ErrorCode last = make_error(errc::timeout, "no member was asked before the call's timeout");
     net::Response response;
 
@@ -81,6 +78,7 @@ net::Task<Result<json::value>> call(std::shared_ptr<Client::State> state, std::c
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left <= std::chrono::milliseconds::zero()) co_return last;
         auto attempt = read ? std::min(left, settings.read_attempt_timeout) : left;
+        const auto index = rounds.index();
         const auto& member = members[index];
         auto ec = co_await net::send(member, request, response, attempt);
 
@@ -108,20 +106,15 @@ net::Task<Result<json::value>> call(std::shared_ptr<Client::State> state, std::c
                 refused = std::move(*error);
             }
             verdict = judge(refused, read);
-            what = refused.message + " (grpc code " + std::to_string(refused.code) + ")";
+            what = describe(refused);
         }
         last = make_error(verdict.error, member_name(member) + ": " + what);
         if (!verdict.try_next || only_member) co_return last;
 
-        auto next = (index + 1) % members.size();
-        state->move_on(index, next);
-        index = next;
-        if (++failed_in_round >= members.size()) {
-            failed_in_round = 0;
+        if (auto pause = rounds.failed(*state); pause.count() > 0) {
             left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-            if (left <= backoff) co_return last;
-            co_await net::sleep_for(backoff);
-            backoff = std::min(backoff * 2, kMaxBackoff);
+            if (left <= pause) co_return last;
+            co_await net::sleep_for(pause);
         }
     }
 }

@@ -52,6 +52,10 @@ struct GatewayError {
     int code = 2;         ///< the gRPC status code (2, "unknown", when the answer gave none)
     std::string message;  ///< etcd's message, "etcdserver: no leader"
 };
+/// "etcdserver: no leader (grpc code 14)", for error details.
+inline std::string describe(const GatewayError& e) {
+    return e.message + " (grpc code " + std::to_string(e.code) + ")";
+}
 /// The error in a unary error answer or a stream's error message; nullopt when `v` is neither.
 std::optional<GatewayError> decode_error(const boost::json::value& v);
 /// The error an HTTP answer that is not 200 carries: its JSON error, or the status and text.

@@ -26,11 +26,10 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
     std::int64_t resume_from = request.start_revision;
     // The last revision handed to on_batch; anything at or below it is a repeat.
     std::int64_t delivered = 0;
-    std::size_t index = state->preferred.load(std::memory_order_relaxed) % members.size();
-    std::size_t failed_in_round = 0;
-    auto backoff = settings.retry_backoff;
+    MemberRounds rounds(*state);
 
     while (true) {
+        const auto index = rounds.index();
         const auto& member = members[index];
         const auto req = gateway_request("/v3/watch", watch_body(request, resume_from, true));
         LineSplitter lines;
@@ -53,8 +52,7 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
                     // revision: a resumption may start past it (a quiet watch keeps up with
                     // compaction), and this member works.
                     resume_from = std::max(resume_from, msg->header.revision + 1);
-                    failed_in_round = 0;
-                    backoff = settings.retry_backoff;
+                    rounds.progress(*state);
                     return true;
                 case WatchMessage::Kind::events: {
                     WatchBatch batch;
@@ -69,8 +67,7 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
                     // Progress made: the next failure starts a fresh round. (Not on `created`: a
                     // member that accepts a watch and then fails it would be retried at once,
                     // again and again.)
-                    failed_in_round = 0;
-                    backoff = settings.retry_backoff;
+                    rounds.progress(*state);
                     if (!on_batch(batch)) {
                         result.end = WatchEnd{{}, 0, resume_from};
                         return false;
@@ -98,7 +95,7 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
                     return false;
                 case WatchMessage::Kind::error: {
                     auto verdict = judge(msg->error, true);
-                    auto what = msg->error.message + " (grpc code " + std::to_string(msg->error.code) + ")";
+                    auto what = describe(msg->error);
                     if (!verdict.try_next) {
                         result.end = WatchEnd{make_error(verdict.error, member_name(member) + ": " + what), 0,
                                               resume_from};
@@ -135,20 +132,13 @@ net::Task<WatchEnd> run_watch(std::shared_ptr<Client::State> state, WatchRequest
                 co_return WatchEnd{make_error(verdict.error, member_name(member) + ": " + refused.message), 0,
                                    resume_from};
             }
-            result.why = refused.message + " (grpc code " + std::to_string(refused.code) + ")";
+            result.why = describe(refused);
         }
         if (result.why.empty()) result.why = ec ? ec.message() : std::string("the stream ended");
         if (on_interrupted)
             on_interrupted(make_error(errc::unavailable, member_name(member) + ": " + result.why), index);
 
-        auto next = (index + 1) % members.size();
-        state->move_on(index, next);
-        index = next;
-        if (++failed_in_round >= members.size()) {
-            failed_in_round = 0;
-            co_await net::sleep_for(backoff);
-            backoff = std::min(backoff * 2, kMaxBackoff);
-        }
+        if (auto pause = rounds.failed(*state); pause.count() > 0) co_await net::sleep_for(pause);
     }
 }
 
