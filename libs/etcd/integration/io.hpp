@@ -13,6 +13,7 @@
 #include "plexus/etcd/testing.hpp"
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/runtime.hpp"
+#include "plexus/net/testing.hpp"
 
 namespace plexus::etcd::testing {
 
@@ -21,36 +22,14 @@ using namespace std::chrono_literals;
 /// The bound of one awaited call in these suites (a call's own timeout is 5 s).
 inline constexpr std::chrono::milliseconds kCallWait{15'000};
 
-/// An io runtime of `threads` io_contexts, run on threads of its own until destroyed.
-class Io {
+/// An io runtime on threads of its own, whose run() waits kCallWait.
+class Io : public net::testing::RuntimeThread {
   public:
-    explicit Io(std::size_t threads = 1) : runtime_(threads), runner_([this] { runtime_.run(); }) {}
-    ~Io() {
-        runtime_.stop();
-        runner_.join();
-    }
-    Io(const Io&) = delete;
-    Io& operator=(const Io&) = delete;
-
-    net::Executor executor(std::size_t i = 0) const { return runtime_.executor(i); }
-
-    /// Starts `task` on io_context `context`.
-    template <class T>
-    std::future<T> start(net::Task<T> task, std::size_t context = 0) {
-        return net::start(runtime_.executor(context), std::move(task));
-    }
-    /// Runs `task` and waits at most kCallWait for its value (throws when it does not come).
+    using RuntimeThread::RuntimeThread;
     template <class T>
     T run(net::Task<T> task, std::size_t context = 0) {
-        auto f = start(std::move(task), context);
-        if (f.wait_for(kCallWait) != std::future_status::ready)
-            throw std::runtime_error("etcd call did not end in time");
-        return f.get();
+        return RuntimeThread::run(std::move(task), context, kCallWait);
     }
-
-  private:
-    net::Runtime runtime_;
-    std::thread runner_;  // Runtime::run() runs context 0 here and the others on threads of its own
 };
 
 inline RangeRequest range_of(std::string key) {

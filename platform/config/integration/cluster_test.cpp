@@ -25,6 +25,7 @@
 #include <set>
 #include <thread>
 
+#include "../tests/config_waits.hpp"
 #include "plexus/config/etcd_store.hpp"
 #include "plexus/config/service.hpp"
 #include "plexus/etcd/testing.hpp"
@@ -48,32 +49,11 @@ constexpr std::chrono::milliseconds kWait{15'000};
 
 const Caller kAdmin{"alice", "plexus:admin"};
 
-// An io thread for waiting on a service's changed() signal.
-class Io {
-  public:
-    Io() : runner_([this] { runtime_.run(); }) {}
-    ~Io() {
-        runtime_.stop();
-        runner_.join();
-    }
-    net::Executor executor() const { return runtime_.executor(0); }
+using plexus::config::testing::Io;
 
-  private:
-    net::Runtime runtime_{1};
-    std::thread runner_;
-};
-
-// Waits until `pred` holds, woken by `service`'s changes; false when `limit` passes first.
 template <class Pred>
 bool eventually(Io& io, ConfigService& service, Pred pred, std::chrono::milliseconds limit = kWait) {
-    auto deadline = Clock::now() + limit;
-    while (true) {
-        auto seen = service.changed().epoch();
-        if (pred()) return true;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) return false;
-        net::run_blocking(io.executor(), service.changed().wait(left, seen), left + 1s);
-    }
+    return plexus::config::testing::eventually(io, service, pred, limit);
 }
 
 std::unique_ptr<ConfigService> server(const etcd::Settings& cluster, const std::string& prefix) {

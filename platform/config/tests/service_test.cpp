@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "config_waits.hpp"
 #include "plexus/config/etcd_store.hpp"
 #include "plexus/etcd/testing.hpp"
 #include "plexus/net/blocking.hpp"
@@ -74,34 +75,11 @@ std::string test_prefix(std::string_view extra = "") {
                                         std::string(extra));
 }
 
-// An io thread for the waits below.
-class Io {
-  public:
-    Io() : runner_([this] { runtime_.run(); }) {}
-    ~Io() {
-        runtime_.stop();
-        runner_.join();
-    }
-    net::Executor executor() const { return runtime_.executor(0); }
-    net::Runtime& runtime() { return runtime_; }
+using plexus::config::testing::Io;
 
-  private:
-    net::Runtime runtime_{1};
-    std::thread runner_;
-};
-
-// Waits until `pred` holds, woken by `service`'s changes; false when kWait passes first.
 template <class Pred>
 bool eventually(Io& io, ConfigService& service, Pred pred, std::chrono::milliseconds limit = kWait) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (true) {
-        auto seen = service.changed().epoch();
-        if (pred()) return true;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                          std::chrono::steady_clock::now());
-        if (left.count() <= 0) return false;
-        net::run_blocking(io.executor(), service.changed().wait(left, seen), left + 1s);
-    }
+    return plexus::config::testing::eventually(io, service, pred, limit);
 }
 
 // A store another server shares: it passes every call to the store underneath, but keeps what

@@ -17,6 +17,7 @@
 
 #include "plexus/net/blocking.hpp"
 #include "plexus/net/client.hpp"
+#include "plexus/net/runtime.hpp"
 
 namespace plexus::net::testing {
 
@@ -170,5 +171,39 @@ inline std::ostream& operator<<(std::ostream& os, RawSocket::End e) {
     }
     return os;
 }
+
+/// An io runtime of `threads` io_contexts run on threads of its own until destroyed, for tests
+/// that await tasks from the test's thread.
+class RuntimeThread {
+  public:
+    explicit RuntimeThread(std::size_t threads = 1)
+        : runtime_(threads), runner_([this] { runtime_.run(); }) {}
+    ~RuntimeThread() {
+        runtime_.stop();
+        runner_.join();
+    }
+    RuntimeThread(const RuntimeThread&) = delete;
+    RuntimeThread& operator=(const RuntimeThread&) = delete;
+
+    Executor executor(std::size_t context = 0) const { return runtime_.executor(context); }
+    Runtime& runtime() noexcept { return runtime_; }
+
+    /// Starts `task` on io_context `context`.
+    template <class T>
+    std::future<T> start(Task<T> task, std::size_t context = 0) {
+        return net::start(runtime_.executor(context), std::move(task));
+    }
+    /// Runs `task` and waits at most `limit` for its value (throws when it does not come).
+    template <class T>
+    T run(Task<T> task, std::size_t context = 0, std::chrono::milliseconds limit = kWait) {
+        auto f = start(std::move(task), context);
+        if (f.wait_for(limit) != std::future_status::ready) throw std::runtime_error("task timed out");
+        return f.get();
+    }
+
+  private:
+    Runtime runtime_;
+    std::thread runner_;  // Runtime::run() runs context 0 here and the others on threads of its own
+};
 
 }  // namespace plexus::net::testing
