@@ -32,12 +32,6 @@ class Io : public net::testing::RuntimeThread {
     }
 };
 
-inline RangeRequest range_of(std::string key) {
-    RangeRequest r;
-    r.key = std::move(key);
-    return r;
-}
-
 inline WatchRequest watch_prefix(std::string prefix, std::int64_t start_revision) {
     return WatchRequest::with_prefix(std::move(prefix), start_revision);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "plexus/etcd/testing.hpp"
 #include "plexus/net/runtime.hpp"
 #include "plexus/net/server.hpp"
 #include "plexus/net/testing.hpp"
@@ -22,18 +23,8 @@ using namespace plexus::net::testing;
 
 namespace {
 
-etcd::RangeRequest range_of(std::string key) {
-    etcd::RangeRequest r;
-    r.key = std::move(key);
-    return r;
-}
-
-etcd::WatchRequest watch_of(std::string key, std::int64_t start_revision = 0) {
-    etcd::WatchRequest w;
-    w.key = std::move(key);
-    w.start_revision = start_revision;
-    return w;
-}
+using plexus::etcd::testing::range_of;
+using plexus::etcd::testing::watch_of;
 
 constexpr std::string_view kNoLeader =
     R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})";

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "plexus/etcd/error.hpp"
+#include "plexus/etcd/testing.hpp"
 
 namespace etcd = plexus::etcd;
 namespace detail = plexus::etcd::detail;
@@ -15,18 +16,8 @@ namespace json = boost::json;
 
 namespace {
 
-etcd::RangeRequest range_of(std::string key) {
-    etcd::RangeRequest r;
-    r.key = std::move(key);
-    return r;
-}
-
-etcd::WatchRequest watch_of(std::string key, std::int64_t start_revision = 0) {
-    etcd::WatchRequest w;
-    w.key = std::move(key);
-    w.start_revision = start_revision;
-    return w;
-}
+using plexus::etcd::testing::range_of;
+using plexus::etcd::testing::watch_of;
 
 etcd::RangeRequest counting(std::string key) {
     auto r = range_of(std::move(key));

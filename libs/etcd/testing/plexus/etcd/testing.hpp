@@ -122,6 +122,21 @@ class EtcdCluster {
     std::vector<Member> members_;
 };
 
+/// A read of `key` alone.
+inline RangeRequest range_of(std::string key) {
+    RangeRequest r;
+    r.key = std::move(key);
+    return r;
+}
+
+/// A watch of `key` alone from `start_revision`.
+inline WatchRequest watch_of(std::string key, std::int64_t start_revision = 0) {
+    WatchRequest w;
+    w.key = std::move(key);
+    w.start_revision = start_revision;
+    return w;
+}
+
 /// A one-member cluster shared by the tests of one binary, started by the first call (from the
 /// test's thread; see above) and killed at exit. Tests keep apart by key prefix (unique_prefix()).
 EtcdCluster& shared_cluster();
