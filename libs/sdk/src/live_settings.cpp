@@ -58,9 +58,16 @@ std::string LiveSettings::apply(const json::object& server, const std::string& s
     // and those that already ran see it undone.
     std::vector<std::pair<std::size_t, std::function<void(const void*, const void*)>>> ran;
     std::vector<std::shared_ptr<const void>> before(slots_.size());
+    std::vector<json::value> sections(slots_.size());
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         std::vector<std::function<void(const void*, const void*)>> callbacks;
         before[i] = slots_[i]->value.load();
+        if (const auto* v = merged.if_contains(slots_[i]->section)) sections[i] = *v;
+        // A section the change leaves as it was keeps its values, and its callbacks are not told.
+        if (!initial && i < applied_.size() && sections[i] == applied_[i]) {
+            next[i] = before[i];
+            continue;
+        }
         if (!initial) {
             std::lock_guard lock(slots_[i]->mutex);
             callbacks = slots_[i]->callbacks;
@@ -82,7 +89,9 @@ std::string LiveSettings::apply(const json::object& server, const std::string& s
             ran.emplace_back(i, cb);
         }
     }
-    for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i]->value.store(next[i]);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+        if (next[i] != before[i]) slots_[i]->value.store(next[i]);
+    applied_ = std::move(sections);
     if (commit) commit();
     return {};
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +32,8 @@ class LiveSettings {
     /// Loads the file overlaid by `server` (named `source` in errors) and applies it when every
     /// section loads and every change callback accepts it; "" when applied, else why not
     /// (nothing changed then).
+    /// A section whose settings the change leaves as they were keeps its values, and its
+    /// callbacks are not called.
     /// `initial`: the values before run(), with nobody to tell (no callbacks).
     std::string apply(const boost::json::object& server, const std::string& source, bool initial = false);
     /// The JSON Schema of the settings: every section and the SDK's own.
@@ -44,6 +47,8 @@ class LiveSettings {
     std::vector<std::shared_ptr<SettingsSlot>> slots_;
     OwnSections own_;
     boost::json::object file_;
+    // Each section's settings as last applied (null: absent); apply() is called one at a time.
+    std::vector<boost::json::value> applied_;
 };
 
 /// The client of the service's config server `url` (application `app`, instance `instance`),

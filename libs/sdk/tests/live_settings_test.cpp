@@ -170,6 +170,26 @@ TEST_F(LiveSettingsTest, APushedChangeKeepsAFaultInjectedThroughTheFaultsEndpoin
     EXPECT_EQ(stop(), 0);
 }
 
+TEST_F(LiveSettingsTest, AChangeToAnotherSectionLeavesASectionAndItsCallbacksAlone) {
+    write(R"({"paging":{"page_size":30},"banner":{"banner":"a"}})");
+    auto paging = svc_.settings<Paging>("paging", load_paging);
+    auto banner = svc_.settings<Paging>("banner", load_paging);
+    std::atomic<int> paging_told{0};
+    paging.on_change([&](const Paging&, const Paging&) { ++paging_told; });
+    ASSERT_NO_FATAL_FAILURE(start({{"--config-server", url()}}));
+    auto values = paging.get();
+
+    write(R"({"paging":{"page_size":30},"banner":{"banner":"b"}})");
+    ASSERT_TRUE(wait_until([&] { return banner.get()->banner == "b"; }));
+    EXPECT_EQ(paging_told.load(), 0);
+    EXPECT_EQ(paging.get(), values);  // the same values, not a copy loaded again
+
+    write(R"({"paging":{"page_size":31},"banner":{"banner":"b"}})");
+    ASSERT_TRUE(wait_until([&] { return paging.get()->page_size == 31; }));
+    EXPECT_EQ(paging_told.load(), 1);
+    EXPECT_EQ(stop(), 0);
+}
+
 TEST_F(LiveSettingsTest, ThePublishedSchemaMakesTheServerRefuseWhatTheServiceCouldNotLoad) {
     auto paging = svc_.settings<Paging>("paging", load_paging);
     ASSERT_NO_FATAL_FAILURE(start({{"--config-server", url()}}));

@@ -112,7 +112,8 @@ class Settings {
   public:
     /// The values in force (after run() has loaded them; before that, T's defaults).
     std::shared_ptr<const T> get() const { return std::static_pointer_cast<const T>(slot_->value.load()); }
-    /// Called with the old and new values when a change is about to apply, in the order added;
+    /// Called with the old and new values when a change to this section is about to apply (a
+    /// change to other sections only leaves these values and their callbacks alone), in the order added;
     /// throwing refuses the change (callbacks that already ran are called again with the values
     /// swapped, so they can undo). Add before run().
     void on_change(std::function<void(const T& before, const T& after)> fn) {
