@@ -124,11 +124,7 @@ json::object record_json(const Record& r, const std::string& id) {
                    {"kind", kind_name(r.kind)}, {"author", r.author}, {"message", r.message},
                    {"time_ms", r.time_ms},      {"source", r.source}, {"id", id}};
     if (r.content) o["content"] = *r.content;
-    if (r.kind == Kind::canary) {
-        json::array names;
-        for (const auto& i : r.targets.instances) names.emplace_back(i);
-        o["targets"] = json::object{{"instances", std::move(names)}, {"percent", r.targets.percent}};
-    }
+    if (r.kind == Kind::canary) o["targets"] = targets_json(r.targets);
     return o;
 }
 
@@ -162,12 +158,8 @@ Result<std::pair<Record, std::string>> record_of(std::string_view text) {
     r.message = text_of(o, "message");
     r.time_ms = int_of(o, "time_ms");
     r.source = int_of(o, "source");
-    if (const auto* t = o.if_contains("targets"); t && t->is_object()) {
-        if (const auto* names = t->get_object().if_contains("instances"); names && names->is_array())
-            for (const auto& n : names->get_array())
-                if (n.is_string()) r.targets.instances.emplace_back(n.get_string());
-        r.targets.percent = static_cast<int>(int_of(t->get_object(), "percent"));
-    }
+    if (const auto* t = o.if_contains("targets"); t && t->is_object())
+        r.targets = targets_of(t->get_object());
     return std::pair{std::move(r), text_of(o, "id")};
 }
 

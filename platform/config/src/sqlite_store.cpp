@@ -9,30 +9,8 @@ namespace json = boost::json;
 
 namespace {
 
-class Category final : public boost::system::error_category {
-  public:
-    const char* name() const noexcept override { return "plexus.config"; }
-    std::string message(int ev) const override {
-        switch (static_cast<errc>(ev)) {
-            case errc::conflict:
-                return "the document changed since the version the change was based on";
-            case errc::storage:
-                return "the configuration store failed";
-            case errc::malformed:
-                return "a stored configuration record cannot be read";
-        }
-        return "unknown config error";
-    }
-};
-
 constexpr const char* kColumns =
     "version, app, profile, kind, content, author, message, time_ms, source, targets";
-
-json::value targets_json(const Targets& t) {
-    json::array names;
-    for (const auto& i : t.instances) names.emplace_back(i);
-    return json::object{{"instances", std::move(names)}, {"percent", t.percent}};
-}
 
 Result<Record> record_of(const store::Row& row) {
     Record r;
@@ -55,11 +33,7 @@ Result<Record> record_of(const store::Row& row) {
         boost::system::error_code ec;
         auto v = json::parse(*targets, ec);
         if (ec || !v.is_object()) return errc::malformed;
-        if (const auto* names = v.get_object().if_contains("instances"); names && names->is_array())
-            for (const auto& n : names->get_array())
-                if (n.is_string()) r.targets.instances.emplace_back(n.get_string());
-        if (const auto* p = v.get_object().if_contains("percent"); p && p->is_int64())
-            r.targets.percent = static_cast<int>(p->get_int64());
+        r.targets = targets_of(v.get_object());
     }
     return r;
 }
@@ -210,35 +184,6 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
-
-const boost::system::error_category& config_category() noexcept {
-    static const Category category;
-    return category;
-}
-
-std::string_view kind_name(Kind k) noexcept {
-    switch (k) {
-        case Kind::set:
-            return "set";
-        case Kind::rollback:
-            return "rollback";
-        case Kind::remove:
-            return "remove";
-        case Kind::canary:
-            return "canary";
-        case Kind::promote:
-            return "promote";
-        case Kind::abort:
-            return "abort";
-    }
-    return "set";
-}
-
-std::optional<Kind> kind_named(std::string_view name) noexcept {
-    for (auto k : {Kind::set, Kind::rollback, Kind::remove, Kind::canary, Kind::promote, Kind::abort})
-        if (kind_name(k) == name) return k;
-    return std::nullopt;
-}
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
     store::OpenOptions options;

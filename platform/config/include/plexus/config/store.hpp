@@ -56,6 +56,10 @@ struct Targets {
     std::vector<std::string> instances;
     int percent = 0;
 };
+/// A canary's targets as the stores keep them: {"instances":[...],"percent":N}.
+boost::json::object targets_json(const Targets& t);
+/// The targets a stored object names (a field missing or of another type is left empty).
+Targets targets_of(const boost::json::object& o);
 
 /// One version of one document.
 struct Record {
