@@ -280,6 +280,10 @@ class EtcdStore final : public Store {
 
     Result<Loaded> load() override { return wait(load_async(), timeout_ + kWaitMargin, "reading the store"); }
 
+    Result<Loaded> load_metadata() override {
+        return wait(load_metadata_async(), timeout_ + kWaitMargin, "reading labels and schemas");
+    }
+
     Result<std::int64_t> append(const Record& record, std::int64_t expected) override {
         return wait(append_async(record, expected), 2 * timeout_ + kWaitMargin, "an append");
     }
@@ -396,19 +400,41 @@ class EtcdStore final : public Store {
                 (i == 2 ? out.stable : out.canary).push_back(std::move(rec->first));
             }
         }
-        for (const auto& kv : range(4).kvs) {
-            auto l = label_of(kv.value);
-            if (!l) co_return l.error();
-            out.labels.push_back(std::move(*l));
-        }
-        for (const auto& kv : range(5).kvs) {
-            auto s = schema_of(kv.value);
-            if (!s) co_return s.error();
-            out.schemas.push_back(std::move(*s));
-        }
+        if (auto read = read_metadata(range(4), range(5), out); !read) co_return read.error();
         counter_ = out.revision;
         loaded_at_ = r->header.revision;
         co_return out;
+    }
+
+    // The labels and schemas alone, in one read-only transaction.
+    net::Task<Result<Loaded>> load_metadata_async() {
+        etcd::TxnRequest t;
+        t.success = {etcd::RangeRequest::with_prefix(keys_.labels_dir()),
+                     etcd::RangeRequest::with_prefix(keys_.schemas_dir())};
+        auto r = co_await client_.txn(std::move(t));
+        if (!r) co_return r.error();
+        if (r->responses.size() != 2)
+            co_return etcd::make_error(etcd::errc::bad_response, "a short txn answer");
+        Loaded out;
+        auto read = read_metadata(std::get<etcd::RangeResponse>(r->responses[0]),
+                                  std::get<etcd::RangeResponse>(r->responses[1]), out);
+        if (!read) co_return read.error();
+        co_return out;
+    }
+
+    static Result<void> read_metadata(const etcd::RangeResponse& labels, const etcd::RangeResponse& schemas,
+                                      Loaded& out) {
+        for (const auto& kv : labels.kvs) {
+            auto l = label_of(kv.value);
+            if (!l) return l.error();
+            out.labels.push_back(std::move(*l));
+        }
+        for (const auto& kv : schemas.kvs) {
+            auto s = schema_of(kv.value);
+            if (!s) return s.error();
+            out.schemas.push_back(std::move(*s));
+        }
+        return {};
     }
 
     net::Task<Result<std::int64_t>> append_async(Record r, std::int64_t expected) {

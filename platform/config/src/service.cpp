@@ -137,7 +137,8 @@ void ConfigService::install(std::shared_ptr<State> next, const Record& r, std::s
 
 bool ConfigService::reload(bool everything) {
     std::lock_guard lock(write_mutex_);
-    auto loaded = store_->load();
+    // Labels and schemas alone are read again as they are: not every document.
+    auto loaded = everything ? store_->load() : store_->load_metadata();
     if (!loaded) {
         telemetry::warn("cannot read the configuration store again; trying later",
                         {{"error", loaded.error().message()}});

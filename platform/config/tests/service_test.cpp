@@ -89,6 +89,7 @@ class Tap final : public Store {
   public:
     explicit Tap(std::shared_ptr<Store> inner) : inner_(std::move(inner)) {}
     Result<Loaded> load() override { return inner_->load(); }
+    Result<Loaded> load_metadata() override { return inner_->load_metadata(); }
     Result<std::int64_t> append(const Record& r, std::int64_t expected) override {
         return inner_->append(r, expected);
     }

@@ -124,6 +124,9 @@ class Store {
     virtual ~Store() = default;
     /// What the store holds now.
     virtual Result<Loaded> load() = 0;
+    /// Only the labels and schemas of load() (what a follower reads again after on_metadata()),
+    /// the rest left empty. By default all of load().
+    virtual Result<Loaded> load_metadata() { return load(); }
     /// Appends `record` (its `version` is ignored) as the next revision, provided the latest
     /// record of its document is still `expected` (0: it has none); the new version, or
     /// errc::conflict.
