@@ -202,24 +202,18 @@ int main(int argc, char** argv) {
             return 2;
         }
         if (!init_logs("identity", log_level)) return 2;
-        if (!identity_ttl.empty()) {
-            auto ttl = plexus::core::parse_duration(identity_ttl);
-            if (!ttl || *ttl < std::chrono::seconds(1) || *ttl > std::chrono::hours(24)) {
-                std::fprintf(stderr,
-                             "plexus identity: --access-ttl must be a duration from 1s to 24h, got '%s'\n",
-                             identity_ttl.c_str());
-                return 2;
-            }
-            identity.access_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
-        }
-        if (!identity_alg.empty()) {
-            auto alg = plexus::security::parse_algorithm(identity_alg);
-            if (!alg) {
-                std::fprintf(stderr, "plexus identity: --algorithm must be ES256, RS256 or EdDSA, got '%s'\n",
-                             identity_alg.c_str());
-                return 2;
-            }
-            identity.algorithm = *alg;
+        // --access-ttl and --algorithm are checked by the settings' own loader.
+        boost::json::object flags;
+        if (!identity_ttl.empty()) flags["access_ttl"] = identity_ttl;
+        if (!identity_alg.empty()) flags["algorithm"] = identity_alg;
+        try {
+            auto r = plexus::core::SettingsReader::from_json(flags,
+                                                             "the command line (--access-ttl, --algorithm)");
+            plexus::identity::read_settings(r, identity);
+            r.done();
+        } catch (const plexus::core::SettingsError& e) {
+            std::fprintf(stderr, "plexus identity: %s\n", e.what());
+            return 2;
         }
         for (const auto& spec : identity_provision) {
             std::string why;

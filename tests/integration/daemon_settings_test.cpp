@@ -78,6 +78,15 @@ TEST(DaemonSettings, AMistakeInTheFileStopsTheStartNamingFileLineAndKey) {
                           dir.path() + "/4.log", out),
               2);
     EXPECT_NE(out.find("missing.yaml"), std::string::npos) << out;
+    // Flags are checked by the same loader.
+    EXPECT_EQ(run_to_exit({PLEXUS_BIN, "identity", "--data-dir", dir.path() + "/id", "--access-ttl", "0s"},
+                          dir.path() + "/5.log", out),
+              2);
+    EXPECT_NE(out.find("access_ttl"), std::string::npos) << out;
+    EXPECT_EQ(run_to_exit({PLEXUS_BIN, "identity", "--data-dir", dir.path() + "/id", "--algorithm", "HS256"},
+                          dir.path() + "/6.log", out),
+              2);
+    EXPECT_NE(out.find("algorithm: must be ES256, RS256 or EdDSA"), std::string::npos) << out;
 }
 
 TEST(DaemonSettings, TheConfigServerDocumentLiesBetweenTheFileAndTheFlags) {
