@@ -320,7 +320,8 @@ TEST_F(StreamTest, UsesAConnectionOfItsOwnOutsideThePool) {
     auto f = start(stream_owned(server.endpoint(), net::make_request("POST", "/s"), rx, 5s));
     EXPECT_FALSE(wait(f));
     EXPECT_EQ(rx->text(), "ok");
-    auto stats_f = start(net::pool_stats(server.endpoint()));
+    auto endpoint = server.endpoint();  // outlives the task, which refers to it
+    auto stats_f = start(net::pool_stats(endpoint));
     auto stats = wait(stats_f);
     EXPECT_EQ(stats.connects, 0u);
     EXPECT_EQ(stats.idle, 0u);
